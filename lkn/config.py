@@ -1,0 +1,266 @@
+"""Settings: the only place that reads the environment and the env file.
+
+Values come from ``LKN_*`` / ``ENGINE_*`` variables, then from the env file
+(``LKN_ENV_FILE``, default ``config/.env``), then from the defaults below. The process
+environment wins over the file. A bad value raises :class:`ConfigError` naming the variable.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TypeVar
+from urllib.parse import urlsplit
+
+DEFAULT_ENV_FILE = "config/.env"
+DEFAULT_INTERVENTION = (
+    "Think carefully, verify your assumptions, and reason step-by-step before answering."
+)
+
+MODES = ("homeostatic", "passthrough")
+STRATEGIES = ("rules", "entropy", "hybrid")
+ENGINE_KINDS = ("sglang", "openai")
+
+T = TypeVar("T")
+
+
+class ConfigError(ValueError):
+    """A setting is missing or malformed; the message names the variable."""
+
+
+@dataclass(frozen=True)
+class EngineSpec:
+    """One engine of the pool: its base URL and which wire protocol it speaks."""
+
+    url: str
+    kind: str = "sglang"
+
+    @property
+    def name(self) -> str:
+        parts = urlsplit(self.url)
+        return parts.netloc or self.url
+
+
+@dataclass(frozen=True)
+class DecisionSettings:
+    mode: str = "homeostatic"
+    strategy: str = "rules"
+    entropy_threshold: float = 0.6
+    probe_top_k: int = 10
+    probe_tokens: int = 1
+    probe_timeout: float = 2.0
+    max_tokens_fluido: int = 150
+    intervention: str = DEFAULT_INTERVENTION
+    shadow: bool = False
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every setting of the gateway, validated. Build it with :func:`load_settings`."""
+
+    engines: tuple[EngineSpec, ...] = (EngineSpec("http://127.0.0.1:30000"),)
+    engine_model: str = "Qwen/Qwen2.5-3B-Instruct-AWQ"
+    engine_mem_fraction: float = 0.85
+    host: str = "127.0.0.1"
+    port: int = 8000
+    grpc_host: str = "127.0.0.1"
+    grpc_port: int = 50051
+    grpc_enabled: bool = True
+    api_key: str | None = None
+    breaker_failures: int = 5
+    breaker_reset: float = 30.0
+    connect_timeout: float = 5.0
+    #: Longest silence allowed from an engine while a request is under way (prefill included).
+    read_timeout: float = 300.0
+    #: Upper bound on one whole request to an engine (0 = none).
+    request_timeout: float = 0.0
+    health_interval: float = 2.0
+    health_timeout: float = 2.0
+    max_body_bytes: int = 4 * 1024 * 1024
+    max_concurrency: int = 256
+    engine_connections: int = 512
+    shutdown_grace: float = 10.0
+    log_level: str = "INFO"
+    log_prompts: bool = False
+    model_variants: bool = True
+    decision: DecisionSettings = field(default_factory=DecisionSettings)
+
+
+class _Reader:
+    def __init__(self, values: Mapping[str, str]) -> None:
+        self._values = values
+
+    def raw(self, name: str) -> str | None:
+        value = self._values.get(name)
+        if value is None:
+            return None
+        value = value.strip()
+        return value if value != "" else None
+
+    def get(self, name: str, default: T, parse: Callable[[str], T], rule: str) -> T:
+        raw = self.raw(name)
+        if raw is None:
+            return default
+        try:
+            return parse(raw)
+        except (ValueError, TypeError) as exc:
+            detail = f" ({exc})" if str(exc) else ""
+            raise ConfigError(f"{name}={raw!r} is invalid: expected {rule}{detail}") from None
+
+    def text(self, name: str, default: str) -> str:
+        return self.get(name, default, str, "text")
+
+    def integer(self, name: str, default: int, minimum: int = 0, maximum: int | None = None) -> int:
+        def parse(raw: str) -> int:
+            value = int(raw)
+            if value < minimum or (maximum is not None and value > maximum):
+                raise ValueError("out of range")
+            return value
+
+        upper = f" and <= {maximum}" if maximum is not None else ""
+        return self.get(name, default, parse, f"an integer >= {minimum}{upper}")
+
+    def number(
+        self, name: str, default: float, minimum: float = 0.0, maximum: float | None = None
+    ) -> float:
+        def parse(raw: str) -> float:
+            value = float(raw)
+            if value != value or value < minimum or (maximum is not None and value > maximum):
+                raise ValueError("out of range")
+            return value
+
+        upper = f" and <= {maximum}" if maximum is not None else ""
+        return self.get(name, default, parse, f"a number >= {minimum}{upper}")
+
+    def flag(self, name: str, default: bool) -> bool:
+        def parse(raw: str) -> bool:
+            lowered = raw.lower()
+            if lowered in ("1", "true", "yes", "on"):
+                return True
+            if lowered in ("0", "false", "no", "off"):
+                return False
+            raise ValueError("")
+
+        return self.get(name, default, parse, "true or false")
+
+    def choice(self, name: str, default: str, choices: tuple[str, ...]) -> str:
+        def parse(raw: str) -> str:
+            lowered = raw.lower()
+            if lowered not in choices:
+                raise ValueError("")
+            return lowered
+
+        return self.get(name, default, parse, "one of " + ", ".join(choices))
+
+
+def parse_engines(raw: str) -> tuple[EngineSpec, ...]:
+    """``[kind=]url[,[kind=]url...]`` -> engine specs; kind is ``sglang`` (default) or ``openai``."""
+    specs: list[EngineSpec] = []
+    for item in raw.split(","):
+        item = item.strip()
+        if not item:
+            continue
+        kind = "sglang"
+        if "=" in item.split("://", 1)[0]:
+            kind, item = (part.strip() for part in item.split("=", 1))
+            if kind not in ENGINE_KINDS:
+                raise ValueError(f"unknown engine kind {kind!r}")
+        parts = urlsplit(item)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"{item!r} is not an http(s) URL")
+        try:
+            parts.port
+        except ValueError:
+            raise ValueError(f"{item!r} has a bad port") from None
+        specs.append(EngineSpec(url=item.rstrip("/"), kind=kind))
+    if not specs:
+        raise ValueError("no engine URL")
+    if len({spec.url for spec in specs}) != len(specs):
+        raise ValueError("an engine URL is listed twice")
+    return tuple(specs)
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    """Parse a ``KEY=value`` env file (``#`` comments, optional quotes, optional ``export``)."""
+    values: dict[str, str] = {}
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("export "):
+            line = line[len("export ") :].lstrip()
+        key, sep, value = line.partition("=")
+        key = key.strip()
+        if not sep or not key.replace("_", "").isalnum():
+            raise ConfigError(f"{path}:{number}: expected KEY=value, got {line!r}")
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+            value = value[1:-1]
+        values[key] = value
+    return values
+
+
+def load_settings(
+    environ: Mapping[str, str] | None = None, env_file: str | Path | None = None
+) -> Settings:
+    """Read and validate all settings.
+
+    ``environ`` defaults to ``os.environ``; ``env_file`` to ``LKN_ENV_FILE`` or ``config/.env``
+    (a missing default file is fine; a missing file named explicitly is an error).
+    """
+    env = dict(os.environ if environ is None else environ)
+    explicit = env_file is not None or "LKN_ENV_FILE" in env
+    path = Path(env_file if env_file is not None else env.get("LKN_ENV_FILE", DEFAULT_ENV_FILE))
+    if path.is_file():
+        merged = read_env_file(path)
+        merged.update(env)
+        env = merged
+    elif explicit:
+        raise ConfigError(f"LKN_ENV_FILE={str(path)!r} is invalid: the file does not exist")
+
+    r = _Reader(env)
+    max_tokens_fluido = r.integer("LKN_MAX_TOKENS_FLUIDO", 150, minimum=1)
+    decision = DecisionSettings(
+        mode=r.choice("LKN_MODE", "homeostatic", MODES),
+        strategy=r.choice("LKN_DECISION_STRATEGY", "rules", STRATEGIES),
+        entropy_threshold=r.number("LKN_ENTROPY_THRESHOLD", 0.6, 0.0, 1.0),
+        probe_top_k=r.integer("LKN_PROBE_TOP_K", 10, minimum=1, maximum=20),
+        probe_tokens=r.integer("LKN_PROBE_TOKENS", 1, minimum=1, maximum=16),
+        probe_timeout=r.number("LKN_PROBE_TIMEOUT", 2.0, minimum=0.01),
+        max_tokens_fluido=max_tokens_fluido,
+        intervention=r.text("LKN_INTERVENTION_PROMPT", DEFAULT_INTERVENTION),
+        shadow=r.flag("LKN_SHADOW", False),
+    )
+    return Settings(
+        engines=r.get(
+            "LKN_ENGINE_URLS",
+            Settings.engines,
+            parse_engines,
+            "a comma-separated list of http(s) URLs, each optionally prefixed 'openai='",
+        ),
+        engine_model=r.text("ENGINE_MODEL", Settings.engine_model),
+        engine_mem_fraction=r.number("ENGINE_MEM_FRACTION", 0.85, 0.0, 1.0),
+        host=r.text("LKN_HOST", "127.0.0.1"),
+        port=r.integer("LKN_PORT", 8000, maximum=65535),
+        grpc_host=r.text("LKN_GRPC_HOST", r.text("LKN_HOST", "127.0.0.1")),
+        grpc_port=r.integer("LKN_GRPC_PORT", 50051, maximum=65535),
+        grpc_enabled=r.flag("LKN_GRPC_ENABLED", True),
+        api_key=r.raw("LKN_API_KEY"),
+        breaker_failures=r.integer("LKN_BREAKER_FAILURES", 5, minimum=1),
+        breaker_reset=r.number("LKN_BREAKER_RESET", 30.0, minimum=0.01),
+        connect_timeout=r.number("LKN_CONNECT_TIMEOUT", 5.0, minimum=0.01),
+        read_timeout=r.number("LKN_READ_TIMEOUT", 300.0, minimum=0.01),
+        request_timeout=r.number("LKN_REQUEST_TIMEOUT", 0.0),
+        health_interval=r.number("LKN_HEALTH_INTERVAL", 2.0, minimum=0.05),
+        health_timeout=r.number("LKN_HEALTH_TIMEOUT", 2.0, minimum=0.05),
+        max_body_bytes=r.integer("LKN_MAX_BODY_BYTES", 4 * 1024 * 1024, minimum=1024),
+        max_concurrency=r.integer("LKN_MAX_CONCURRENCY", 256, minimum=1),
+        engine_connections=r.integer("LKN_ENGINE_CONNECTIONS", 512, minimum=1),
+        shutdown_grace=r.number("LKN_SHUTDOWN_GRACE", 10.0),
+        log_level=r.choice("LKN_LOG_LEVEL", "info", ("debug", "info", "warning", "error")).upper(),
+        log_prompts=r.flag("LKN_LOG_PROMPTS", False),
+        model_variants=r.flag("LKN_MODEL_VARIANTS", True),
+        decision=decision,
+    )

@@ -1,0 +1,340 @@
+"""HTTP client for one engine: SGLang (native + OpenAI surfaces) or a generic OpenAI server.
+
+One ``aiohttp.ClientSession`` per engine (keep-alive pool, TCP_NODELAY on every socket).
+Every engine request carries our own request id (``rid``) so it can be aborted. Errors are
+raised as :mod:`lkn.errors` types, mapped in :mod:`lkn.engines.wire`.
+
+Cancellation: if the caller is cancelled (client went away) while a request is under way,
+the upstream response is closed and, for SGLang, ``POST /abort_request`` is sent with the rid.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import AsyncIterator
+from types import TracebackType
+
+import aiohttp
+
+from lkn.config import EngineSpec, Settings
+from lkn.engines.wire import (
+    error_for_status,
+    error_message,
+    parse_chunk,
+    parse_completion,
+    probe_positions,
+    raise_for_event,
+)
+from lkn.errors import EngineError, EngineTimeout, EngineUnavailable, LknError
+from lkn.types import Chunk, JSONObject, ProbeResult, Route
+
+log = logging.getLogger(__name__)
+
+_JSON_HEADERS = {"Content-Type": "application/json"}
+_DONE = b"[DONE]"
+
+
+class EngineClient:
+    """Talks to one engine over HTTP. Create inside a running loop; close with :meth:`close`."""
+
+    def __init__(self, spec: EngineSpec, settings: Settings) -> None:
+        self.spec = spec
+        self.name = spec.name
+        self.supports_abort = spec.kind == "sglang"
+        self._settings = settings
+        connector = aiohttp.TCPConnector(
+            limit=settings.engine_connections,
+            limit_per_host=settings.engine_connections,
+            keepalive_timeout=30.0,
+            enable_cleanup_closed=False,
+        )
+        self._session = aiohttp.ClientSession(
+            base_url=spec.url + "/",
+            connector=connector,
+            timeout=aiohttp.ClientTimeout(
+                total=settings.request_timeout or None,
+                sock_connect=settings.connect_timeout,
+                sock_read=settings.read_timeout,
+            ),
+            auto_decompress=False,
+            skip_auto_headers=("User-Agent",),
+            json_serialize=json.dumps,
+        )
+        self._background: set[asyncio.Task[None]] = set()
+        #: The engine's served model name, learnt from ``/v1/models``.
+        self.model_id: str | None = None
+        self.max_model_len: int | None = None
+
+    async def close(self) -> None:
+        if self._background:
+            await asyncio.wait(self._background, timeout=2.0)
+        await self._session.close()
+
+    # ---- generation -----------------------------------------------------------------
+
+    def _timeout(self, deadline: float | None) -> aiohttp.ClientTimeout | None:
+        if deadline is None:
+            return None
+        remaining = max(0.001, deadline - time.monotonic())
+        return aiohttp.ClientTimeout(
+            total=remaining,
+            sock_connect=min(self._settings.connect_timeout, remaining),
+            sock_read=min(self._settings.read_timeout, remaining),
+        )
+
+    async def _post(
+        self, path: str, body: JSONObject, rid: str, deadline: float | None
+    ) -> aiohttp.ClientResponse:
+        """POST and return a 200 response (the caller releases it); raise typed errors."""
+        try:
+            response = await self._session.post(
+                path.lstrip("/"),
+                data=json.dumps(body).encode(),
+                headers=_JSON_HEADERS,
+                timeout=self._timeout(deadline),
+            )
+        except asyncio.TimeoutError:
+            raise EngineTimeout(
+                f"engine {self.name} did not answer in time", engine=self.name
+            ) from None
+        except aiohttp.ClientConnectorError as exc:
+            raise EngineUnavailable(
+                f"engine {self.name} is unreachable: {exc.os_error.strerror or exc}",
+                engine=self.name,
+            ) from None
+        except aiohttp.ClientError as exc:
+            raise EngineError(
+                f"engine {self.name} failed: {type(exc).__name__}", engine=self.name
+            ) from None
+        if response.status != 200:
+            try:
+                payload = await response.read()
+            except (aiohttp.ClientError, asyncio.TimeoutError):
+                payload = b""
+            finally:
+                response.release()
+            retry_after = _retry_after(response.headers.get("Retry-After"))
+            raise error_for_status(
+                response.status, error_message(payload), self.name, retry_after
+            )
+        return response
+
+    async def complete(
+        self, route: Route | str, body: JSONObject, rid: str, deadline: float | None = None
+    ) -> tuple[bytes, JSONObject]:
+        """One non-streamed request: the engine's raw body and its parsed JSON."""
+        path = route.value if isinstance(route, Route) else route
+        try:
+            response = await self._post(path, body, rid, deadline)
+            try:
+                raw = await response.read()
+            finally:
+                response.release()
+        except asyncio.CancelledError:
+            self.abort(rid)
+            raise
+        except asyncio.TimeoutError:
+            self.abort(rid)
+            raise EngineTimeout(
+                f"engine {self.name} did not finish in time", engine=self.name
+            ) from None
+        except aiohttp.ClientError as exc:
+            raise EngineError(
+                f"engine {self.name} failed while answering: {type(exc).__name__}",
+                engine=self.name,
+            ) from None
+        try:
+            parsed = json.loads(raw)
+        except ValueError:
+            raise EngineError(f"engine {self.name} sent invalid JSON", engine=self.name) from None
+        if not isinstance(parsed, dict):
+            raise EngineError(f"engine {self.name} sent invalid JSON", engine=self.name)
+        raise_for_event(parsed, self.name)
+        return raw, parsed
+
+    async def stream(
+        self, route: Route, body: JSONObject, rid: str, deadline: float | None = None
+    ) -> AsyncIterator[Chunk]:
+        """Stream chunks until ``[DONE]``; a stream that ends without it is an error."""
+        response = await self._post(route.value, body, rid, deadline)
+        done = False
+        try:
+            content = response.content
+            while True:
+                line = await content.readline()
+                if not line:
+                    break
+                if not line.startswith(b"data:"):
+                    continue
+                payload = line[5:].strip()
+                if payload == _DONE:
+                    done = True
+                    break
+                if payload:
+                    yield parse_chunk(payload, self.name)
+        except asyncio.CancelledError:
+            self.abort(rid)
+            raise
+        except GeneratorExit:
+            self.abort(rid)
+            raise
+        except asyncio.TimeoutError:
+            self.abort(rid)
+            raise EngineTimeout(
+                f"engine {self.name} went silent mid-stream", engine=self.name
+            ) from None
+        except aiohttp.ClientError as exc:
+            raise EngineError(
+                f"engine {self.name} broke the stream: {type(exc).__name__}", engine=self.name
+            ) from None
+        except LknError:
+            self.abort(rid)
+            raise
+        finally:
+            if done:
+                response.release()
+            else:
+                response.close()
+        if not done:
+            raise EngineError(
+                f"engine {self.name} ended the stream without [DONE]", engine=self.name
+            )
+
+    def abort(self, rid: str) -> None:
+        """Ask SGLang to drop ``rid`` (fire and forget; closing the socket also aborts)."""
+        if not self.supports_abort or self._session.closed:
+            return
+        task = asyncio.get_running_loop().create_task(self._abort(rid))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _abort(self, rid: str) -> None:
+        try:
+            async with self._session.post(
+                "abort_request",
+                data=json.dumps({"rid": rid}).encode(),
+                headers=_JSON_HEADERS,
+                timeout=aiohttp.ClientTimeout(total=5.0),
+            ) as response:
+                await response.read()
+            log.info("engine abort sent rid=%s engine=%s", rid, self.name)
+        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+            log.warning("engine abort failed rid=%s engine=%s error=%r", rid, self.name, exc)
+
+    # ---- probes ---------------------------------------------------------------------
+
+    async def probe(
+        self,
+        route: Route,
+        body: JSONObject,
+        rid: str,
+        top_k: int,
+        tokens: int,
+        deadline: float | None = None,
+    ) -> ProbeResult:
+        """Generate ``tokens`` tokens greedily and return the top-K logprobs per position.
+
+        Chat requests use the chat route (the engine applies the same template as for the
+        generation, so the radix cache reuses the prefill); raw prompts use SGLang's native
+        ``/generate`` (``max_new_tokens``, ``top_logprobs_num``) or ``/v1/completions``.
+        """
+        started = time.perf_counter()
+        probe: JSONObject
+        path: Route | str
+        if route is Route.CHAT:
+            probe = {
+                key: body[key]
+                for key in ("messages", "model", "tools", "chat_template_kwargs")
+                if key in body
+            }
+            probe.update(
+                max_tokens=tokens, temperature=0.0, logprobs=True, top_logprobs=top_k, stream=False
+            )
+            path = route
+        elif self.spec.kind == "sglang":
+            probe = {
+                "text": body.get("prompt", ""),
+                "sampling_params": {"max_new_tokens": tokens, "temperature": 0.0},
+                "return_logprob": True,
+                "top_logprobs_num": top_k,
+                "return_text_in_logprobs": True,
+                "stream": False,
+            }
+            path = "/generate"
+        else:
+            probe = {
+                key: body[key] for key in ("prompt", "model") if key in body
+            }
+            probe.update(max_tokens=tokens, temperature=0.0, logprobs=top_k, stream=False)
+            path = route
+        if self.supports_abort:
+            probe["rid"] = rid
+        _, parsed = await self.complete(path, probe, rid, deadline)
+        latency = (time.perf_counter() - started) * 1000.0
+        return ProbeResult(positions=probe_positions(parsed), latency_ms=latency, engine=self.name)
+
+    # ---- health ---------------------------------------------------------------------
+
+    async def check_ready(self, timeout: float) -> bool:
+        """``GET /ready`` (SGLang >= 0.5), falling back to ``/health`` for older servers.
+
+        Raises :class:`EngineUnavailable` when the engine cannot be reached at all.
+        """
+        client_timeout = aiohttp.ClientTimeout(total=timeout)
+        try:
+            for path in ("ready", "health"):
+                async with self._session.get(path, timeout=client_timeout) as response:
+                    await response.read()
+                    if response.status in (404, 405) and path == "ready":
+                        continue
+                    ready = response.status == 200
+                    break
+            else:
+                ready = False
+            if ready and self.model_id is None:
+                await self._learn_model(client_timeout)
+            return ready
+        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+            raise EngineUnavailable(
+                f"engine {self.name} is unreachable: {type(exc).__name__}", engine=self.name
+            ) from None
+
+    async def _learn_model(self, timeout: aiohttp.ClientTimeout) -> None:
+        async with self._session.get("v1/models", timeout=timeout) as response:
+            if response.status != 200:
+                return
+            try:
+                data = await response.json(content_type=None)
+            except ValueError:
+                return
+        cards = data.get("data") if isinstance(data, dict) else None
+        if isinstance(cards, list) and cards and isinstance(cards[0], dict):
+            model = cards[0].get("id")
+            if isinstance(model, str):
+                self.model_id = model
+            max_len = cards[0].get("max_model_len")
+            if isinstance(max_len, int):
+                self.max_model_len = max_len
+
+    async def __aenter__(self) -> EngineClient:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+
+def _retry_after(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return None

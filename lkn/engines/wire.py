@@ -1,0 +1,221 @@
+"""Engine wire format -> typed results: chunks, usage, probe logprobs and errors.
+
+Every SGLang error form becomes one typed :class:`~lkn.errors.EngineError`:
+HTTP error statuses (with SGLang's flat or OpenAI's nested error bodies), the in-stream
+``{"error": ...}`` event, and an abort finish reason (OpenAI ``"abort"`` or native
+``{"type": "abort", "status_code": ...}``) inside a 200 stream.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import cast
+
+from lkn.errors import (
+    EngineError,
+    EngineRejected,
+    EngineTimeout,
+    EngineUnavailable,
+)
+from lkn.types import Chunk, JSONObject, JSONValue, TopToken, Usage
+
+
+def error_for_status(
+    status: int, message: str, engine: str, retry_after: float | None = None
+) -> EngineError:
+    """Map an engine status code to the typed error the gateway raises."""
+    text = f"engine {engine}: {message}" if message else f"engine {engine} answered {status}"
+    if status in (408, 504):
+        return EngineTimeout(text, engine=engine, upstream_status=status)
+    if status in (429, 503):
+        return EngineUnavailable(
+            text, engine=engine, upstream_status=status, retry_after=retry_after
+        )
+    if 400 <= status < 500:
+        return EngineRejected(message or text, engine=engine, upstream_status=status)
+    return EngineError(text, engine=engine, upstream_status=status)
+
+
+def error_message(body: bytes) -> str:
+    """The human message inside any SGLang / OpenAI / llama.cpp error body (or its text)."""
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return body.decode("utf-8", "replace").strip()[:500]
+    return _message_of(data) or body.decode("utf-8", "replace").strip()[:500]
+
+
+def _message_of(data: JSONValue) -> str:
+    if isinstance(data, str):
+        return data
+    if isinstance(data, dict):
+        for key in ("error", "message", "detail"):
+            if key in data:
+                found = _message_of(data[key])
+                if found:
+                    return found
+    return ""
+
+
+def _status_of(data: JSONValue) -> int | None:
+    if isinstance(data, dict):
+        for key in ("code", "status_code"):
+            value = data.get(key)
+            if isinstance(value, int) and not isinstance(value, bool):
+                return value
+            if isinstance(value, str) and value.isdigit():
+                return int(value)
+    return None
+
+
+def raise_for_event(event: JSONObject, engine: str) -> None:
+    """Raise if a streamed (or 200 non-streamed) event reports a failure."""
+    if "error" in event:
+        err = event["error"]
+        status = _status_of(err) or 500
+        raise error_for_status(status, _message_of(err) or "error event in stream", engine)
+    choices = event.get("choices")
+    if isinstance(choices, list):
+        for choice in choices:
+            if isinstance(choice, dict) and choice.get("finish_reason") == "abort":
+                raise EngineUnavailable(
+                    f"engine {engine} aborted the request", engine=engine, upstream_status=503
+                )
+    meta = event.get("meta_info")
+    if isinstance(meta, dict):
+        reason = meta.get("finish_reason")
+        if isinstance(reason, dict) and reason.get("type") == "abort":
+            status = _status_of(reason) or 503
+            message = reason.get("message")
+            raise error_for_status(
+                status, message if isinstance(message, str) else "request aborted", engine
+            )
+
+
+def parse_usage(value: JSONValue) -> Usage | None:
+    if not isinstance(value, dict):
+        return None
+    prompt = value.get("prompt_tokens")
+    completion = value.get("completion_tokens")
+    total = value.get("total_tokens")
+    p = prompt if isinstance(prompt, int) else 0
+    c = completion if isinstance(completion, int) else 0
+    return Usage(p, c, total if isinstance(total, int) else p + c)
+
+
+def parse_chunk(raw: bytes, engine: str) -> Chunk:
+    """Parse one SSE ``data:`` payload of an OpenAI-style stream (chat or completions)."""
+    try:
+        event = json.loads(raw)
+    except ValueError:
+        raise EngineError(
+            f"engine {engine} sent a malformed stream event", engine=engine
+        ) from None
+    if not isinstance(event, dict):
+        raise EngineError(f"engine {engine} sent a malformed stream event", engine=engine)
+    raise_for_event(event, engine)
+    chunk = Chunk(raw=raw, usage=parse_usage(event.get("usage")))
+    choices = event.get("choices")
+    if isinstance(choices, list):
+        if not choices:
+            chunk.usage_only = chunk.usage is not None
+        for choice in choices:
+            if not isinstance(choice, dict):
+                continue
+            delta = choice.get("delta")
+            if isinstance(delta, dict):
+                content = delta.get("content")
+                if isinstance(content, str):
+                    chunk.text += content
+                reasoning = delta.get("reasoning_content")
+                if isinstance(reasoning, str):
+                    chunk.reasoning += reasoning
+                if delta.get("tool_calls"):
+                    chunk.tool_call = True
+            else:
+                text = choice.get("text")
+                if isinstance(text, str):
+                    chunk.text += text
+            reason = choice.get("finish_reason")
+            if isinstance(reason, str):
+                chunk.finish_reason = reason
+    return chunk
+
+
+def parse_completion(body: JSONObject) -> tuple[str, str | None, Usage | None]:
+    """Text, finish reason and usage of a non-streamed chat or completions body."""
+    text = ""
+    finish: str | None = None
+    choices = body.get("choices")
+    if isinstance(choices, list) and choices and isinstance(choices[0], dict):
+        first = choices[0]
+        message = first.get("message")
+        if isinstance(message, dict):
+            content = message.get("content")
+            text = content if isinstance(content, str) else ""
+        elif isinstance(first.get("text"), str):
+            text = cast(str, first["text"])
+        reason = first.get("finish_reason")
+        finish = reason if isinstance(reason, str) else None
+    return text, finish, parse_usage(body.get("usage"))
+
+
+def _top_from_openai(entry: JSONValue) -> tuple[TopToken, ...]:
+    if not isinstance(entry, dict):
+        return ()
+    tops = entry.get("top_logprobs")
+    out: list[TopToken] = []
+    if isinstance(tops, list):
+        for top in tops:
+            if isinstance(top, dict):
+                out.append(TopToken(str(top.get("token", "")), _logprob(top.get("logprob"))))
+    return tuple(out)
+
+
+def _logprob(value: JSONValue) -> float:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    return float("-inf")
+
+
+def probe_positions(body: JSONObject) -> tuple[tuple[TopToken, ...], ...]:
+    """Top-K alternatives per generated position, from any probe reply shape we use.
+
+    Accepts an OpenAI chat body (``choices[0].logprobs.content[i].top_logprobs``), an OpenAI
+    completions body (``choices[0].logprobs.top_logprobs[i]`` as ``{token: logprob}``) and a
+    native SGLang ``/generate`` body (``meta_info.output_top_logprobs[i]`` as
+    ``[logprob, token_id, text]`` triples).
+    """
+    meta = body.get("meta_info")
+    if isinstance(meta, dict):
+        positions: list[tuple[TopToken, ...]] = []
+        tops = meta.get("output_top_logprobs")
+        if isinstance(tops, list):
+            for position in tops:
+                row: list[TopToken] = []
+                if isinstance(position, list):
+                    for triple in position:
+                        if isinstance(triple, list) and len(triple) >= 2:
+                            text = triple[2] if len(triple) > 2 else None
+                            label = text if isinstance(text, str) else f"<{triple[1]}>"
+                            row.append(TopToken(label, _logprob(triple[0])))
+                positions.append(tuple(row))
+        return tuple(positions)
+    choices = body.get("choices")
+    if not (isinstance(choices, list) and choices and isinstance(choices[0], dict)):
+        return ()
+    logprobs = choices[0].get("logprobs")
+    if not isinstance(logprobs, dict):
+        return ()
+    content = logprobs.get("content")
+    if isinstance(content, list):
+        return tuple(_top_from_openai(entry) for entry in content)
+    legacy = logprobs.get("top_logprobs")
+    if isinstance(legacy, list):
+        return tuple(
+            tuple(TopToken(k, _logprob(v)) for k, v in entry.items())
+            if isinstance(entry, dict)
+            else ()
+            for entry in legacy
+        )
+    return ()

@@ -1,0 +1,154 @@
+"""Validation of OpenAI request bodies into :class:`~lkn.types.GenerateRequest`.
+
+Checks what the gateway and the engine rely on (required fields, types, bounds) and keeps
+every other field as it is, so new OpenAI or SGLang options pass through.
+"""
+
+from __future__ import annotations
+
+from lkn.errors import BadRequest
+from lkn.types import GenerateRequest, JSONObject, JSONValue, Route
+
+_ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
+OVERRIDES = frozenset({"fluido", "analitico", "auto"})
+
+
+def _is_int(value: JSONValue) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: JSONValue) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _check_int(body: JSONObject, key: str, minimum: int, maximum: int | None = None) -> None:
+    value = body.get(key)
+    if value is None:
+        return
+    if not _is_int(value):
+        raise BadRequest(f"'{key}' must be an integer", param=key)
+    assert isinstance(value, int)
+    if value < minimum or (maximum is not None and value > maximum):
+        upper = f" and <= {maximum}" if maximum is not None else ""
+        raise BadRequest(f"'{key}' must be >= {minimum}{upper}, got {value}", param=key)
+
+
+def _check_number(body: JSONObject, key: str, minimum: float, maximum: float) -> None:
+    value = body.get(key)
+    if value is None:
+        return
+    if not _is_number(value):
+        raise BadRequest(f"'{key}' must be a number", param=key)
+    assert isinstance(value, (int, float))
+    if not minimum <= value <= maximum:
+        raise BadRequest(f"'{key}' must be between {minimum} and {maximum}", param=key)
+
+
+def _check_common(body: JSONObject) -> tuple[bool, bool]:
+    model = body.get("model")
+    if model is not None and not isinstance(model, str):
+        raise BadRequest("'model' must be a string", param="model")
+    stream = body.get("stream", False)
+    if stream is None:
+        stream = False
+    if not isinstance(stream, bool):
+        raise BadRequest("'stream' must be a boolean", param="stream")
+    include_usage = False
+    options = body.get("stream_options")
+    if options is not None:
+        if not isinstance(options, dict):
+            raise BadRequest("'stream_options' must be an object", param="stream_options")
+        flag = options.get("include_usage", False)
+        if not isinstance(flag, bool):
+            raise BadRequest(
+                "'stream_options.include_usage' must be a boolean", param="stream_options"
+            )
+        include_usage = flag
+    for key in ("max_tokens", "max_completion_tokens"):
+        _check_int(body, key, 1)
+    _check_int(body, "n", 1, 16)
+    _check_number(body, "temperature", 0.0, 2.0)
+    _check_number(body, "top_p", 0.0, 1.0)
+    _check_number(body, "presence_penalty", -2.0, 2.0)
+    _check_number(body, "frequency_penalty", -2.0, 2.0)
+    stop = body.get("stop")
+    if stop is not None and not isinstance(stop, str):
+        if not (isinstance(stop, list) and all(isinstance(s, str) for s in stop)):
+            raise BadRequest("'stop' must be a string or a list of strings", param="stop")
+    return stream, include_usage
+
+
+def _check_messages(body: JSONObject) -> None:
+    messages = body.get("messages")
+    if messages is None:
+        raise BadRequest("'messages' is required", param="messages")
+    if not isinstance(messages, list) or not messages:
+        raise BadRequest("'messages' must be a non-empty list", param="messages")
+    for i, message in enumerate(messages):
+        param = f"messages[{i}]"
+        if not isinstance(message, dict):
+            raise BadRequest(f"'{param}' must be an object", param=param)
+        role = message.get("role")
+        if not isinstance(role, str) or role not in _ROLES:
+            raise BadRequest(
+                f"'{param}.role' must be one of {', '.join(sorted(_ROLES))}", param=param
+            )
+        content = message.get("content")
+        if content is not None and not isinstance(content, (str, list)):
+            raise BadRequest(f"'{param}.content' must be a string or a list", param=param)
+    tools = body.get("tools")
+    if tools is not None and not isinstance(tools, list):
+        raise BadRequest("'tools' must be a list", param="tools")
+    logprobs = body.get("logprobs")
+    if logprobs is not None and not isinstance(logprobs, bool):
+        raise BadRequest("'logprobs' must be a boolean", param="logprobs")
+    _check_int(body, "top_logprobs", 0, 20)
+
+
+def _check_prompt(body: JSONObject) -> None:
+    prompt = body.get("prompt")
+    if prompt is None:
+        raise BadRequest("'prompt' is required", param="prompt")
+    if isinstance(prompt, str):
+        return
+    if isinstance(prompt, list) and prompt and (
+        all(isinstance(p, str) for p in prompt) or all(_is_int(p) for p in prompt)
+    ):
+        return
+    raise BadRequest(
+        "'prompt' must be a string, a list of strings or a list of token ids", param="prompt"
+    )
+
+
+def parse_request(
+    route: Route,
+    body: JSONValue,
+    request_id: str,
+    mode_override: str | None = None,
+    timeout: float | None = None,
+) -> GenerateRequest:
+    """Validate a decoded JSON body for ``route``; raise :class:`BadRequest` if it is wrong."""
+    if not isinstance(body, dict):
+        raise BadRequest("the request body must be a JSON object")
+    if route is Route.CHAT:
+        _check_messages(body)
+    else:
+        _check_prompt(body)
+    stream, include_usage = _check_common(body)
+    if mode_override is not None:
+        mode_override = mode_override.strip().lower()
+        if mode_override not in OVERRIDES:
+            raise BadRequest(
+                "the mode override must be one of fluido, analitico, auto", param="mode"
+            )
+        if mode_override == "auto":
+            mode_override = None
+    return GenerateRequest(
+        route=route,
+        body=body,
+        request_id=request_id,
+        stream=stream,
+        include_usage=include_usage,
+        mode_override=mode_override,
+        timeout=timeout,
+    )

@@ -1,0 +1,180 @@
+"""The OpenAI REST/SSE surface on aiohttp: parse -> gateway -> render, nothing more."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from aiohttp import web
+
+from lkn.errors import BadRequest, BodyTooLarge, LknError, NoEngineAvailable, NotFound
+from lkn.gateway import Gateway, new_request_id
+from lkn.metrics import CONTENT_TYPE
+from lkn.requests import parse_request
+from lkn.rest.errors import Handler, error_middleware, error_payload
+from lkn.rest.render import decision_headers, decision_json, model_json
+from lkn.types import GenerateRequest, JSONValue, Route
+
+log = logging.getLogger(__name__)
+
+GATEWAY = web.AppKey("gateway", Gateway)
+
+_SSE_HEADERS = {
+    "Content-Type": "text/event-stream",
+    "Cache-Control": "no-cache",
+    "X-Accel-Buffering": "no",
+}
+_DONE = b"data: [DONE]\n\n"
+_PUBLIC = frozenset({"/health", "/ready", "/metrics"})
+
+
+@web.middleware
+async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    if request.path not in _PUBLIC:
+        header = request.headers.get("Authorization", "")
+        token = header[7:].strip() if header[:7].lower() == "bearer " else None
+        request.app[GATEWAY].authorize(token)
+    return await handler(request)
+
+
+async def _read_json(request: web.Request) -> JSONValue:
+    gateway = request.app[GATEWAY]
+    limit = gateway.settings.max_body_bytes
+    if request.content_length is not None and request.content_length > limit:
+        raise BodyTooLarge(
+            f"the request body is {request.content_length} bytes; the limit is {limit}",
+            code="request_too_large",
+        )
+    raw = await request.read()
+    try:
+        body: JSONValue = json.loads(raw)
+    except ValueError as exc:
+        raise BadRequest(f"the request body is not valid JSON: {exc}", code="invalid_json") from None
+    return body
+
+
+def _to_request(request: web.Request, route: Route, body: JSONValue) -> GenerateRequest:
+    rid = new_request_id()
+    request["request_id"] = rid
+    return parse_request(route, body, rid, request.headers.get("X-LKN-Mode"))
+
+
+async def _generate(request: web.Request, route: Route) -> web.StreamResponse:
+    gateway = request.app[GATEWAY]
+    req = _to_request(request, route, await _read_json(request))
+    if not req.stream:
+        completion = await gateway.complete(req)
+        return web.Response(
+            body=completion.raw,
+            content_type="application/json",
+            headers=decision_headers(completion.decision, req.request_id, completion.engine),
+        )
+    generation = await gateway.open_stream(req)
+    response = web.StreamResponse(
+        headers={**_SSE_HEADERS, **decision_headers(generation.decision, req.request_id,
+                                                    generation.engine)}
+    )
+    try:
+        await response.prepare(request)
+        try:
+            async for chunk in generation:
+                await response.write(b"data: " + chunk.raw + b"\n\n")
+        except LknError as exc:
+            # Never end a failed stream cleanly: one error event, then the end marker.
+            await response.write(b"data: " + error_payload(exc) + b"\n\n")
+        await response.write(_DONE)
+        await response.write_eof()
+    finally:
+        await generation.aclose()
+    return response
+
+
+async def chat_completions(request: web.Request) -> web.StreamResponse:
+    return await _generate(request, Route.CHAT)
+
+
+async def completions(request: web.Request) -> web.StreamResponse:
+    return await _generate(request, Route.COMPLETION)
+
+
+async def probe(request: web.Request) -> web.Response:
+    """Return the decision a chat (or completions) body would get, without generating."""
+    gateway = request.app[GATEWAY]
+    body = await _read_json(request)
+    is_prompt = isinstance(body, dict) and "messages" not in body and "prompt" in body
+    req = _to_request(request, Route.COMPLETION if is_prompt else Route.CHAT, body)
+    decision = await gateway.decide_only(req)
+    return web.json_response(
+        decision_json(decision, req.request_id),
+        headers=decision_headers(decision, req.request_id, None),
+    )
+
+
+async def list_models(request: web.Request) -> web.Response:
+    gateway = request.app[GATEWAY]
+    return web.json_response(
+        {"object": "list", "data": [model_json(card) for card in gateway.models()]}
+    )
+
+
+async def get_model(request: web.Request) -> web.Response:
+    gateway = request.app[GATEWAY]
+    wanted = request.match_info["model"]
+    for card in gateway.models():
+        if card.id == wanted:
+            return web.json_response(model_json(card))
+    raise NotFound(f"The model '{wanted}' does not exist", param="model", code="model_not_found")
+
+
+async def health(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+async def ready(request: web.Request) -> web.Response:
+    gateway = request.app[GATEWAY]
+    engines = [
+        {
+            "engine": e.name,
+            "url": e.client.spec.url,
+            "ready": e.ready,
+            "breaker": e.breaker.state.name.lower(),
+            "in_flight": e.in_flight,
+            "model": e.client.model_id,
+        }
+        for e in gateway.pool.engines
+    ]
+    if gateway.ready():
+        return web.json_response({"status": "ready", "engines": engines})
+    retry = gateway.pool.retry_after()
+    error = NoEngineAvailable("no inference engine is ready", retry_after=retry)
+    return web.json_response(
+        {"status": "unavailable", "engines": engines, "error": error.to_openai()},
+        status=503,
+        headers={"Retry-After": str(max(1, round(retry)))},
+    )
+
+
+async def metrics(request: web.Request) -> web.Response:
+    gateway = request.app[GATEWAY]
+    return web.Response(body=gateway.metrics.render(), headers={"Content-Type": CONTENT_TYPE})
+
+
+def create_app(gateway: Gateway) -> web.Application:
+    """The aiohttp application for one gateway (the caller owns the gateway's lifetime)."""
+    app = web.Application(
+        middlewares=[error_middleware, auth_middleware],
+        client_max_size=gateway.settings.max_body_bytes,
+    )
+    app[GATEWAY] = gateway
+    app.router.add_post("/v1/chat/completions", chat_completions)
+    app.router.add_post("/v1/completions", completions)
+    app.router.add_post("/v1/lkn/probe", probe)
+    app.router.add_get("/v1/models", list_models)
+    app.router.add_get("/v1/models/{model:.+}", get_model)
+    app.router.add_get("/health", health)
+    app.router.add_get("/ready", ready)
+    app.router.add_get("/metrics", metrics)
+    return app
+
+
+__all__ = ["GATEWAY", "create_app"]

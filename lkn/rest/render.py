@@ -1,0 +1,60 @@
+"""Core types -> REST JSON and headers."""
+
+from __future__ import annotations
+
+import time
+
+from lkn.types import Decision, JSONObject, ModelCard
+
+_CREATED = int(time.time())
+
+
+def decision_headers(decision: Decision, request_id: str, engine: str | None) -> dict[str, str]:
+    headers = {
+        "X-Request-Id": request_id,
+        "X-LKN-Mode": decision.mode.value,
+        "X-LKN-Strategy": decision.strategy,
+        "X-LKN-Score": decision.score_text,
+    }
+    if not decision.applied:
+        headers["X-LKN-Applied"] = "false"
+    if decision.fallback:
+        headers["X-LKN-Fallback"] = decision.fallback
+    if engine:
+        headers["X-LKN-Engine"] = engine
+    return headers
+
+
+def decision_json(decision: Decision, request_id: str) -> JSONObject:
+    return {
+        "request_id": request_id,
+        "mode": decision.mode.value,
+        "strategy": decision.strategy,
+        "score": decision.score,
+        "threshold": decision.threshold,
+        "signals": list(decision.signals),
+        "entropies": list(decision.entropies),
+        "tail_mass": list(decision.tail_mass),
+        "top_tokens": [
+            [{"token": t.token, "logprob": t.logprob} for t in position]
+            for position in decision.top_tokens
+        ],
+        "probe_latency_ms": decision.probe_latency_ms,
+        "fallback": decision.fallback,
+        "applied": decision.applied,
+    }
+
+
+def model_json(card: ModelCard) -> JSONObject:
+    data: JSONObject = {
+        "id": card.id,
+        "object": "model",
+        "created": _CREATED,
+        "owned_by": card.owned_by,
+        "root": card.root or card.id,
+        "parent": None,
+    }
+    if card.max_model_len is not None:
+        data["max_model_len"] = card.max_model_len
+    data.update(card.extra)
+    return data

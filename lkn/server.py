@@ -1,0 +1,66 @@
+"""Build the gateway once; run the REST (and gRPC) front-ends on one loop; stop gracefully."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from lkn.config import Settings
+from lkn.gateway import Gateway
+from lkn.rest import create_app
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Running:
+    gateway: Gateway
+    rest_port: int
+    grpc_port: int | None
+
+
+@asynccontextmanager
+async def running(settings: Settings) -> AsyncIterator[Running]:
+    """Start everything, yield the bound ports, and shut down gracefully on exit."""
+    gateway = await Gateway.start(settings)
+    runner = web.AppRunner(
+        create_app(gateway),
+        handler_cancellation=True,
+        access_log=None,
+        shutdown_timeout=settings.shutdown_grace,
+    )
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, settings.host, settings.port, backlog=1024)
+        await site.start()
+        server = site._server
+        sockets = getattr(server, "sockets", None) or []
+        rest_port = sockets[0].getsockname()[1] if sockets else settings.port
+        log.info("rest listening host=%s port=%d", settings.host, rest_port)
+        yield Running(gateway, rest_port, None)
+    finally:
+        await runner.cleanup()
+        await gateway.close()
+
+
+async def serve(settings: Settings) -> None:
+    """Run until SIGINT/SIGTERM."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    async with running(settings) as run:
+        engines = ", ".join(e.url for e in settings.engines)
+        log.info(
+            "gateway ready rest=http://%s:%d engines=%s strategy=%s mode=%s",
+            settings.host, run.rest_port, engines, settings.decision.strategy,
+            settings.decision.mode,
+        )
+        await stop.wait()
+        log.info("shutting down grace=%.1fs", settings.shutdown_grace)

@@ -1,0 +1,133 @@
+"""Protocol-neutral types shared by the core and both front-ends."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Union
+
+#: A JSON value as parsed by :func:`json.loads`.
+JSONValue = Union[None, bool, int, float, str, list["JSONValue"], dict[str, "JSONValue"]]
+JSONObject = dict[str, JSONValue]
+
+
+class Route(enum.Enum):
+    """Which OpenAI surface a request uses; the engine is called on the same one."""
+
+    CHAT = "/v1/chat/completions"
+    COMPLETION = "/v1/completions"
+
+
+class Mode(str, enum.Enum):
+    FLUIDO = "FLUIDO"
+    ANALITICO = "ANALITICO"
+
+
+@dataclass(frozen=True)
+class GenerateRequest:
+    """One validated generation request.
+
+    ``body`` is the client's OpenAI request body; fields the gateway does not know are kept
+    and passed to the engine unchanged (``tools``, ``response_format``, SGLang extras ...).
+    """
+
+    route: Route
+    body: JSONObject
+    request_id: str
+    stream: bool = False
+    include_usage: bool = False
+    #: ``fluido`` / ``analitico`` / ``auto`` / None, from a header or an RPC field.
+    mode_override: str | None = None
+    #: Deadline for the whole request, in seconds from now (gRPC deadlines), if any.
+    timeout: float | None = None
+
+
+@dataclass(frozen=True)
+class TopToken:
+    token: str
+    logprob: float
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    """What an entropy probe saw: per generated position, the top-K alternatives."""
+
+    positions: tuple[tuple[TopToken, ...], ...]
+    latency_ms: float
+    engine: str
+
+
+@dataclass(frozen=True)
+class Decision:
+    """How much care one request gets, and why."""
+
+    mode: Mode
+    strategy: str
+    score: float | None = None
+    threshold: float | None = None
+    signals: tuple[str, ...] = ()
+    #: Normalised entropy per probed token (entropy strategies only).
+    entropies: tuple[float, ...] = ()
+    #: Probability mass outside the top K, per probed token.
+    tail_mass: tuple[float, ...] = ()
+    top_tokens: tuple[tuple[TopToken, ...], ...] = ()
+    probe_latency_ms: float | None = None
+    #: Why the decision did not use its configured strategy (probe failed, housekeeping ...).
+    fallback: str | None = None
+    #: False when the decision is only reported (shadow setting, passthrough).
+    applied: bool = True
+
+    @property
+    def score_text(self) -> str:
+        return "" if self.score is None else f"{self.score:.4f}"
+
+
+PASSTHROUGH = Decision(mode=Mode.FLUIDO, strategy="passthrough", applied=False)
+
+
+@dataclass(frozen=True)
+class Usage:
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    total_tokens: int = 0
+
+
+@dataclass(slots=True)
+class Chunk:
+    """One streamed event from the engine.
+
+    ``raw`` is the engine's JSON payload exactly as received, so REST can pass it through
+    untouched; the other fields are what the core and gRPC need from it.
+    """
+
+    raw: bytes
+    text: str = ""
+    reasoning: str = ""
+    finish_reason: str | None = None
+    usage: Usage | None = None
+    #: A chunk that only carries usage (``choices: []``).
+    usage_only: bool = False
+    tool_call: bool = False
+
+
+@dataclass(frozen=True)
+class Completion:
+    """A whole non-streamed answer; ``raw`` is the engine's JSON body."""
+
+    raw: bytes
+    text: str
+    finish_reason: str | None
+    usage: Usage | None
+    decision: Decision = PASSTHROUGH
+    engine: str = ""
+    request_id: str = ""
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    id: str
+    owned_by: str = "lkn"
+    root: str | None = None
+    engine_model: str | None = None
+    max_model_len: int | None = None
+    extra: JSONObject = field(default_factory=dict)

@@ -1,0 +1,107 @@
+# Shared shell helpers for L-kn scripts. Source it from the repository root:
+#   . scripts/lib/common.sh
+# Everything here is idempotent and safe to source twice.
+
+LKN_ROOT="${LKN_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}"
+LKN_CACHE="${LKN_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/lkn}"
+LKN_LOG_DIR="${LKN_LOG_DIR:-$LKN_ROOT/logs}"
+LKN_PYTHON="${LKN_PYTHON:-python3}"
+mkdir -p "$LKN_CACHE" "$LKN_LOG_DIR"
+
+lkn_say()  { printf '[lkn] %s\n' "$*" >&2; }
+lkn_die()  { printf '[lkn] error: %s\n' "$*" >&2; exit 1; }
+
+# lkn_hash FILE... : short sha256 over the given files' contents (and their names).
+lkn_hash() {
+  local f
+  for f in "$@"; do printf '%s\n' "$f"; cat "$f"; done | sha256sum | cut -c1-16
+}
+
+# lkn_venv NAME INSTALL_FN KEYFILE... : print the path of a virtualenv named NAME whose
+# contents depend only on KEYFILE(s). It is built once by calling INSTALL_FN with the
+# venv's python as $1, and reused while the key files are unchanged. A half-built
+# venv (no .complete stamp) is thrown away and built again.
+lkn_venv() {
+  local name="$1" install_fn="$2"; shift 2
+  local key dir
+  key="$(lkn_hash "$@")"
+  dir="$LKN_CACHE/venvs/$name-$key"
+  if [ ! -f "$dir/.complete" ]; then
+    rm -rf "$dir"
+    mkdir -p "$LKN_CACHE/venvs"
+    lkn_say "building the '$name' environment in $dir (first run or requirements changed)"
+    "$LKN_PYTHON" -m venv "$dir" >&2 || lkn_die "could not create a virtualenv at $dir"
+    "$dir/bin/python" -m pip install -q --upgrade pip >&2 || lkn_die "pip upgrade failed in $dir"
+    "$install_fn" "$dir/bin/python" >&2 || { rm -rf "$dir"; lkn_die "installing the '$name' environment failed"; }
+    touch "$dir/.complete"
+  fi
+  printf '%s\n' "$dir"
+}
+
+# lkn_load_env [FILE] : export the variables of the env file (default config/.env),
+# without overriding variables already set in the environment.
+lkn_load_env() {
+  local file="${1:-${LKN_ENV_FILE:-$LKN_ROOT/config/.env}}" line key
+  [ -f "$file" ] || return 0
+  while IFS= read -r line || [ -n "$line" ]; do
+    line="${line%$'\r'}"
+    case "$line" in ''|'#'*) continue ;; esac
+    line="${line#export }"
+    key="${line%%=*}"
+    [[ "$key" =~ ^[A-Za-z_][A-Za-z0-9_]*$ ]] || continue
+    if [ -z "${!key+x}" ]; then
+      local val="${line#*=}"
+      val="${val#\"}"; val="${val%\"}"; val="${val#\'}"; val="${val%\'}"
+      export "$key=$val"
+    fi
+  done < "$file"
+}
+
+# lkn_wait_http URL TIMEOUT_S [WHAT] : wait until URL answers 200.
+lkn_wait_http() {
+  local url="$1" timeout="$2" what="${3:-$1}" start
+  start=$(date +%s)
+  until curl -fsS -o /dev/null --max-time 5 "$url" 2>/dev/null; do
+    if [ $(( $(date +%s) - start )) -ge "$timeout" ]; then
+      lkn_say "$what did not become ready within ${timeout}s ($url)"
+      return 1
+    fi
+    sleep 1
+  done
+}
+
+# PID files: lkn_pid_alive NAME -> 0 if logs/NAME.pid holds a live process.
+# A dead PID is removed (stale lock).
+lkn_pid_alive() {
+  local f="$LKN_LOG_DIR/$1.pid" pid
+  [ -f "$f" ] || return 1
+  pid="$(cat "$f" 2>/dev/null)"
+  if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
+    return 0
+  fi
+  lkn_say "removing stale PID file $f (pid '${pid}' is not running)"
+  rm -f "$f"
+  return 1
+}
+
+# lkn_stop_pid NAME [GRACE_S] : stop the process in logs/NAME.pid (TERM, then KILL).
+lkn_stop_pid() {
+  local name="$1" grace="${2:-20}" f pid i
+  f="$LKN_LOG_DIR/$name.pid"
+  if ! lkn_pid_alive "$name"; then
+    lkn_say "$name is not running"
+    return 0
+  fi
+  pid="$(cat "$f")"
+  kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null
+  for ((i = 0; i < grace * 5; i++)); do
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.2
+  done
+  if kill -0 "$pid" 2>/dev/null; then
+    lkn_say "$name (pid $pid) did not stop in ${grace}s; killing it"
+    kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null
+  fi
+  rm -f "$f"
+  lkn_say "$name stopped"
+}
