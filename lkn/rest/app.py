@@ -11,7 +11,7 @@ from lkn.errors import BadRequest, BodyTooLarge, LknError, NoEngineAvailable, No
 from lkn.gateway import Gateway, new_request_id
 from lkn.metrics import CONTENT_TYPE
 from lkn.requests import parse_request
-from lkn.rest.errors import Handler, error_middleware, error_payload
+from lkn.rest.errors import REQUEST_ID, Handler, error_middleware, error_payload
 from lkn.rest.render import decision_headers, decision_json, model_json
 from lkn.types import GenerateRequest, JSONValue, Route
 
@@ -55,7 +55,7 @@ async def _read_json(request: web.Request) -> JSONValue:
 
 def _to_request(request: web.Request, route: Route, body: JSONValue) -> GenerateRequest:
     rid = new_request_id()
-    request["request_id"] = rid
+    request[REQUEST_ID] = rid
     return parse_request(route, body, rid, request.headers.get("X-LKN-Mode"))
 
 

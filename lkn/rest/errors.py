@@ -13,6 +13,7 @@ from lkn.errors import BadRequest, BodyTooLarge, LknError, MethodNotAllowed, Not
 
 log = logging.getLogger(__name__)
 
+REQUEST_ID = web.RequestKey("request_id", str)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 def error_payload(error: LknError) -> bytes:
@@ -53,6 +54,6 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             raise
         return error_response(_from_http(exc, request))
     except Exception:
-        rid = request.get("request_id", "-")
+        rid = request.get(REQUEST_ID, "-")
         log.exception("unexpected error rid=%s path=%s", rid, request.path)
         return error_response(LknError("internal error in the gateway", code="internal_error"))

@@ -1,0 +1,84 @@
+"""Shared fixtures: the SGLang test double and gateways on real sockets (port 0)."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+import pytest
+
+from lkn.config import DecisionSettings, EngineSpec, Settings
+from lkn.gateway import Gateway
+from lkn.server import running
+from tests.sglang_double import SGLangDouble
+
+
+def make_settings(*urls: str, decision: dict[str, Any] | None = None, **overrides: Any) -> Settings:
+    """Settings for a test gateway on port 0 in front of the given engine URLs."""
+    base: dict[str, Any] = {
+        "engines": tuple(
+            EngineSpec(u.split("=", 1)[1], u.split("=", 1)[0]) if "=" in u else EngineSpec(u)
+            for u in urls
+        ),
+        "port": 0,
+        "grpc_port": 0,
+        "health_interval": 0.2,
+        "health_timeout": 1.0,
+        "read_timeout": 5.0,
+        "shutdown_grace": 1.0,
+    }
+    base.update(overrides)
+    if decision:
+        base["decision"] = dataclasses.replace(DecisionSettings(), **decision)
+    return Settings(**base)
+
+
+@dataclass
+class GatewayUnderTest:
+    gateway: Gateway
+    settings: Settings
+    url: str
+    grpc_port: int | None
+
+    @property
+    def v1(self) -> str:
+        return self.url + "/v1"
+
+
+GatewayFactory = Callable[..., Awaitable[GatewayUnderTest]]
+
+
+@pytest.fixture
+async def double() -> AsyncIterator[SGLangDouble]:
+    async with SGLangDouble() as fake:
+        yield fake
+
+
+@pytest.fixture
+async def start_gateway() -> AsyncIterator[GatewayFactory]:
+    """``await start_gateway(settings)`` -> a running gateway (REST, and gRPC if enabled)."""
+    async with AsyncExitStack() as stack:
+
+        async def start(settings: Settings) -> GatewayUnderTest:
+            run = await stack.enter_async_context(running(settings))
+            return GatewayUnderTest(
+                run.gateway, settings, f"http://127.0.0.1:{run.rest_port}", run.grpc_port
+            )
+
+        yield start
+
+
+@pytest.fixture
+async def gw(double: SGLangDouble, start_gateway: GatewayFactory) -> GatewayUnderTest:
+    """A gateway (REST only) in front of one test double."""
+    return await start_gateway(make_settings(double.url, grpc_enabled=False))
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as session:
+        yield session
