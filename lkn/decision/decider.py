@@ -1,14 +1,32 @@
-"""Picks the strategy for a request and applies the ANALITICO intervention."""
+"""Decides FLUIDO or ANALITICO for each request and applies the ANALITICO intervention.
+
+Order of precedence: ``LKN_MODE=passthrough`` (no decision at all), Open WebUI housekeeping
+(``### Task:``, always FLUIDO, never probed, even on a ``+analitico`` model variant), the
+per-request override, then the configured strategy (``rules``, ``entropy`` or ``hybrid``).
+A probe that fails or runs out of time falls back to the rules; it never fails a request.
+Every decision is counted and logged once (logger ``lkn.decision``, no prompt text).
+"""
 
 from __future__ import annotations
 
+import logging
+
 from lkn.config import DecisionSettings
+from lkn.decision import rules
+from lkn.decision.intervention import add_instruction
+from lkn.decision.probe import run_probe
 from lkn.engines import EngineClient
 from lkn.metrics import Metrics
 from lkn.types import PASSTHROUGH, Decision, GenerateRequest, JSONObject, Mode
 
+log = logging.getLogger("lkn.decision")
+
+_OVERRIDES = {"fluido": Mode.FLUIDO, "analitico": Mode.ANALITICO}
+
 
 class Decider:
+    """One per gateway; shared by every front-end. Thread-unsafe, loop-bound like the gateway."""
+
     def __init__(self, settings: DecisionSettings, metrics: Metrics) -> None:
         self.settings = settings
         self._metrics = metrics
@@ -25,9 +43,100 @@ class Decider:
         deadline: float | None,
         override: str | None = None,
     ) -> Decision:
+        """The decision for ``request``; ``engine`` is the one that will generate (probes).
+
+        Never raises for a failed probe (the rules decide instead); a cancellation of the
+        caller propagates.
+        """
         if self.settings.mode == "passthrough":
             return PASSTHROUGH
-        return Decision(mode=Mode.FLUIDO, strategy="rules")
+        decision, tokens = await self._decide(request, engine, deadline, override)
+        self._report(decision, request, engine, tokens)
+        return decision
+
+    async def _decide(
+        self,
+        request: GenerateRequest,
+        engine: EngineClient | None,
+        deadline: float | None,
+        override: str | None,
+    ) -> tuple[Decision, int | None]:
+        applied = not self.settings.shadow
+        if rules.is_housekeeping(request):
+            return Decision(Mode.FLUIDO, "housekeeping", signals=("housekeeping",),
+                            applied=applied), None
+        forced = _OVERRIDES.get((override or "").lower())
+        if forced is not None:
+            # An explicit client choice is not a homeostatic guess: shadow does not hold it back.
+            return Decision(forced, "override", signals=("override",)), None
+
+        strategy = self.settings.strategy
+        verdict = rules.evaluate_request(request, self.settings.max_tokens_fluido)
+        by_rules = Decision(verdict.mode, strategy, signals=verdict.signals, applied=applied)
+        if strategy == "rules" or (strategy == "hybrid" and verdict.mode is Mode.ANALITICO):
+            return by_rules, verdict.estimated_tokens
+
+        outcome = await run_probe(request, engine, self.settings, deadline)
+        result, reading = outcome.result, outcome.reading
+        if reading is None or result is None:
+            self._metrics.probe_fallbacks.labels(outcome.reason or "failed").inc()
+            fallback = Decision(
+                verdict.mode, strategy, signals=verdict.signals, fallback=outcome.fallback,
+                applied=applied,
+                probe_latency_ms=result.latency_ms if result is not None else None,
+            )
+            return fallback, verdict.estimated_tokens
+
+        self._metrics.probe_latency.observe(result.latency_ms / 1000.0)
+        self._metrics.entropy.observe(reading.score)
+        threshold = self.settings.entropy_threshold
+        uncertain = reading.score > threshold
+        signals = verdict.signals if strategy == "hybrid" else ()
+        if uncertain:
+            signals = (*signals, "high_entropy")
+        return Decision(
+            Mode.ANALITICO if uncertain else Mode.FLUIDO,
+            strategy,
+            score=reading.score,
+            threshold=threshold,
+            signals=signals,
+            entropies=reading.entropies,
+            tail_mass=reading.tail_mass,
+            top_tokens=result.positions,
+            probe_latency_ms=result.latency_ms,
+            applied=applied,
+        ), verdict.estimated_tokens
+
+    def _report(
+        self,
+        decision: Decision,
+        request: GenerateRequest,
+        engine: EngineClient | None,
+        tokens: int | None,
+    ) -> None:
+        applied = "true" if decision.applied else "false"
+        self._metrics.decisions.labels(decision.mode.value, decision.strategy, applied).inc()
+        log.info(
+            "decision rid=%s engine=%s mode=%s strategy=%s score=%s threshold=%s signals=%s "
+            "fallback=%s applied=%s probe_ms=%s est_tokens=%s",
+            request.request_id,
+            engine.name if engine is not None else "-",
+            decision.mode.value,
+            decision.strategy,
+            decision.score_text or "-",
+            "-" if decision.threshold is None else f"{decision.threshold:.4f}",
+            ",".join(decision.signals) or "-",
+            decision.fallback or "-",
+            applied,
+            "-" if decision.probe_latency_ms is None else f"{decision.probe_latency_ms:.1f}",
+            "-" if tokens is None else tokens,
+        )
 
     def apply(self, decision: Decision, body: JSONObject) -> JSONObject:
-        return body
+        """The engine body for ``decision``: ``body`` with the ANALITICO instruction if applied.
+
+        Never mutates ``body``; returns it unchanged when there is nothing to add.
+        """
+        if decision.mode is not Mode.ANALITICO or not decision.applied:
+            return body
+        return add_instruction(body, self.settings.intervention)

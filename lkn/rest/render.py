@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 
 from lkn.types import Decision, JSONObject, ModelCard
@@ -25,21 +26,26 @@ def decision_headers(decision: Decision, request_id: str, engine: str | None) ->
     return headers
 
 
+def _finite(value: float | None) -> float | None:
+    """JSON has no -inf/NaN: a missing logprob or an unusable position becomes null."""
+    return value if value is not None and math.isfinite(value) else None
+
+
 def decision_json(decision: Decision, request_id: str) -> JSONObject:
     return {
         "request_id": request_id,
         "mode": decision.mode.value,
         "strategy": decision.strategy,
-        "score": decision.score,
-        "threshold": decision.threshold,
+        "score": _finite(decision.score),
+        "threshold": _finite(decision.threshold),
         "signals": list(decision.signals),
-        "entropies": list(decision.entropies),
-        "tail_mass": list(decision.tail_mass),
+        "entropies": [_finite(e) for e in decision.entropies],
+        "tail_mass": [_finite(t) for t in decision.tail_mass],
         "top_tokens": [
-            [{"token": t.token, "logprob": t.logprob} for t in position]
+            [{"token": t.token, "logprob": _finite(t.logprob)} for t in position]
             for position in decision.top_tokens
         ],
-        "probe_latency_ms": decision.probe_latency_ms,
+        "probe_latency_ms": _finite(decision.probe_latency_ms),
         "fallback": decision.fallback,
         "applied": decision.applied,
     }

@@ -1,0 +1,106 @@
+"""Runs one entropy probe within its time budget; a failed probe becomes a fallback, never an error.
+
+The probe asks the generating engine for ``probe_tokens`` greedy tokens with the top-K
+logprobs, on the same prompt (and the engine's own model name) the generation will use.
+Client cancellation still propagates; everything else (engine errors, timeouts) is reported.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+from dataclasses import dataclass
+
+from lkn.config import DecisionSettings
+from lkn.decision.entropy import EntropyReading, read_positions
+from lkn.engines import EngineClient
+from lkn.errors import EngineTimeout, LknError
+from lkn.types import GenerateRequest, JSONObject, ProbeResult, Route
+
+log = logging.getLogger("lkn.decision")
+
+_UNSAFE = re.compile(r"[^\x20-\x7e]+")
+
+
+@dataclass(frozen=True)
+class ProbeOutcome:
+    """A usable reading, or why there is none (``fallback``, and its metric label ``reason``)."""
+
+    result: ProbeResult | None = None
+    reading: EntropyReading | None = None
+    fallback: str | None = None
+    reason: str | None = None
+
+
+def probe_body(request: GenerateRequest, engine: EngineClient) -> JSONObject:
+    """The generation's prompt as the engine will see it (model name mapped like the gateway)."""
+    body = dict(request.body)
+    if engine.model_id is not None:
+        body["model"] = engine.model_id
+    prompt = body.get("prompt")
+    if request.route is Route.COMPLETION and isinstance(prompt, list) and len(prompt) == 1:
+        body["prompt"] = prompt[0]
+    return body
+
+
+def _failed(exc: BaseException) -> ProbeOutcome:
+    # The text travels in a response header: one printable ASCII line, kept short.
+    detail = _UNSAFE.sub(" ", str(exc)).strip()[:160]
+    name = type(exc).__name__
+    return ProbeOutcome(
+        fallback=f"probe_failed: {name}: {detail}" if detail else f"probe_failed: {name}",
+        reason="failed",
+    )
+
+
+_TIMEOUT = ProbeOutcome(fallback="probe_timeout", reason="timeout")
+
+
+async def run_probe(
+    request: GenerateRequest,
+    engine: EngineClient | None,
+    settings: DecisionSettings,
+    deadline: float | None,
+) -> ProbeOutcome:
+    """Probe ``engine`` within ``min(probe_timeout, time left before deadline)``."""
+    if engine is None:
+        return ProbeOutcome(fallback="probe_failed: no engine", reason="failed")
+    budget = settings.probe_timeout
+    if deadline is not None:
+        budget = min(budget, deadline - time.monotonic())
+    if budget <= 0:
+        return _TIMEOUT
+    rid = request.request_id + "-probe"
+    try:
+        result = await asyncio.wait_for(
+            engine.probe(
+                request.route, probe_body(request, engine), rid,
+                settings.probe_top_k, settings.probe_tokens, time.monotonic() + budget,
+            ),
+            budget,
+        )
+    except (asyncio.TimeoutError, EngineTimeout):
+        log.warning(
+            "probe timed out rid=%s engine=%s budget=%.3fs", request.request_id, engine.name, budget
+        )
+        return _TIMEOUT
+    except LknError as exc:
+        log.warning(
+            "probe failed rid=%s engine=%s error=%s message=%r",
+            request.request_id, engine.name, type(exc).__name__, str(exc),
+        )
+        return _failed(exc)
+    except Exception as exc:  # a bug in the probe path must not fail the request
+        log.exception("probe crashed rid=%s engine=%s", request.request_id, engine.name)
+        return _failed(exc)
+    reading = read_positions(result.positions)
+    if reading is None:
+        log.warning(
+            "probe unusable rid=%s engine=%s positions=%d",
+            request.request_id, engine.name, len(result.positions),
+        )
+        return ProbeOutcome(result=result, fallback="probe_unusable: no logprobs",
+                            reason="unusable")
+    return ProbeOutcome(result=result, reading=reading)
