@@ -14,6 +14,7 @@ from aiohttp import web
 from lkn.config import Settings
 from lkn.gateway import Gateway
 from lkn.rest import create_app
+from lkn.rpc import RpcServer, start_rpc
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +37,7 @@ async def running(settings: Settings) -> AsyncIterator[Running]:
         shutdown_timeout=settings.shutdown_grace,
     )
     await runner.setup()
+    rpc: RpcServer | None = None
     try:
         site = web.TCPSite(runner, settings.host, settings.port, backlog=1024)
         await site.start()
@@ -43,10 +45,18 @@ async def running(settings: Settings) -> AsyncIterator[Running]:
         sockets = getattr(server, "sockets", None) or []
         rest_port = sockets[0].getsockname()[1] if sockets else settings.port
         log.info("rest listening host=%s port=%d", settings.host, rest_port)
-        yield Running(gateway, rest_port, None)
+        if settings.grpc_enabled:
+            rpc = await start_rpc(gateway, settings)
+        yield Running(gateway, rest_port, rpc.port if rpc is not None else None)
     finally:
-        await runner.cleanup()
-        await gateway.close()
+        try:
+            # Both drain at once: calls and requests in flight get the same grace period.
+            stops = [runner.cleanup()]
+            if rpc is not None:
+                stops.append(rpc.stop(settings.shutdown_grace))
+            await asyncio.gather(*stops)
+        finally:
+            await gateway.close()
 
 
 async def serve(settings: Settings) -> None:
@@ -57,9 +67,10 @@ async def serve(settings: Settings) -> None:
         loop.add_signal_handler(sig, stop.set)
     async with running(settings) as run:
         engines = ", ".join(e.url for e in settings.engines)
+        grpc = f"{settings.grpc_host}:{run.grpc_port}" if run.grpc_port is not None else "off"
         log.info(
-            "gateway ready rest=http://%s:%d engines=%s strategy=%s mode=%s",
-            settings.host, run.rest_port, engines, settings.decision.strategy,
+            "gateway ready rest=http://%s:%d grpc=%s engines=%s strategy=%s mode=%s",
+            settings.host, run.rest_port, grpc, engines, settings.decision.strategy,
             settings.decision.mode,
         )
         await stop.wait()

@@ -1,0 +1,78 @@
+"""The ``lkn.v1.Gateway`` servicer: protobuf -> core request -> gateway -> protobuf, nothing more."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncGenerator
+
+import grpc
+
+from lkn._proto.lkn.v1 import gateway_pb2 as pb
+from lkn._proto.lkn.v1 import gateway_pb2_grpc
+from lkn.gateway import Gateway, new_request_id
+from lkn.requests import parse_request
+from lkn.rpc import convert, status
+from lkn.types import GenerateRequest
+
+log = logging.getLogger(__name__)
+
+FRONTEND = "grpc"
+
+
+def _to_request(message: convert.InputMessage, timeout: float | None, stream: bool) -> GenerateRequest:
+    route, body = convert.request_body(message, stream)
+    rid = new_request_id()
+    if message.request_id:
+        log.debug("grpc request rid=%s client_request_id=%s", rid, message.request_id)
+    return parse_request(route, body, rid, convert.mode_override(message.mode), timeout)
+
+
+class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
+    """Implements ``lkn.v1.Gateway`` on one :class:`Gateway`; errors are mapped by ``status``."""
+
+    def __init__(self, gateway: Gateway) -> None:
+        self._gateway = gateway
+
+    @property
+    def gateway(self) -> Gateway:
+        return self._gateway
+
+    @status.stream
+    async def Generate(
+        self,
+        request: pb.GenerateRequest,
+        context: grpc.aio.ServicerContext[pb.GenerateRequest, pb.GenerateResponse],
+    ) -> AsyncGenerator[pb.GenerateResponse, None]:
+        # The call's deadline bounds the whole request, engine work included.
+        req = _to_request(request, context.time_remaining(), stream=True)
+        generation = await self._gateway.open_stream(req, frontend=FRONTEND)
+        try:
+            yield convert.start(request.request_id, generation)
+            async for chunk in generation:
+                if chunk.text or chunk.reasoning:
+                    yield convert.delta(chunk.text, chunk.reasoning)
+            yield convert.finish(generation)
+        finally:
+            await generation.aclose()
+
+    @status.unary
+    async def Probe(
+        self,
+        request: pb.ProbeRequest,
+        context: grpc.aio.ServicerContext[pb.ProbeRequest, pb.ProbeResponse],
+    ) -> pb.ProbeResponse:
+        req = _to_request(request, context.time_remaining(), stream=False)
+        decision = await self._gateway.decide_only(req)
+        return pb.ProbeResponse(
+            request_id=request.request_id,
+            gateway_request_id=req.request_id,
+            decision=convert.decision(decision),
+        )
+
+    @status.unary
+    async def ListModels(
+        self,
+        request: pb.ListModelsRequest,
+        context: grpc.aio.ServicerContext[pb.ListModelsRequest, pb.ListModelsResponse],
+    ) -> pb.ListModelsResponse:
+        return pb.ListModelsResponse(models=[convert.model(c) for c in self._gateway.models()])
