@@ -34,9 +34,9 @@ _SIGNALS: tuple[tuple[str, re.Pattern[str]], ...] = (
         re.MULTILINE)),
     ("code_topic", re.compile(
         r"\b(?:python|javascript|typescript|golang|kotlin|haskell|sql|powershell|html|css"
-        r"|regexp?|dockerfile|rest api|api rest)\b|(?<!\w)(?:c\+\+|c#)(?!\w)"
+        r"|regexp?|dockerfile|rest api|api rest)\b|\bc(?:\+\+|#)(?!\w)"
         r"|\b(?:bash|shell) (?:script|command)s?\b|\bc[oó]digo\b"
-        r"|(?<!zip )(?<!postal )(?<!dress )\b(?:source )?code\b"
+        r"|\bcode\b(?<!zip code)(?<!postal code)(?<!dress code)"
         r"|\b(?:refactor\w*|debug\w*|depur\w*|compiler|segfault|algorithm\w*|algoritmo\w*"
         r"|expresi[oó]n regular|regular expression|unit tests?|pruebas unitarias)\b", _I)),
     ("math", re.compile(
