@@ -74,10 +74,12 @@ async def run_probe(
         return _TIMEOUT
     rid = request.request_id + "-probe"
     try:
+        # wait_for enforces the budget: cancelling the call makes the client send an
+        # explicit abort for the probe's rid (an HTTP timeout would only drop the socket).
         result = await asyncio.wait_for(
             engine.probe(
                 request.route, probe_body(request, engine), rid,
-                settings.probe_top_k, settings.probe_tokens, time.monotonic() + budget,
+                settings.probe_top_k, settings.probe_tokens, deadline,
             ),
             budget,
         )
