@@ -51,14 +51,16 @@ class EngineClient:
             keepalive_timeout=30.0,
             enable_cleanup_closed=False,
         )
+        # An explicit per-request timeout of None would disable timeouts: always pass one.
+        self._default_timeout = aiohttp.ClientTimeout(
+            total=settings.request_timeout or None,
+            sock_connect=settings.connect_timeout,
+            sock_read=settings.read_timeout,
+        )
         self._session = aiohttp.ClientSession(
             base_url=spec.url + "/",
             connector=connector,
-            timeout=aiohttp.ClientTimeout(
-                total=settings.request_timeout or None,
-                sock_connect=settings.connect_timeout,
-                sock_read=settings.read_timeout,
-            ),
+            timeout=self._default_timeout,
             auto_decompress=False,
             skip_auto_headers=("User-Agent",),
             json_serialize=json.dumps,
@@ -75,9 +77,9 @@ class EngineClient:
 
     # ---- generation -----------------------------------------------------------------
 
-    def _timeout(self, deadline: float | None) -> aiohttp.ClientTimeout | None:
+    def _timeout(self, deadline: float | None) -> aiohttp.ClientTimeout:
         if deadline is None:
-            return None
+            return self._default_timeout
         remaining = max(0.001, deadline - time.monotonic())
         return aiohttp.ClientTimeout(
             total=remaining,
@@ -96,7 +98,11 @@ class EngineClient:
                 headers=_JSON_HEADERS,
                 timeout=self._timeout(deadline),
             )
+        except asyncio.CancelledError:
+            self.abort(rid)
+            raise
         except asyncio.TimeoutError:
+            self.abort(rid)
             raise EngineTimeout(
                 f"engine {self.name} did not answer in time", engine=self.name
             ) from None
@@ -127,12 +133,9 @@ class EngineClient:
     ) -> tuple[bytes, JSONObject]:
         """One non-streamed request: the engine's raw body and its parsed JSON."""
         path = route.value if isinstance(route, Route) else route
+        response = await self._post(path, body, rid, deadline)
         try:
-            response = await self._post(path, body, rid, deadline)
-            try:
-                raw = await response.read()
-            finally:
-                response.release()
+            raw = await response.read()
         except asyncio.CancelledError:
             self.abort(rid)
             raise
@@ -146,6 +149,8 @@ class EngineClient:
                 f"engine {self.name} failed while answering: {type(exc).__name__}",
                 engine=self.name,
             ) from None
+        finally:
+            response.release()
         try:
             parsed = json.loads(raw)
         except ValueError:
