@@ -89,6 +89,10 @@ def report(result: Calibration, scores: Sequence[float]) -> str:
         f"target rate:      {result.target_rate:.1%} ANALITICO",
         f"threshold:        {result.threshold:.4f}  "
         f"(gives {result.achieved_rate:.1%} on these prompts)",
+    ]
+    if abs(result.achieved_rate - result.target_rate) > 0.05:
+        lines.append("note: many prompts share a score, so no threshold gives the exact rate")
+    lines += [
         "",
         "normalised entropy (max over probed tokens):",
         f"  min {result.minimum:.4f}  mean {result.mean:.4f}  max {result.maximum:.4f}",
