@@ -25,7 +25,7 @@ _OVERRIDES = {"fluido": Mode.FLUIDO, "analitico": Mode.ANALITICO}
 
 
 class Decider:
-    """One per gateway; shared by every front-end. Thread-unsafe, loop-bound like the gateway."""
+    """One per gateway, shared by every front-end; stateless apart from the metrics it feeds."""
 
     def __init__(self, settings: DecisionSettings, metrics: Metrics) -> None:
         self.settings = settings
