@@ -105,3 +105,92 @@ lkn_stop_pid() {
   rm -f "$f"
   lkn_say "$name stopped"
 }
+
+# lkn_wait_ready URL TIMEOUT_S PID [WHAT] : like lkn_wait_http, but gives up at once
+# when process PID exits. Returns 0 when URL answers 200, 1 on timeout, 2 if PID died.
+lkn_wait_ready() {
+  local url="$1" timeout="$2" pid="$3" what="${4:-$1}" start
+  start=$(date +%s)
+  until curl -fsS -o /dev/null --max-time 5 "$url" 2>/dev/null; do
+    if ! kill -0 "$pid" 2>/dev/null; then
+      lkn_say "$what (pid $pid) exited before it became ready"
+      return 2
+    fi
+    if [ $(( $(date +%s) - start )) -ge "$timeout" ]; then
+      lkn_say "$what did not become ready within ${timeout}s ($url)"
+      return 1
+    fi
+    sleep 1
+  done
+}
+
+# lkn_pid_matches NAME PATTERN : 0 if logs/NAME.pid holds a live process whose command
+# line contains PATTERN. A PID file whose process is gone, or whose PID now belongs to an
+# unrelated program (PID reuse after a reboot or a crash), is removed as stale.
+lkn_pid_matches() {
+  local name="$1" pattern="$2" f pid cmd
+  f="$LKN_LOG_DIR/$name.pid"
+  lkn_pid_alive "$name" || return 1
+  pid="$(cat "$f")"
+  cmd="$(tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null || true)"
+  case "$cmd" in
+    *"$pattern"*) return 0 ;;
+  esac
+  lkn_say "removing stale PID file $f (pid $pid is now '${cmd:-?}', not $name)"
+  rm -f "$f"
+  return 1
+}
+
+# lkn_stop_group NAME PATTERN [GRACE_S] : stop the process group led by the process in
+# logs/NAME.pid (started with setsid): TERM the group, wait until every process of the
+# group is gone, KILL what is left after GRACE_S seconds, remove the PID file. Stale PID
+# files (see lkn_pid_matches) are cleaned up without signalling anything.
+lkn_stop_group() {
+  local name="$1" pattern="$2" grace="${3:-30}" f pid i
+  f="$LKN_LOG_DIR/$name.pid"
+  if ! lkn_pid_matches "$name" "$pattern"; then
+    lkn_say "$name is not running"
+    return 0
+  fi
+  pid="$(cat "$f")"
+  lkn_say "stopping $name (process group $pid)"
+  kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null
+  for ((i = 0; i < grace * 5; i++)); do
+    kill -0 -- "-$pid" 2>/dev/null || kill -0 "$pid" 2>/dev/null || break
+    sleep 0.2
+  done
+  if kill -0 -- "-$pid" 2>/dev/null || kill -0 "$pid" 2>/dev/null; then
+    lkn_say "$name (process group $pid) did not stop in ${grace}s; killing it"
+    kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null
+    sleep 0.5
+  fi
+  rm -f "$f"
+  lkn_say "$name stopped"
+}
+
+# ---- the gateway's own Python environment ------------------------------------------------
+
+_lkn_install_gateway() {
+  local py="$1" reqs
+  reqs="$("$py" - "$LKN_ROOT/setup.cfg" <<'PY'
+import configparser, sys
+cfg = configparser.ConfigParser()
+cfg.read(sys.argv[1])
+deps = cfg["options"]["install_requires"].split("\n")
+deps += cfg["options.extras_require"]["dev"].split("\n")
+print("\n".join(d.strip() for d in deps if d.strip()))
+PY
+)" || return 1
+  printf '%s\n' "$reqs" > "$(dirname "$py")/../requirements.txt"
+  "$py" -m pip install -q -r "$(dirname "$py")/../requirements.txt"
+}
+
+# lkn_gateway_python : print the python of the gateway's environment (runtime + dev
+# dependencies from setup.cfg), building it on first use. The package itself is not
+# installed there: scripts run it from the checkout with PYTHONPATH, so one cached
+# environment serves every clone.
+lkn_gateway_python() {
+  local dir
+  dir="$(lkn_venv gateway _lkn_install_gateway "$LKN_ROOT/setup.cfg")" || return 1
+  printf '%s\n' "$dir/bin/python"
+}
