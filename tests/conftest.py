@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -14,7 +15,11 @@ import pytest
 from lkn.config import DecisionSettings, EngineSpec, Settings
 from lkn.gateway import Gateway
 from lkn.server import running
+from tests.livestack import ROOT, LiveEngine
 from tests.sglang_double import SGLangDouble
+
+#: Test artefacts (screenshots, live process logs) land here; CI keeps this folder.
+ARTIFACTS = ROOT / "artifacts"
 
 
 def make_settings(*urls: str, decision: dict[str, Any] | None = None, **overrides: Any) -> Settings:
@@ -82,3 +87,39 @@ async def gw(double: SGLangDouble, start_gateway: GatewayFactory) -> GatewayUnde
 async def http() -> AsyncIterator[aiohttp.ClientSession]:
     async with aiohttp.ClientSession() as session:
         yield session
+
+
+# ---- live processes (marked e2e / browser; started once per session) --------------------
+
+
+@pytest.fixture(scope="session")
+def live_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where live processes keep their logs and PID files (kept as test artefacts)."""
+    path = ARTIFACTS / "logs"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+@pytest.fixture(scope="session")
+def live_sglang(live_dir: Path) -> Iterator[LiveEngine]:
+    """A real SGLang engine on the CPU (SmolLM2-135M-Instruct), shared by the session.
+
+    Tests that stop or kill it must start it again before they end.
+    """
+    engine = LiveEngine("sglang", live_dir)
+    engine.start()
+    try:
+        yield engine
+    finally:
+        engine.stop()
+
+
+@pytest.fixture(scope="session")
+def live_llamacpp(live_dir: Path) -> Iterator[LiveEngine]:
+    """A real llama.cpp server (xllamacpp) with the same SmolLM2 GGUF."""
+    engine = LiveEngine("llamacpp", live_dir, start_timeout=180)
+    engine.start()
+    try:
+        yield engine
+    finally:
+        engine.stop()

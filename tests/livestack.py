@@ -1,0 +1,186 @@
+"""Real processes for end-to-end tests: engines, the gateway and Open WebUI.
+
+Each part is started through the project's own scripts (so the tests exercise them), with
+its own free port and its own log/PID directory under the test session's temp dir, and is
+stopped at the end of the session. Nothing here is a mock.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def http_status(url: str, timeout: float = 5.0) -> int:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as exc:
+        return int(exc.code)
+    except (urllib.error.URLError, OSError):
+        return 0
+
+
+def get_json(url: str, timeout: float = 10.0) -> object:
+    with urllib.request.urlopen(url, timeout=timeout) as response:
+        return json.loads(response.read())
+
+
+def wait_status(url: str, status: int, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while http_status(url, timeout=2.0) != status:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{url} did not answer {status} within {timeout:.0f} s")
+        time.sleep(0.25)
+
+
+def script_env(log_dir: Path, **extra: str) -> dict[str, str]:
+    """Environment for the project's scripts: isolated logs, no developer config/.env."""
+    env = dict(os.environ)
+    env.update(
+        LKN_LOG_DIR=str(log_dir),
+        LKN_ENV_FILE=str(ROOT / "config" / ".env.example"),
+        PYTHONPATH=str(ROOT),
+    )
+    env.update(extra)
+    return env
+
+
+def run_script(name: str, env: dict[str, str], timeout: float) -> str:
+    """Run ``scripts/<name>`` and return its stdout; raise with its output on failure."""
+    result = subprocess.run(
+        ["bash", str(ROOT / "scripts" / name)],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout,
+    )
+    if result.returncode != 0:
+        raise RuntimeError(
+            f"scripts/{name} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}"
+        )
+    return result.stdout
+
+
+@dataclass
+class LiveEngine:
+    """A real engine started by scripts/start_engine.sh (``kind``: sglang or llamacpp)."""
+
+    kind: str
+    log_dir: Path
+    port: int = field(default_factory=free_port)
+    start_timeout: float = 900.0
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def pid_file(self) -> Path:
+        return self.log_dir / ("engine.pid" if self.kind == "sglang" else "engine-llamacpp.pid")
+
+    @property
+    def log_file(self) -> Path:
+        return self.log_dir / ("engine.log" if self.kind == "sglang" else "engine-llamacpp.log")
+
+    def env(self) -> dict[str, str]:
+        extra = {"ENGINE_KIND": self.kind, "ENGINE_DEVICE": "cpu"}
+        if self.kind == "sglang":
+            extra["ENGINE_PORT"] = str(self.port)
+        else:
+            extra["ENGINE_LLAMACPP_PORT"] = str(self.port)
+            extra["ENGINE_PORT"] = str(self.port)
+        return script_env(self.log_dir, **extra)
+
+    def start(self) -> None:
+        run_script("start_engine.sh", self.env(), self.start_timeout)
+
+    def stop(self) -> None:
+        run_script("stop_engine.sh", self.env(), 120)
+
+    def pid(self) -> int:
+        return int(self.pid_file.read_text().strip())
+
+    def kill(self) -> None:
+        """Kill the engine abruptly (SIGKILL to its whole process group)."""
+        pid = self.pid()
+        try:
+            os.killpg(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        deadline = time.monotonic() + 30
+        while http_status(self.url + "/health", timeout=1.0) != 0:
+            if time.monotonic() > deadline:
+                raise TimeoutError("the engine still answers after SIGKILL")
+            time.sleep(0.2)
+
+    def log_text(self) -> str:
+        return self.log_file.read_text(errors="replace") if self.log_file.exists() else ""
+
+
+@dataclass
+class LiveGateway:
+    """The gateway as its own process (``python -m lkn serve``), like in production."""
+
+    engine_urls: str
+    log_dir: Path
+    extra_env: dict[str, str] = field(default_factory=dict)
+    port: int = field(default_factory=free_port)
+    grpc_port: int = field(default_factory=free_port)
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def log_file(self) -> Path:
+        return self.log_dir / "gateway.log"
+
+    def start(self, timeout: float = 60.0) -> None:
+        env = script_env(
+            self.log_dir,
+            LKN_ENGINE_URLS=self.engine_urls,
+            LKN_PORT=str(self.port),
+            LKN_GRPC_PORT=str(self.grpc_port),
+            LKN_HEALTH_INTERVAL="0.5",
+            **self.extra_env,
+        )
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        with open(self.log_file, "ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "lkn", "serve"], cwd=ROOT, env=env,
+                stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            )
+        deadline = time.monotonic() + timeout
+        while http_status(self.url + "/health") != 200:
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("the gateway did not start:\n" + self.log_text()[-3000:])
+            time.sleep(0.1)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None
+
+    def log_text(self) -> str:
+        return self.log_file.read_text(errors="replace") if self.log_file.exists() else ""
