@@ -1,0 +1,62 @@
+"""docker-compose.yml: valid structure, safe defaults, wired to the gateway."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.livestack import ROOT
+
+pytestmark = pytest.mark.fast
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    data = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    assert isinstance(data, dict)
+    return data
+
+
+def test_services_and_profiles(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    assert set(services) == {"open-webui", "engine", "gateway"}
+    assert "profiles" not in services["open-webui"], "Open WebUI runs without a profile"
+    assert services["engine"]["profiles"] == ["gpu"]
+    assert services["gateway"]["profiles"] == ["gpu"]
+    assert services["gateway"]["depends_on"]["engine"]["condition"] == "service_healthy"
+    for name, service in services.items():
+        assert "image" in service, name
+        assert service["healthcheck"]["test"][0] == "CMD", name
+    for volume in ("open-webui", "huggingface"):
+        assert volume in compose["volumes"]
+
+
+def test_every_port_is_published_on_loopback_only(compose: dict[str, Any]) -> None:
+    for name, service in compose["services"].items():
+        for port in service.get("ports", []):
+            assert str(port).startswith("127.0.0.1:"), (name, port)
+
+
+def test_open_webui_settings_follow_the_contract(compose: dict[str, Any]) -> None:
+    env = compose["services"]["open-webui"]["environment"]
+    assert env["OPENAI_API_BASE_URL"].endswith(":8000/v1}")
+    assert env["ENABLE_OPENAI_API"] == "True" and env["ENABLE_OLLAMA_API"] == "False"
+    # Without this, Open WebUI loads an embedding model from a hub at start-up.
+    assert env["RAG_EMBEDDING_ENGINE"] == "openai"
+    assert '"usage":true' in env["DEFAULT_MODEL_METADATA"]
+
+
+def test_engine_uses_the_seed_settings(compose: dict[str, Any]) -> None:
+    engine = compose["services"]["engine"]
+    command = " ".join(engine["command"].split())
+    assert "sglang.launch_server" in command
+    for flag in ("--model-path ${ENGINE_MODEL", "--mem-fraction-static ${ENGINE_MEM_FRACTION",
+                 "--served-model-name"):
+        assert flag in command
+    devices = engine["deploy"]["resources"]["reservations"]["devices"]
+    assert devices[0]["driver"] == "nvidia"
+    gateway = compose["services"]["gateway"]
+    assert gateway["environment"]["LKN_ENGINE_URLS"] == "http://engine:30000"
+    assert "lkn serve" in gateway["command"]
