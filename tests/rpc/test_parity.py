@@ -1,0 +1,210 @@
+"""One table of scenarios, run through REST and through gRPC: the answers must agree.
+
+Each scenario runs on a fresh test double and gateway per protocol. REST and gRPC must give
+the same text, finish reason, usage and decision, and fail with the same error: an HTTP
+status and a gRPC code that are the pair lkn.errors assigns to one error class.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+import grpc
+import pytest
+
+from lkn._proto.lkn.v1 import gateway_pb2 as pb
+from lkn._proto.lkn.v1 import gateway_pb2_grpc
+from lkn.errors import (
+    BadRequest,
+    EngineError,
+    EngineUnavailable,
+    LknError,
+    NoEngineAvailable,
+)
+from tests.conftest import GatewayFactory, GatewayUnderTest, make_settings
+from tests.sglang_double import Fault, SGLangDouble
+
+pytestmark = pytest.mark.fast
+
+HELLO = [{"role": "user", "content": "hello there"}]
+
+
+def trip_breakers(gw: GatewayUnderTest) -> None:
+    for engine in gw.gateway.pool.engines:
+        while engine.breaker.available():
+            engine.breaker.record_failure()
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    #: The OpenAI body REST sends; gRPC sends its protobuf equivalent.
+    body: dict[str, Any]
+    stream: bool = False
+    mode: str | None = None
+    faults: tuple[Fault, ...] = ()
+    settings: dict[str, Any] = field(default_factory=dict)
+    setup: Callable[[GatewayUnderTest], None] | None = None
+    #: The error class both protocols must report (None: success).
+    error: type[LknError] | None = None
+    #: The failure comes after the answer started (REST: an SSE error event after HTTP 200).
+    mid_stream: bool = False
+    #: Whether the text is exact (a dropped connection may lose the last buffered tokens).
+    exact_text: bool = True
+    expect_mode: str = "FLUIDO"
+
+
+SCENARIOS = [
+    Scenario("plain", {"messages": HELLO, "max_tokens": 8}),
+    Scenario("streaming", {"messages": HELLO, "max_tokens": 8}, stream=True),
+    Scenario("prompt", {"prompt": "once upon a time", "max_tokens": 5}),
+    Scenario("stop-string", {"messages": HELLO, "stop": ["w5"], "temperature": 0.0}, stream=True),
+    Scenario("analitico-override", {"messages": HELLO, "max_tokens": 8}, mode="analitico",
+             expect_mode="ANALITICO"),
+    Scenario("analitico-variant", {"model": "smollm2+analitico", "messages": HELLO,
+                                   "max_tokens": 8}, stream=True, expect_mode="ANALITICO"),
+    Scenario("breaker-open", {"messages": HELLO}, settings={"breaker_reset": 60.0},
+             setup=trip_breakers, error=NoEngineAvailable),
+    Scenario("bad-input", {"messages": HELLO, "temperature": 5.0}, error=BadRequest),
+    Scenario("bad-input-streaming", {"messages": [], "max_tokens": 3}, stream=True,
+             error=BadRequest),
+    Scenario("engine-500", {"messages": HELLO}, faults=(Fault.HTTP_500,), error=EngineError),
+    Scenario("engine-503-streaming", {"messages": HELLO}, stream=True, faults=(Fault.HTTP_503,),
+             error=EngineUnavailable),
+    Scenario("mid-stream-drop", {"messages": HELLO, "max_tokens": 10}, stream=True,
+             faults=(Fault.DROP_MID_STREAM,), error=EngineError, mid_stream=True,
+             exact_text=False),
+    Scenario("mid-stream-abort", {"messages": HELLO, "max_tokens": 10}, stream=True,
+             faults=(Fault.ABORT_503,), error=EngineUnavailable, mid_stream=True),
+]  # fmt: skip
+
+
+@dataclass
+class Outcome:
+    text: str = ""
+    finish_reason: str | None = None
+    usage: tuple[int, int, int] | None = None
+    mode: str | None = None
+    strategy: str | None = None
+    #: REST: the HTTP status; gRPC: the status code's name.
+    status: int | str | None = None
+    error_type: str | None = None
+
+
+async def run_rest(gw: GatewayUnderTest, s: Scenario) -> Outcome:
+    route = "/completions" if "prompt" in s.body else "/chat/completions"
+    body = dict(s.body)
+    if s.stream:
+        body.update(stream=True, stream_options={"include_usage": True})
+    headers = {"X-LKN-Mode": s.mode} if s.mode else {}
+    out = Outcome()
+    async with aiohttp.ClientSession() as http:
+        async with http.post(gw.v1 + route, json=body, headers=headers) as r:
+            out.status = r.status
+            out.mode = r.headers.get("X-LKN-Mode")
+            out.strategy = r.headers.get("X-LKN-Strategy")
+            if r.status != 200:
+                out.error_type = (await r.json())["error"]["type"]
+                return out
+            if not s.stream:
+                events = [await r.json()]
+            else:
+                events = []
+                async for line in r.content:
+                    payload = line.strip().removeprefix(b"data: ")
+                    if payload and payload != b"[DONE]":
+                        events.append(json.loads(payload))
+    for event in events:
+        if "error" in event:
+            out.error_type = event["error"]["type"]
+        if event.get("usage"):
+            u = event["usage"]
+            out.usage = (u["prompt_tokens"], u["completion_tokens"], u["total_tokens"])
+        for choice in event.get("choices", []):
+            part = choice.get("delta") or choice.get("message") or {}
+            out.text += part.get("content") or choice.get("text") or ""
+            out.finish_reason = choice.get("finish_reason") or out.finish_reason
+    return out
+
+
+def to_protobuf(s: Scenario) -> pb.GenerateRequest:
+    """The gRPC request equivalent to the scenario's OpenAI body."""
+    request = pb.GenerateRequest(model=s.body.get("model", ""))
+    if "prompt" in s.body:
+        request.prompt = s.body["prompt"]
+    else:
+        request.chat.messages.extend(pb.ChatMessage(**m) for m in s.body["messages"])
+    for key in ("max_tokens", "temperature"):
+        if key in s.body:
+            setattr(request.sampling, key, s.body[key])
+    request.sampling.stop.extend(s.body.get("stop", []))
+    request.mode = {None: pb.MODE_AUTO, "fluido": pb.MODE_FLUIDO,
+                    "analitico": pb.MODE_ANALITICO}[s.mode]  # fmt: skip
+    return request
+
+
+async def run_grpc(gw: GatewayUnderTest, s: Scenario) -> Outcome:
+    out = Outcome()
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{gw.grpc_port}") as channel:
+        call = gateway_pb2_grpc.GatewayStub(channel).Generate(to_protobuf(s))
+        try:
+            async for message in call:
+                event = message.WhichOneof("event")
+                if event == "start":
+                    out.mode = pb.Mode.Name(message.start.decision.mode).removeprefix("MODE_")
+                    out.strategy = message.start.decision.strategy
+                elif event == "delta":
+                    out.text += message.delta.text
+                else:
+                    out.finish_reason = message.finish.finish_reason or None
+                    if message.finish.HasField("usage"):
+                        u = message.finish.usage
+                        out.usage = (u.prompt_tokens, u.completion_tokens, u.total_tokens)
+            out.status = (await call.code()).name
+        except grpc.aio.AioRpcError as exc:
+            out.status = exc.code().name
+            out.error_type = dict(exc.trailing_metadata() or ()).get("lkn-error-type")
+    return out
+
+
+async def run(s: Scenario, start_gateway: GatewayFactory, protocol: str) -> Outcome:
+    async with SGLangDouble() as double:
+        gw = await start_gateway(make_settings(double.url, **s.settings))
+        if s.setup is not None:
+            s.setup(gw)
+        double.script(*s.faults)
+        return await (run_rest if protocol == "rest" else run_grpc)(gw, s)
+
+
+@pytest.mark.parametrize("s", SCENARIOS, ids=[s.name for s in SCENARIOS])
+async def test_rest_and_grpc_agree(s: Scenario, start_gateway: GatewayFactory) -> None:
+    rest = await run(s, start_gateway, "rest")
+    rpc = await run(s, start_gateway, "grpc")
+
+    if s.error is None or s.mid_stream:
+        assert (rest.mode, rest.strategy) == (rpc.mode, rpc.strategy)
+        assert rest.mode == s.expect_mode
+    if s.error is None:
+        assert (rest.status, rpc.status) == (200, "OK")
+        assert rest.text and rest.text == rpc.text
+        assert rest.finish_reason and rest.finish_reason == rpc.finish_reason
+        assert rest.usage and rest.usage == rpc.usage
+        assert rest.error_type is None and rpc.error_type is None
+        return
+
+    # The same error class, rendered once per protocol.
+    assert rest.error_type == rpc.error_type == s.error.openai_type
+    assert rpc.status == s.error.grpc_code
+    assert rest.status == (200 if s.mid_stream else s.error.http_status)
+    assert rest.finish_reason is None and rpc.finish_reason is None
+    assert rpc.usage is None
+    if s.exact_text:
+        assert rest.text == rpc.text
+        assert bool(rest.text) == s.mid_stream, "the partial answer before the failure is kept"
+    else:
+        full = "Echo: hello there w3 w4 w5 w6 w7 w8 w9"
+        assert full.startswith(rest.text) and full.startswith(rpc.text)
