@@ -101,6 +101,8 @@ class LiveEngine:
         extra = {"ENGINE_KIND": self.kind, "ENGINE_DEVICE": "cpu"}
         if self.kind == "sglang":
             extra["ENGINE_PORT"] = str(self.port)
+            # Engine-side evidence for the tests: Prometheus counters (aborted requests ...).
+            extra["ENGINE_EXTRA_ARGS"] = os.environ.get("ENGINE_EXTRA_ARGS", "--enable-metrics")
         else:
             extra["ENGINE_LLAMACPP_PORT"] = str(self.port)
             extra["ENGINE_PORT"] = str(self.port)
