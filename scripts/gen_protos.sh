@@ -21,8 +21,11 @@ case "${1:-}" in
   *) echo "usage: $0 [--check]" >&2; exit 2 ;;
 esac
 
-have="$("$PYTHON" -c 'from importlib.metadata import version; print(version("grpcio-tools"))' 2>/dev/null)" \
-  || { echo "gen_protos: grpcio-tools is not installed for $PYTHON (pip install grpcio-tools==$GRPCIO_TOOLS_VERSION)" >&2; exit 1; }
+have="$("$PYTHON" -c 'from importlib.metadata import version as v; print(v("grpcio-tools"))' \
+  2>/dev/null)" || {
+  echo "gen_protos: $PYTHON has no grpcio-tools (pip install grpcio-tools==$GRPCIO_TOOLS_VERSION)" >&2
+  exit 1
+}
 if [ "$have" != "$GRPCIO_TOOLS_VERSION" ]; then
   echo "gen_protos: grpcio-tools $GRPCIO_TOOLS_VERSION is required, $PYTHON has $have" \
        "(pip install grpcio-tools==$GRPCIO_TOOLS_VERSION)" >&2
@@ -40,8 +43,8 @@ generate() {
       --python_out="$out" --pyi_out="$out" --grpc_python_out="$out" < "$out/.protos"
   )
   rm "$out/.protos"
-  # protoc writes absolute imports rooted at protos/ ("from lkn.v1 import ..."); the code lives
-  # in the lkn._proto package, so root them there.
+  # protoc writes imports rooted at protos/ ("from lkn.v1 import ..."); the code lives in
+  # the lkn._proto package, so root them there.
   find "$out" -name '*.py' -o -name '*.pyi' | while read -r file; do
     sed -i -E 's/^from (lkn\.v[0-9]+[a-z0-9_.]*) import /from lkn._proto.\1 import /' "$file"
   done

@@ -12,7 +12,9 @@ from lkn.types import Decision, JSONObject, JSONValue, Mode, ModelCard, Route, U
 #: Both request messages carry the same input fields.
 InputMessage = Union[pb.GenerateRequest, pb.ProbeRequest]
 
-_OVERRIDES: dict[int, str | None] = {pb.MODE_AUTO: None, pb.MODE_FLUIDO: "fluido", pb.MODE_ANALITICO: "analitico"}
+_OVERRIDES: dict[int, str | None] = {
+    pb.MODE_AUTO: None, pb.MODE_FLUIDO: "fluido", pb.MODE_ANALITICO: "analitico",
+}  # fmt: skip
 _MODES = {Mode.FLUIDO: pb.MODE_FLUIDO, Mode.ANALITICO: pb.MODE_ANALITICO}
 #: Optional sampling fields, copied under the same name into the OpenAI body when set.
 _SAMPLING = (

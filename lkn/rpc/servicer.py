@@ -1,4 +1,4 @@
-"""The ``lkn.v1.Gateway`` servicer: protobuf -> core request -> gateway -> protobuf, nothing more."""
+"""The ``lkn.v1.Gateway`` servicer: protobuf -> core request -> gateway -> protobuf."""
 
 from __future__ import annotations
 
@@ -19,7 +19,9 @@ log = logging.getLogger(__name__)
 FRONTEND = "grpc"
 
 
-def _to_request(message: convert.InputMessage, timeout: float | None, stream: bool) -> GenerateRequest:
+def _to_request(
+    message: convert.InputMessage, timeout: float | None, stream: bool
+) -> GenerateRequest:
     route, body = convert.request_body(message, stream)
     rid = new_request_id()
     if message.request_id:

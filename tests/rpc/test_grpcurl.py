@@ -76,7 +76,9 @@ async def test_list_shows_the_services(gw: GatewayUnderTest) -> None:
 async def test_describe_shows_the_rpcs_and_messages(gw: GatewayUnderTest) -> None:
     code, out, err = await grpcurl(gw, "describe", "lkn.v1.Gateway")
     assert code == 0, err
-    assert "rpc Generate ( .lkn.v1.GenerateRequest ) returns ( stream .lkn.v1.GenerateResponse );" in out
+    assert (
+        "rpc Generate ( .lkn.v1.GenerateRequest ) returns ( stream .lkn.v1.GenerateResponse );"
+    ) in out
     assert "rpc Probe ( .lkn.v1.ProbeRequest ) returns ( .lkn.v1.ProbeResponse );" in out
     code, out, err = await grpcurl(gw, "describe", "lkn.v1.SamplingParams")
     assert code == 0, err
