@@ -13,13 +13,13 @@ GENERATE = "/lkn.v1.Gateway/Generate"
 
 
 def chat_request(
-    text: str, *, max_tokens: int | None = None, mode: int = pb.MODE_AUTO, model: str = ""
+    text: str, *, max_tokens: int | None = None, mode: pb.Mode = pb.MODE_AUTO, model: str = ""
 ) -> pb.GenerateRequest:
     """A ``GenerateRequest`` with one user message."""
     request = pb.GenerateRequest(
         model=model,
         chat=pb.Chat(messages=[pb.ChatMessage(role="user", content=text)]),
-        mode=mode,  # type: ignore[arg-type]
+        mode=mode,
     )
     if max_tokens is not None:
         request.sampling.max_tokens = max_tokens

@@ -14,7 +14,7 @@ import logging
 import math
 from contextlib import aclosing
 from collections.abc import AsyncGenerator, Awaitable, Callable
-from typing import Protocol, TypeVar
+from typing import NoReturn, Protocol, TypeVar
 
 import grpc
 
@@ -59,7 +59,9 @@ def bearer_token(context: Context[Req, Resp]) -> str | None:
     return None
 
 
-async def _fail(context: Context[Req, Resp], exc: Exception, method: str, request: object) -> None:
+async def _fail(
+    context: Context[Req, Resp], exc: Exception, method: str, request: object
+) -> NoReturn:
     if not isinstance(exc, LknError):
         rid = getattr(request, "request_id", "") or "-"
         log.exception("unexpected error method=%s client_request_id=%s", method, rid)
@@ -78,7 +80,6 @@ def unary(method: UnaryMethod[S, Req, Resp]) -> UnaryMethod[S, Req, Resp]:
             return await method(self, request, context)
         except Exception as exc:
             await _fail(context, exc, method.__name__, request)
-            raise AssertionError("unreachable: abort raises") from None
 
     return handler
 

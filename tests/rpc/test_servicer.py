@@ -196,6 +196,8 @@ async def test_api_key_is_required_when_configured(
     assert not double.requests_to("/v1/chat/completions")
     good = (("authorization", "Bearer s3cret"),)
     assert (await client.stub.ListModels(pb.ListModelsRequest(), metadata=good)).models
+    lower = (("authorization", "bearer s3cret"),)
+    assert (await client.stub.ListModels(pb.ListModelsRequest(), metadata=lower)).models
     result = await stream_generate(client.channel, chat_request("hi", max_tokens=2), metadata=good)
     assert result.finish is not None and result.text
     # Health stays public, like REST's /health.
