@@ -142,6 +142,18 @@ async def test_probe_with_entropy_reports_what_the_probe_saw(
     assert d.fallback == ""
 
 
+async def test_probe_that_fails_reports_the_fallback(
+    start_gateway: GatewayFactory, connect: Connector
+) -> None:
+    async with SGLangDouble() as double:
+        gw = await start_gateway(make_settings(double.url, decision={"strategy": "entropy"}))
+        double.script(Fault.HTTP_500)
+        reply = await connect(gw).stub.Probe(pb.ProbeRequest(prompt="hello"))
+    d = reply.decision
+    assert d.strategy == "entropy" and d.fallback != ""
+    assert not d.HasField("score") and not d.top_tokens
+
+
 async def test_list_models_lists_the_engine_model_and_its_variants(rpc: RpcClient) -> None:
     reply = await rpc.stub.ListModels(pb.ListModelsRequest())
     assert [m.id for m in reply.models] == ["smollm2", "smollm2+fluido", "smollm2+analitico"]
