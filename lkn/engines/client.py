@@ -167,11 +167,7 @@ class EngineClient:
         response = await self._post(route.value, body, rid, deadline)
         done = False
         try:
-            content = response.content
-            while True:
-                line = await content.readline()
-                if not line:
-                    break
+            async for line in _read_lines(response.content):
                 if not line.startswith(b"data:"):
                     continue
                 payload = line[5:].strip()
@@ -334,6 +330,31 @@ class EngineClient:
         tb: TracebackType | None,
     ) -> None:
         await self.close()
+
+
+async def _read_lines(content: aiohttp.StreamReader) -> AsyncIterator[bytes]:
+    """Lines of a response body; if the connection breaks, the complete lines that had
+    already arrived are still yielded before the error (aiohttp raises before handing out
+    buffered data, which would lose the last tokens the engine sent)."""
+    while True:
+        try:
+            line = await content.readline()
+        except aiohttp.ClientPayloadError:
+            for buffered in _buffered_lines(content):
+                yield buffered
+            raise
+        if not line:
+            return
+        yield line
+
+
+def _buffered_lines(content: aiohttp.StreamReader) -> list[bytes]:
+    buffer = getattr(content, "_buffer", None)
+    offset = getattr(content, "_buffer_offset", 0)
+    if not buffer or not isinstance(offset, int):
+        return []
+    pieces = b"".join(buffer)[offset:].split(b"\n")
+    return [piece + b"\n" for piece in pieces[:-1]]
 
 
 def _retry_after(value: str | None) -> float | None:

@@ -1,0 +1,50 @@
+"""The engine client on its own, against the SGLang test double."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from lkn.engines import EngineClient
+from lkn.errors import EngineError, EngineRejected, EngineUnavailable
+from lkn.types import Route
+from tests.conftest import make_settings
+from tests.sglang_double import Fault, SGLangDouble
+
+pytestmark = pytest.mark.fast
+
+BODY = {"messages": [{"role": "user", "content": "hello there"}], "max_tokens": 10,
+        "stream": True}
+
+
+async def test_chunks_that_arrived_before_a_drop_are_not_lost_by_a_slow_reader() -> None:
+    async with SGLangDouble(drop_grace=0.0) as double:
+        client = EngineClient(make_settings(double.url).engines[0], make_settings(double.url))
+        double.script(Fault.DROP_MID_STREAM)
+        texts: list[str] = []
+        with pytest.raises(EngineError):
+            async for chunk in client.stream(Route.CHAT, dict(BODY), "rid-1"):
+                texts.append(chunk.text)
+                # A reader busy elsewhere (e.g. a slow client): the drop lands meanwhile.
+                await asyncio.sleep(0.1)
+        assert "".join(texts) == "Echo: hello there"
+        await client.close()
+
+
+async def test_error_forms_map_to_typed_errors() -> None:
+    async with SGLangDouble() as double:
+        settings = make_settings(double.url)
+        client = EngineClient(settings.engines[0], settings)
+        cases = [(Fault.HTTP_400, EngineRejected), (Fault.HTTP_503, EngineUnavailable),
+                 (Fault.ABORT_503, EngineUnavailable), (Fault.ERROR_EVENT, EngineRejected)]
+        for fault, error in cases:
+            double.script(fault)
+            with pytest.raises(error):
+                async for _ in client.stream(Route.CHAT, dict(BODY), f"rid-{fault.value}"):
+                    pass
+        # Native /generate: an abort with a status code inside a 200 body.
+        double.script(Fault.ABORT_503)
+        with pytest.raises(EngineUnavailable):
+            await client.complete("/generate", {"text": "hi", "rid": "n1"}, "n1")
+        await client.close()
