@@ -7,15 +7,17 @@ it running again.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
+import aiohttp
 import openai
 import pytest
 
@@ -135,10 +137,10 @@ def test_probe_returns_real_top_k_logprobs_whose_entropy_we_recompute(
     ours = _entropy([t["logprob"] for t in tops])
     assert decision["entropies"][0] == pytest.approx(ours, abs=1e-6)
     # Independently: ask the engine itself for the same distribution.
-    direct = httpx.post(live_sglang.url + "/v1/chat/completions", timeout=60, json={
+    direct = post_json(live_sglang.url + "/v1/chat/completions", {
         "model": "SmolLM2-135M-Instruct", **body, "max_tokens": 1, "temperature": 0,
         "logprobs": True, "top_logprobs": 10,
-    }).json()
+    })[1]
     engine_tops = direct["choices"][0]["logprobs"]["content"][0]["top_logprobs"]
     assert [t["token"] for t in engine_tops] == [t["token"] for t in tops]
     assert _entropy([t["logprob"] for t in engine_tops]) == pytest.approx(ours, abs=1e-3)
@@ -152,7 +154,7 @@ def running_requests(engine: LiveEngine) -> int:
                for entry in loads["loads"])
 
 
-def test_client_disconnect_makes_sglang_abort_the_request(
+async def test_client_disconnect_makes_sglang_abort_the_request(
     gateway: LiveGateway, live_sglang: LiveEngine
 ) -> None:
     body: dict[str, Any] = {
@@ -160,12 +162,11 @@ def test_client_disconnect_makes_sglang_abort_the_request(
         "ignore_eos": True,
         "messages": [{"role": "user", "content": "Write a very long essay about the sea."}],
     }
-    with httpx.Client(timeout=60) as http:
-        with http.stream("POST", gateway.url + "/v1/chat/completions", json=body) as response:
-            assert response.status_code == 200
-            lines = response.iter_lines()
+    async with aiohttp.ClientSession() as http:
+        async with http.post(gateway.url + "/v1/chat/completions", json=body) as response:
+            assert response.status == 200
             for _ in range(6):
-                next(lines)
+                await response.content.readline()
             assert running_requests(live_sglang) == 1
         # Leaving the block closes the connection mid-answer.
     started = time.monotonic()
@@ -173,13 +174,13 @@ def test_client_disconnect_makes_sglang_abort_the_request(
         assert time.monotonic() - started < 10, "SGLang kept generating for a client that left"
         time.sleep(0.2)
     # At ~20 tokens/s, 1500 tokens would have taken over a minute: it was aborted.
-    metrics = httpx.get(live_sglang.url + "/metrics", timeout=10).text
+    metrics = get_text(live_sglang.url + "/metrics")
     aborted = [line for line in metrics.splitlines()
                if line.startswith("sglang:num_aborted_requests_total")]
     assert aborted and float(aborted[0].rsplit(" ", 1)[1]) >= 1
 
 
-def test_engine_killed_mid_stream_then_breaker_then_recovery(
+async def test_engine_killed_mid_stream_then_breaker_then_recovery(
     gateway: LiveGateway, live_sglang: LiveEngine
 ) -> None:
     body: dict[str, Any] = {
@@ -187,15 +188,16 @@ def test_engine_killed_mid_stream_then_breaker_then_recovery(
         "messages": [{"role": "user", "content": "Write a long poem about mountains."}],
     }
     events: list[str] = []
-    with httpx.Client(timeout=60) as http:
-        with http.stream("POST", gateway.url + "/v1/chat/completions", json=body) as response:
-            assert response.status_code == 200
-            for line in response.iter_lines():
+    async with aiohttp.ClientSession() as http:
+        async with http.post(gateway.url + "/v1/chat/completions", json=body) as response:
+            assert response.status == 200
+            async for raw in response.content:
+                line = raw.decode().strip()
                 if not line:
                     continue
                 events.append(line)
                 if len(events) == 5:
-                    live_sglang.kill()
+                    await asyncio.to_thread(live_sglang.kill)
     assert events[-1] == "data: [DONE]"
     error = json.loads(events[-2][len("data: "):])
     assert "error" in error and error["error"]["message"]
@@ -208,21 +210,37 @@ def test_engine_killed_mid_stream_then_breaker_then_recovery(
             _breaker(metrics) != 2.0:
         assert time.monotonic() < deadline, "the breaker did not open"
         time.sleep(0.3)
-    refused = httpx.post(gateway.url + "/v1/chat/completions", timeout=10,
-                         json={"model": "x", "messages": QUESTION})
-    assert refused.status_code == 503 and refused.headers["retry-after"]
-    assert refused.json()["error"]["message"]
+    status, refused, headers = post_json(gateway.url + "/v1/chat/completions",
+                                         {"model": "x", "messages": QUESTION}, with_headers=True)
+    assert status == 503 and headers["Retry-After"]
+    assert refused["error"]["message"]
 
-    live_sglang.start()
+    await asyncio.to_thread(live_sglang.start)
     wait_status(gateway.url + "/ready", 200, 60)
-    reply = httpx.post(gateway.url + "/v1/chat/completions", timeout=60,
-                       json={"model": "x", "messages": QUESTION, "max_tokens": 8})
-    assert reply.status_code == 200, reply.text
+    status, reply = post_json(gateway.url + "/v1/chat/completions",
+                              {"model": "x", "messages": QUESTION, "max_tokens": 8})
+    assert status == 200, reply
     assert _breaker(_metrics(gateway)) == 0.0
 
 
 def _metrics(gateway: LiveGateway) -> str:
-    return httpx.get(gateway.url + "/metrics", timeout=10).text
+    return get_text(gateway.url + "/metrics")
+
+
+def get_text(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return response.read().decode()
+
+
+def post_json(url: str, body: dict[str, Any], with_headers: bool = False) -> Any:
+    request = urllib.request.Request(url, data=json.dumps(body).encode(),
+                                     headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=120) as response:
+            result = (response.status, json.loads(response.read()), dict(response.headers))
+    except urllib.error.HTTPError as exc:
+        result = (exc.code, json.loads(exc.read()), dict(exc.headers))
+    return result if with_headers else result[:2]
 
 
 def _breaker(metrics: str) -> float:
