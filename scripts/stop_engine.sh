@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Stop the engine started by scripts/start_engine.sh.
+#
+#   bash scripts/stop_engine.sh [sglang|llamacpp|all]
+#
+# Default kind: $ENGINE_KIND (from the environment or config/.env), else sglang.
+#   sglang   -> logs/engine.pid           llamacpp -> logs/engine-llamacpp.pid
+# Sends TERM to the engine's whole process group (it was started with setsid), waits
+# until every process of the group is gone, sends KILL after ENGINE_STOP_TIMEOUT
+# seconds (default 30), and removes the PID file. A stale PID file (process gone, or the
+# PID now belongs to an unrelated program) is removed without signalling anything.
+# Exit status 0 also when nothing was running.
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+. scripts/lib/common.sh
+lkn_load_env
+
+kind="${1:-${ENGINE_KIND:-sglang}}"
+grace="${ENGINE_STOP_TIMEOUT:-30}"
+
+case "$kind" in
+  sglang)   lkn_stop_group engine sglang.launch_server "$grace" ;;
+  llamacpp) lkn_stop_group engine-llamacpp llamacpp_server.py "$grace" ;;
+  all)
+    lkn_stop_group engine sglang.launch_server "$grace"
+    lkn_stop_group engine-llamacpp llamacpp_server.py "$grace"
+    ;;
+  *) lkn_die "unknown engine kind '$kind' (expected sglang, llamacpp or all)" ;;
+esac
