@@ -172,8 +172,8 @@ class Gateway:
         error: BaseException | None = None,
     ) -> None:
         route = "chat" if request.route.value.endswith("chat/completions") else "completions"
-        self.metrics.requests.labels(frontend, route, outcome).inc()
-        self.metrics.duration.labels(route).observe(time.monotonic() - started)
+        self.metrics.child(self.metrics.requests, frontend, route, outcome).inc()
+        self.metrics.child(self.metrics.duration, route).observe(time.monotonic() - started)
         if error is not None:
             log.warning(
                 "request failed rid=%s engine=%s route=%s error=%s status=%s message=%r",
@@ -183,7 +183,7 @@ class Gateway:
 
     def _error_outcome(self, exc: BaseException) -> str:
         if isinstance(exc, LknError):
-            self.metrics.errors.labels(type(exc).__name__).inc()
+            self.metrics.child(self.metrics.errors, type(exc).__name__).inc()
             return str(exc.status())
         return "500"
 
@@ -236,7 +236,7 @@ class Gateway:
         finally:
             self._leave()
         route = "chat" if request.route.value.endswith("chat/completions") else "completions"
-        self.metrics.ttft.labels(route).observe(time.monotonic() - started)
+        self.metrics.child(self.metrics.ttft, route).observe(time.monotonic() - started)
         self._count_tokens(completion)
         self._log_done(frontend, request, engine_name, "200", started)
         return completion
@@ -244,8 +244,8 @@ class Gateway:
     def _count_tokens(self, result: Completion | Generation) -> None:
         usage = result.usage
         if usage is not None:
-            self.metrics.tokens.labels("prompt").inc(usage.prompt_tokens)
-            self.metrics.tokens.labels("completion").inc(usage.completion_tokens)
+            self.metrics.child(self.metrics.tokens, "prompt").inc(usage.prompt_tokens)
+            self.metrics.child(self.metrics.tokens, "completion").inc(usage.completion_tokens)
 
     async def open_stream(self, request: GenerateRequest, frontend: str = "rest") -> Generation:
         """Start a streamed answer; returns once the engine's first chunk is in hand.
@@ -283,7 +283,7 @@ class Gateway:
             self._log_done(frontend, request, "", self._error_outcome(exc), started,
                            exc if isinstance(exc, Exception) else None)
             raise
-        self.metrics.ttft.labels(route).observe(time.monotonic() - started)
+        self.metrics.child(self.metrics.ttft, route).observe(time.monotonic() - started)
 
         def finish(gen: Generation, outcome: Outcome, error: BaseException | None) -> None:
             self.pool.settle(lease, outcome)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TypeVar, cast
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
@@ -12,10 +13,13 @@ _ENTROPY_BUCKETS = tuple(round(0.05 * i, 2) for i in range(1, 21))
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 
+M = TypeVar("M", Counter, Gauge, Histogram)
+
 
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
+        self._children: dict[tuple[int, tuple[str, ...]], Counter | Gauge | Histogram] = {}
         r = self.registry
         self.requests = Counter(
             "lkn_requests", "Generation requests by front-end, route and outcome.",
@@ -74,6 +78,14 @@ class Metrics:
             "lkn_probe_fallbacks", "Probes that failed or timed out (rules were used).",
             ("reason",), registry=r,
         )
+
+    def child(self, metric: M, *labels: str) -> M:
+        """``metric.labels(*labels)``, looked up once per label set (it is on the hot path)."""
+        key = (id(metric), labels)
+        found = self._children.get(key)
+        if found is None:
+            found = self._children[key] = metric.labels(*labels)
+        return cast(M, found)
 
     def watch_engine(
         self,

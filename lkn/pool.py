@@ -188,7 +188,7 @@ class EnginePool:
             if before is not BreakerState.CLOSED and breaker.state is BreakerState.CLOSED:
                 log.info("engine breaker closed engine=%s", engine.name)
         elif outcome is Outcome.FAILURE:
-            self._metrics.engine_failures.labels(engine.name).inc()
+            self._metrics.child(self._metrics.engine_failures, engine.name).inc()
             before = breaker.state
             breaker.record_failure(lease.trial)
             if before is not BreakerState.OPEN and breaker.state is BreakerState.OPEN:

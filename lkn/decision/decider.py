@@ -79,7 +79,7 @@ class Decider:
         outcome = await run_probe(request, engine, self.settings, deadline)
         result, reading = outcome.result, outcome.reading
         if reading is None or result is None:
-            self._metrics.probe_fallbacks.labels(outcome.reason or "failed").inc()
+            self._metrics.child(self._metrics.probe_fallbacks, outcome.reason or "failed").inc()
             fallback = Decision(
                 verdict.mode, strategy, signals=verdict.signals, fallback=outcome.fallback,
                 applied=applied,
@@ -115,7 +115,7 @@ class Decider:
         tokens: int | None,
     ) -> None:
         applied = "true" if decision.applied else "false"
-        self._metrics.decisions.labels(decision.mode.value, decision.strategy, applied).inc()
+        self._metrics.child(self._metrics.decisions, decision.mode.value, decision.strategy, applied).inc()
         log.info(
             "decision rid=%s engine=%s mode=%s strategy=%s score=%s threshold=%s signals=%s "
             "fallback=%s applied=%s probe_ms=%s est_tokens=%s",

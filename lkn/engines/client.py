@@ -333,28 +333,37 @@ class EngineClient:
 
 
 async def _read_lines(content: aiohttp.StreamReader) -> AsyncIterator[bytes]:
-    """Lines of a response body; if the connection breaks, the complete lines that had
-    already arrived are still yielded before the error (aiohttp raises before handing out
-    buffered data, which would lose the last tokens the engine sent)."""
+    """Lines of a response body, read in whatever pieces the socket delivers (one await
+    per network read, not per line).
+
+    If the connection breaks, the complete lines that had already arrived are still yielded
+    before the error: aiohttp raises before handing out data it has buffered, which would
+    lose the last tokens the engine sent.
+    """
+    pending = b""
     while True:
         try:
-            line = await content.readline()
+            data = await content.readany()
         except aiohttp.ClientPayloadError:
-            for buffered in _buffered_lines(content):
-                yield buffered
+            *lines, _ = (pending + _held_back(content)).split(b"\n")
+            for line in lines:
+                yield line
             raise
-        if not line:
+        if not data:
+            if pending:
+                yield pending
             return
-        yield line
+        *lines, pending = (pending + data).split(b"\n")
+        for line in lines:
+            yield line
 
 
-def _buffered_lines(content: aiohttp.StreamReader) -> list[bytes]:
+def _held_back(content: aiohttp.StreamReader) -> bytes:
     buffer = getattr(content, "_buffer", None)
     offset = getattr(content, "_buffer_offset", 0)
     if not buffer or not isinstance(offset, int):
-        return []
-    pieces = b"".join(buffer)[offset:].split(b"\n")
-    return [piece + b"\n" for piece in pieces[:-1]]
+        return b""
+    return b"".join(buffer)[offset:]
 
 
 def _retry_after(value: str | None) -> float | None:

@@ -106,14 +106,16 @@ def parse_usage(value: JSONValue) -> Usage | None:
 def parse_chunk(raw: bytes, engine: str) -> Chunk:
     """Parse one SSE ``data:`` payload of an OpenAI-style stream (chat or completions)."""
     try:
-        event = json.loads(raw)
+        event = json.loads(raw.decode())
     except ValueError:
         raise EngineError(
             f"engine {engine} sent a malformed stream event", engine=engine
         ) from None
     if not isinstance(event, dict):
         raise EngineError(f"engine {engine} sent a malformed stream event", engine=engine)
-    raise_for_event(event, engine)
+    # Every failure form has "error" or "abort" in its bytes; skip the walk otherwise.
+    if b'"error"' in raw or b"abort" in raw:
+        raise_for_event(event, engine)
     chunk = Chunk(raw=raw, usage=parse_usage(event.get("usage")))
     choices = event.get("choices")
     if isinstance(choices, list):
