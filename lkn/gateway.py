@@ -7,6 +7,7 @@ results back; admission, decisions, request building, retries and metrics live h
 from __future__ import annotations
 
 import hmac
+import json
 import logging
 import time
 import uuid
@@ -134,6 +135,13 @@ class Gateway:
 
     # ---- decisions and engine requests ----------------------------------------------
 
+    def _log_prompt(self, request: GenerateRequest) -> None:
+        """Prompts are private: logged only when LKN_LOG_PROMPTS is on."""
+        if self.settings.log_prompts:
+            field = "messages" if "messages" in request.body else "prompt"
+            log.info("prompt rid=%s %s=%s", request.request_id, field,
+                     json.dumps(request.body.get(field), ensure_ascii=False))
+
     def _deadline(self, request: GenerateRequest) -> float | None:
         return None if request.timeout is None else time.monotonic() + request.timeout
 
@@ -209,6 +217,7 @@ class Gateway:
         """One non-streamed answer; raises :class:`LknError` on any failure."""
         started = time.monotonic()
         self._admit()
+        self._log_prompt(request)
         deadline = self._deadline(request)
         engine_name = ""
         try:
@@ -255,6 +264,7 @@ class Gateway:
         """
         started = time.monotonic()
         self._admit()
+        self._log_prompt(request)
         deadline = self._deadline(request)
         route = "chat" if request.route.value.endswith("chat/completions") else "completions"
 

@@ -282,3 +282,20 @@ async def test_over_the_concurrency_limit_is_429(
             assert response.status == 200
             response.release()
         assert gw.gateway.active == 0
+
+
+async def test_prompts_are_logged_only_when_enabled(
+    double: SGLangDouble, start_gateway: GatewayFactory, http: aiohttp.ClientSession,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    secret = {**CHAT, "messages": [{"role": "user", "content": "my secret plan"}]}
+    caplog.set_level("INFO")
+    quiet = await start_gateway(make_settings(double.url, grpc_enabled=False))
+    async with http.post(quiet.v1 + "/chat/completions", json=secret) as r:
+        assert r.status == 200
+    assert "secret" not in caplog.text and "rid=" in caplog.text
+    loud = await start_gateway(make_settings(double.url, grpc_enabled=False, log_prompts=True))
+    async with http.post(loud.v1 + "/chat/completions", json=secret) as r:
+        assert r.status == 200
+        rid = r.headers["X-Request-Id"]
+    assert f"prompt rid={rid} messages=" in caplog.text and "my secret plan" in caplog.text
