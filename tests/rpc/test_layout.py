@@ -53,7 +53,7 @@ def test_generated_code_matches_the_protos() -> None:
     pinned = re.search(r'^GRPCIO_TOOLS_VERSION="([^"]+)"', script.read_text(), re.M)
     assert pinned is not None
     if version("grpcio-tools") != pinned[1]:
-        pytest.skip(f"scripts/gen_protos.sh pins grpcio-tools {pinned[1]}")
+        pytest.fail(f"scripts/gen_protos.sh pins grpcio-tools {pinned[1]}; install that version")
     result = subprocess.run(
         ["bash", str(script), "--check"],
         env={**os.environ, "LKN_PYTHON": sys.executable},

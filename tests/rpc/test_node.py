@@ -32,7 +32,7 @@ async def test_node_client_streams_generate_and_calls_probe(
 ) -> None:
     node = shutil.which("node")
     if node is None or shutil.which("npm") is None:
-        pytest.skip("node and npm are needed")
+        pytest.fail("node and npm are needed (the machine image provides them)")
     code, _, err = await run("bash", str(ROOT / "scripts" / "install_node_deps.sh"), timeout=300)
     assert code == 0, err
     gw = await start_gateway(make_settings(double.url))
