@@ -14,7 +14,8 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from types import TracebackType
 
 import aiohttp
@@ -91,30 +92,13 @@ class EngineClient:
         self, path: str, body: JSONObject, rid: str, deadline: float | None
     ) -> aiohttp.ClientResponse:
         """POST and return a 200 response (the caller releases it); raise typed errors."""
-        try:
+        with self._errors(rid, "before answering"):
             response = await self._session.post(
                 path.lstrip("/"),
                 data=json.dumps(body).encode(),
                 headers=_JSON_HEADERS,
                 timeout=self._timeout(deadline),
             )
-        except asyncio.CancelledError:
-            self.abort(rid)
-            raise
-        except asyncio.TimeoutError:
-            self.abort(rid)
-            raise EngineTimeout(
-                f"engine {self.name} did not answer in time", engine=self.name
-            ) from None
-        except aiohttp.ClientConnectorError as exc:
-            raise EngineUnavailable(
-                f"engine {self.name} is unreachable: {exc.os_error.strerror or exc}",
-                engine=self.name,
-            ) from None
-        except aiohttp.ClientError as exc:
-            raise EngineError(
-                f"engine {self.name} failed: {type(exc).__name__}", engine=self.name
-            ) from None
         if response.status != 200:
             try:
                 payload = await response.read()
@@ -135,20 +119,8 @@ class EngineClient:
         path = route.value if isinstance(route, Route) else route
         response = await self._post(path, body, rid, deadline)
         try:
-            raw = await response.read()
-        except asyncio.CancelledError:
-            self.abort(rid)
-            raise
-        except asyncio.TimeoutError:
-            self.abort(rid)
-            raise EngineTimeout(
-                f"engine {self.name} did not finish in time", engine=self.name
-            ) from None
-        except aiohttp.ClientError as exc:
-            raise EngineError(
-                f"engine {self.name} failed while answering: {type(exc).__name__}",
-                engine=self.name,
-            ) from None
+            with self._errors(rid, "while answering"):
+                raw = await response.read()
         finally:
             response.release()
         try:
@@ -167,33 +139,16 @@ class EngineClient:
         response = await self._post(route.value, body, rid, deadline)
         done = False
         try:
-            async for line in _read_lines(response.content):
-                if not line.startswith(b"data:"):
-                    continue
-                payload = line[5:].strip()
-                if payload == _DONE:
-                    done = True
-                    break
-                if payload:
-                    yield parse_chunk(payload, self.name)
-        except asyncio.CancelledError:
-            self.abort(rid)
-            raise
-        except GeneratorExit:
-            self.abort(rid)
-            raise
-        except asyncio.TimeoutError:
-            self.abort(rid)
-            raise EngineTimeout(
-                f"engine {self.name} went silent mid-stream", engine=self.name
-            ) from None
-        except aiohttp.ClientError as exc:
-            raise EngineError(
-                f"engine {self.name} broke the stream: {type(exc).__name__}", engine=self.name
-            ) from None
-        except LknError:
-            self.abort(rid)
-            raise
+            with self._errors(rid, "mid-stream"):
+                async for line in _read_lines(response.content):
+                    if not line.startswith(b"data:"):
+                        continue
+                    payload = line[5:].strip()
+                    if payload == _DONE:
+                        done = True
+                        break
+                    if payload:
+                        yield parse_chunk(payload, self.name)
         finally:
             if done:
                 response.release()
@@ -203,6 +158,33 @@ class EngineClient:
             raise EngineError(
                 f"engine {self.name} ended the stream without [DONE]", engine=self.name
             )
+
+    @contextmanager
+    def _errors(self, rid: str, when: str) -> Iterator[None]:
+        """The one translation of transport failures into :mod:`lkn.errors`.
+
+        When the gateway gives up on a request (client gone, timeout) the engine is told to
+        drop it too.
+        """
+        try:
+            yield
+        except (asyncio.CancelledError, GeneratorExit):
+            self.abort(rid)
+            raise
+        except asyncio.TimeoutError:
+            self.abort(rid)
+            raise EngineTimeout(
+                f"engine {self.name} timed out {when}", engine=self.name
+            ) from None
+        except aiohttp.ClientConnectorError as exc:
+            raise EngineUnavailable(
+                f"engine {self.name} is unreachable: {exc.os_error.strerror or exc}",
+                engine=self.name,
+            ) from None
+        except aiohttp.ClientError as exc:
+            raise EngineError(
+                f"engine {self.name} failed {when}: {type(exc).__name__}", engine=self.name
+            ) from None
 
     def abort(self, rid: str) -> None:
         """Ask SGLang to drop ``rid`` (fire and forget; closing the socket also aborts)."""
