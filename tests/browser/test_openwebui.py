@@ -1,0 +1,188 @@
+"""Open WebUI in headless Chromium, through the gateway, to a real SGLang engine on the CPU.
+
+A person's view (the chat page, its answers, tooltips and error banners; each scenario
+leaves a screenshot in artifacts/screenshots) checked against what the gateway logged and
+counted and what SGLang says it received. Open WebUI runs with its start script's defaults:
+title, tag and follow-up generation on, usage shown. The scenario that stops the engine
+comes last and starts it again.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+
+import pytest
+
+from tests.browser.conftest import Browse
+from tests.browser.observe import (
+    counted_since, decision_counts, decisions, enable_request_log, engine_requests,
+    ready_state, system_prompt, wait_idle, wait_until,
+)
+from tests.livestack import LiveEngine, LiveGateway, wait_status
+
+pytestmark = pytest.mark.browser
+
+INSTRUCTION = "Think carefully, verify your assumptions, and reason step-by-step before answering."
+
+GatewayLog = Callable[[], str]
+
+
+def chats(log: str) -> list[dict[str, str]]:
+    """Decisions for chat messages (not Open WebUI's housekeeping requests)."""
+    return [d for d in decisions(log) if d["strategy"] != "housekeeping"]
+
+
+def wait_housekeeping(gateway: LiveGateway, log: GatewayLog, count: int) -> list[dict[str, str]]:
+    """Open WebUI sends its title, follow-up and tag requests around the chat: wait for them."""
+    wait_until(
+        f"{count} housekeeping decisions",
+        lambda: sum(d["strategy"] == "housekeeping" for d in decisions(log())) >= count,
+        timeout=120,
+    )
+    wait_idle(gateway)
+    return [d for d in decisions(log()) if d["strategy"] == "housekeeping"]
+
+
+def test_a_simple_question_streams_a_fluido_answer_and_housekeeping_is_not_probed(
+    browse: Browse, browser_gateway: LiveGateway, browser_engine: LiveEngine,
+    gateway_log: GatewayLog, model: str,
+) -> None:
+    before = decision_counts(browser_gateway)
+
+    result = browse("chat_fluido", "What is the capital of France? Answer in one sentence.",
+                    model=model)
+
+    assert result["model_shown"] == model
+    assert "Paris" in result["answer"]
+    assert result["partials"] >= 1, "the answer appeared at once, not streamed"
+    assert result["error_text"] == ""
+
+    housekeeping = wait_housekeeping(browser_gateway, gateway_log, 3)
+    [chat] = chats(gateway_log())
+    assert (chat["mode"], chat["strategy"], chat["applied"]) == ("FLUIDO", "rules", "true")
+    # Title, follow-ups and tags: recognised as housekeeping, answered FLUIDO, never probed.
+    assert len(housekeeping) == 3
+    assert all(d["mode"] == "FLUIDO" and d["probe_ms"] == "-" for d in housekeeping)
+    assert counted_since(before, browser_gateway) == {
+        ("FLUIDO", "rules", "true"): 1.0, ("FLUIDO", "housekeeping", "true"): 3.0,
+    }
+    assert "capital of France" not in gateway_log(), "the gateway logged prompt text"
+
+    seen = engine_requests(browser_engine)
+    assert INSTRUCTION not in seen[chat["rid"]]["obj"]["text"]
+    for d in housekeeping:
+        assert "### Task:" in seen[d["rid"]]["obj"]["text"]
+        assert INSTRUCTION not in seen[d["rid"]]["obj"]["text"]
+
+
+def test_b_a_maths_question_goes_analitico_and_the_engine_gets_the_instruction(
+    browse: Browse, browser_gateway: LiveGateway, browser_engine: LiveEngine,
+    gateway_log: GatewayLog, model: str,
+) -> None:
+    before = decision_counts(browser_gateway)
+
+    result = browse("maths_analitico", "Solve step by step: what is 12 * 7 + 5?", model=model)
+
+    assert result["answer"] and result["error_text"] == ""
+    wait_housekeeping(browser_gateway, gateway_log, 3)
+    [chat] = chats(gateway_log())
+    assert (chat["mode"], chat["strategy"], chat["applied"]) == ("ANALITICO", "rules", "true")
+    assert {"math", "multi_step"} <= set(chat["signals"].split(","))
+    assert counted_since(before, browser_gateway)[("ANALITICO", "rules", "true")] == 1.0
+    # Open WebUI sends no system message: the instruction is the system turn SGLang ran.
+    assert system_prompt(engine_requests(browser_engine)[chat["rid"]]) == INSTRUCTION
+
+
+def test_c_the_info_tooltip_shows_the_token_usage_the_engine_reported(
+    browse: Browse, browser_gateway: LiveGateway, browser_engine: LiveEngine,
+    gateway_log: GatewayLog, model: str,
+) -> None:
+    result = browse("usage_tooltip", "Name one colour of the French flag.", model=model,
+                    show_usage=True)
+
+    usage = dict(re.findall(r"^(\w+): (\d+)$", result["usage_text"], re.MULTILINE))
+    wait_housekeeping(browser_gateway, gateway_log, 3)
+    [chat] = chats(gateway_log())
+    engine_says = engine_requests(browser_engine)[chat["rid"]]["out"]["meta_info"]
+    assert int(usage["prompt_tokens"]) == engine_says["prompt_tokens"] > 0
+    assert int(usage["completion_tokens"]) == engine_says["completion_tokens"] > 0
+    assert int(usage["total_tokens"]) == (
+        engine_says["prompt_tokens"] + engine_says["completion_tokens"]
+    )
+
+
+def test_e_the_analitico_model_variant_overrides_the_rules(
+    browse: Browse, browser_gateway: LiveGateway, browser_engine: LiveEngine,
+    gateway_log: GatewayLog, model: str,
+) -> None:
+    variant = f"{model}+analitico"
+    before = decision_counts(browser_gateway)
+
+    result = browse("variant_analitico", "Hello! Say hi back in a few words.", model=variant)
+
+    assert result["model_shown"] == variant
+    assert result["answer"] and result["error_text"] == ""
+    wait_housekeeping(browser_gateway, gateway_log, 3)
+    [chat] = chats(gateway_log())
+    assert (chat["mode"], chat["strategy"], chat["signals"]) == ("ANALITICO", "override", "override")
+    counted = counted_since(before, browser_gateway)
+    assert counted[("ANALITICO", "override", "true")] == 1.0
+    # Housekeeping on the variant stays cheap: no override for "### Task:" requests.
+    assert counted[("FLUIDO", "housekeeping", "true")] == 3.0
+    assert system_prompt(engine_requests(browser_engine)[chat["rid"]]) == INSTRUCTION
+
+
+def gateway_error(gateway: LiveGateway, model: str) -> str:
+    """The message of the gateway's own error body for a chat request, right now."""
+    body = json.dumps({"model": model, "messages": [{"role": "user", "content": "hi"}]})
+    request = urllib.request.Request(
+        gateway.url + "/v1/chat/completions", data=body.encode(),
+        headers={"Content-Type": "application/json"}, method="POST",
+    )
+    try:
+        urllib.request.urlopen(request, timeout=30).close()
+    except urllib.error.HTTPError as exc:
+        assert exc.code == 503 and exc.headers.get("Retry-After")
+        return str(json.loads(exc.read())["error"]["message"])
+    raise AssertionError("the gateway answered although no engine is available")
+
+
+def test_d_engine_down_shows_the_gateways_error_then_chat_works_again(
+    browse: Browse, browser_gateway: LiveGateway, browser_engine: LiveEngine,
+    gateway_log: GatewayLog, model: str,
+) -> None:
+    browser_engine.stop()
+    try:
+        wait_status(browser_gateway.url + "/ready", 503, 30)
+        expected = gateway_error(browser_gateway, model)
+
+        down = browse("engine_down_error", "Are you there?", model=model, expect="error",
+                      timeout_s=60)
+
+        # The banner is the gateway's OpenAI error message, not an exception string. Only
+        # the "retry in N s" hint may differ between the two requests.
+        def without_retry(message: str) -> str:
+            return re.sub(r"retry in \d+ s", "retry in N s", message)
+
+        assert down["answer"] == ""
+        assert without_retry(down["error_text"]) == without_retry(expected)
+        assert expected.startswith("no inference engine is available right now")
+        assert not re.search(r"Traceback|Exception|aiohttp|Errno|ClientConnector", down["error_text"])
+    finally:
+        browser_engine.start()
+        enable_request_log(browser_engine)
+    wait_status(browser_gateway.url + "/ready", 200, 60)
+    assert ready_state(browser_gateway)["engines"][0]["ready"] is True
+
+    back = browse("engine_back_chat", "What is the capital of France? Answer in one sentence.",
+                  model=model)
+
+    assert "Paris" in back["answer"] and back["error_text"] == ""
+    wait_idle(browser_gateway)
+    last = chats(gateway_log())[-1]
+    assert (last["mode"], last["strategy"]) == ("FLUIDO", "rules")
+    assert last["rid"] in engine_requests(browser_engine)
