@@ -42,9 +42,9 @@ def browser_logs(live_dir: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
-def browser_setup() -> None:
+def browser_setup(browser_logs: Path) -> None:
     """Chromium from Debian and playwright-core from npm (skipped when present)."""
-    run_script("setup_browser.sh", script_env(ARTIFACTS), timeout=900)
+    run_script("setup_browser.sh", script_env(browser_logs), timeout=900)
 
 
 @pytest.fixture(scope="session")
