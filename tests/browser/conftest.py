@@ -48,9 +48,14 @@ def browser_setup(browser_logs: Path) -> None:
 
 
 @pytest.fixture(scope="session")
-def browser_engine(live_sglang: LiveEngine) -> LiveEngine:
+def browser_engine(live_sglang: LiveEngine) -> Iterator[LiveEngine]:
+    """The session's SGLang engine, logging the prompts it receives while these tests run."""
     enable_request_log(live_sglang)
-    return live_sglang
+    yield live_sglang
+    try:
+        enable_request_log(live_sglang, on=False)
+    except OSError:  # the engine is already gone: nothing to switch off
+        pass
 
 
 @pytest.fixture(scope="session")

@@ -35,7 +35,6 @@ const step = (what) => {
   process.stderr.write(`[driver] ${steps[steps.length - 1]}\n`);
 };
 
-
 async function replyState(page) {
   return page.evaluate(() => {
     const replies = [...document.querySelectorAll('#messages-container div[id^="message-"]')]
@@ -103,7 +102,8 @@ async function run(page) {
   // An error banner can come with, or right after, the end of the reply: let it settle.
   await page.waitForTimeout(expectError ? 1000 : 300);
   state = await replyState(page);
-  step(state.banner ? `reply ended with an error banner` : `reply complete (${state.text.length} chars)`);
+  step(state.banner ? 'reply ended with an error banner'
+    : `reply complete (${state.text.length} chars)`);
 
   let usageText = '';
   if (spec.show_usage) {
@@ -143,7 +143,8 @@ async function main() {
   } catch (err) {
     let pageText = '';
     try { pageText = page ? await page.innerText('body') : ''; } catch { /* page gone */ }
-    result = { ok: false, failure: String(err && err.stack ? err.stack : err), page_text: pageText };
+    const failure = String(err && err.stack ? err.stack : err);
+    result = { ok: false, failure, page_text: pageText };
   }
   if (page && spec.screenshot) {
     try {

@@ -15,13 +15,14 @@ from tests.livestack import LiveEngine, LiveGateway, get_json
 _FIELD = re.compile(r"(\w+)=(\S+)")
 
 
-def enable_request_log(engine: LiveEngine) -> None:
+def enable_request_log(engine: LiveEngine, on: bool = True) -> None:
     """Make SGLang log every request it receives, with its full prompt (JSON lines).
 
     SGLang's own record of what reached the engine (``--log-requests`` switched on at run
-    time, so the shared engine needs no special start); it lasts until the engine stops.
+    time, so the shared engine needs no special start); it lasts until the engine stops
+    or until this is called with ``on=False``.
     """
-    body = {"log_requests": True, "log_requests_level": 3, "log_requests_format": "json"}
+    body = {"log_requests": on, "log_requests_level": 3, "log_requests_format": "json"}
     request = urllib.request.Request(
         engine.url + "/configure_logging", data=json.dumps(body).encode(),
         headers={"Content-Type": "application/json"}, method="POST",

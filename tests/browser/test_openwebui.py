@@ -25,7 +25,9 @@ from tests.browser.observe import (
 )
 from tests.livestack import LiveEngine, LiveGateway, wait_status
 
-pytestmark = pytest.mark.browser
+# The first test also brings the stack up, which on a new machine includes building Open
+# WebUI's environment (minutes): a per-test limit above the project default, still bounded.
+pytestmark = [pytest.mark.browser, pytest.mark.timeout(1500)]
 
 INSTRUCTION = "Think carefully, verify your assumptions, and reason step-by-step before answering."
 
@@ -129,7 +131,8 @@ def test_e_the_analitico_model_variant_overrides_the_rules(
     assert result["answer"] and result["error_text"] == ""
     wait_housekeeping(browser_gateway, gateway_log, 3)
     [chat] = chats(gateway_log())
-    assert (chat["mode"], chat["strategy"], chat["signals"]) == ("ANALITICO", "override", "override")
+    assert (chat["mode"], chat["strategy"]) == ("ANALITICO", "override")
+    assert chat["signals"] == "override"
     counted = counted_since(before, browser_gateway)
     assert counted[("ANALITICO", "override", "true")] == 1.0
     # Housekeeping on the variant stays cheap: no override for "### Task:" requests.
