@@ -53,6 +53,11 @@ class CircuitBreaker:
     def consecutive_failures(self) -> int:
         return self._failures
 
+    @property
+    def trial_in_flight(self) -> bool:
+        """HALF_OPEN with its one trial request under way."""
+        return self.state is BreakerState.HALF_OPEN and self._trial_in_flight
+
     def available(self) -> bool:
         """Whether :meth:`acquire` would admit a request now (does not take the trial)."""
         state = self.state

@@ -71,6 +71,8 @@ class Settings:
     api_key: str | None = None
     breaker_failures: int = 5
     breaker_reset: float = 30.0
+    #: How long a request waits for a half-open engine's trial before it gets 503.
+    breaker_trial_wait: float = 10.0
     connect_timeout: float = 5.0
     #: Longest silence allowed from an engine while a request is under way (prefill included).
     read_timeout: float = 300.0
@@ -250,6 +252,7 @@ def load_settings(
         api_key=r.raw("LKN_API_KEY"),
         breaker_failures=r.integer("LKN_BREAKER_FAILURES", 5, minimum=1),
         breaker_reset=r.number("LKN_BREAKER_RESET", 30.0, minimum=0.01),
+        breaker_trial_wait=r.number("LKN_BREAKER_TRIAL_WAIT", 10.0),
         connect_timeout=r.number("LKN_CONNECT_TIMEOUT", 5.0, minimum=0.01),
         read_timeout=r.number("LKN_READ_TIMEOUT", 300.0, minimum=0.01),
         request_timeout=r.number("LKN_REQUEST_TIMEOUT", 0.0),

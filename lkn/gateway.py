@@ -209,7 +209,7 @@ class Gateway:
         async def attempt(lease: Lease) -> Decision:
             return await self._decide(request, lease.engine.client, deadline)
 
-        lease, decision = await self.pool.run(attempt)
+        lease, decision = await self.pool.run(attempt, deadline)
         self.pool.settle(lease, Outcome.SUCCESS)
         return decision
 
@@ -235,7 +235,7 @@ class Gateway:
                 return Completion(raw, text, finish, usage, decision, client.name,
                                   request.request_id)
 
-            lease, completion = await self.pool.run(attempt)
+            lease, completion = await self.pool.run(attempt, deadline)
             engine_name = lease.engine.name
             self.pool.settle(lease, Outcome.SUCCESS)
         except BaseException as exc:
@@ -284,10 +284,11 @@ class Gateway:
             except BaseException:
                 await chunks.aclose()
                 raise
+            self.pool.confirm(lease)
             return decision, first, chunks
 
         try:
-            lease, (decision, first, rest) = await self.pool.run(attempt)
+            lease, (decision, first, rest) = await self.pool.run(attempt, deadline)
         except BaseException as exc:
             self._leave()
             self._log_done(frontend, request, "", self._error_outcome(exc), started,

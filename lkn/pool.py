@@ -84,6 +84,7 @@ class EnginePool:
             self._watch(engine)
         self._health_task: asyncio.Task[None] | None = None
         self._next = 0
+        self._trial_waiters: list[asyncio.Future[None]] = []
 
     @classmethod
     def from_settings(cls, settings: Settings, metrics: Metrics) -> EnginePool:
@@ -175,6 +176,50 @@ class EnginePool:
         best.in_flight += 1
         return lease
 
+    async def acquire_waiting(self, exclude: Sequence[Engine] = (),
+                              deadline: float | None = None) -> Lease:
+        """:meth:`acquire`, but when the only way in is a half-open trial already under way,
+        wait (up to ``LKN_BREAKER_TRIAL_WAIT``) for its outcome instead of turning the request
+        away: requests that arrive while a recovered engine proves itself are served as soon
+        as the trial succeeds, and still never reach the engine before that."""
+        loop = asyncio.get_running_loop()
+        limit = time.monotonic() + self._settings.breaker_trial_wait
+        if deadline is not None:
+            limit = min(limit, deadline)
+        while True:
+            try:
+                return self.acquire(exclude)
+            except NoEngineAvailable:
+                remaining = limit - time.monotonic()
+                if remaining <= 0 or not any(
+                    e not in exclude and e.ready is not False and e.breaker.trial_in_flight
+                    for e in self.engines
+                ):
+                    raise
+            waiter: asyncio.Future[None] = loop.create_future()
+            self._trial_waiters.append(waiter)
+            try:
+                await asyncio.wait_for(waiter, remaining)
+            except asyncio.TimeoutError:
+                pass
+            finally:
+                if waiter in self._trial_waiters:
+                    self._trial_waiters.remove(waiter)
+
+    def _trial_over(self) -> None:
+        waiters, self._trial_waiters = self._trial_waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def confirm(self, lease: Lease) -> None:
+        """The engine has started answering: a half-open trial has proved it works."""
+        if lease.trial and not lease.settled:
+            lease.trial = False
+            lease.engine.breaker.record_success(trial=True)
+            log.info("engine breaker closed engine=%s", lease.engine.name)
+            self._trial_over()
+
     def settle(self, lease: Lease, outcome: Outcome) -> None:
         if lease.settled:
             return
@@ -198,8 +243,12 @@ class EnginePool:
                 )
         else:
             breaker.record_neutral(lease.trial)
+        if lease.trial:
+            self._trial_over()
 
-    async def run(self, attempt: Callable[[Lease], Awaitable[T]]) -> tuple[Lease, T]:
+    async def run(
+        self, attempt: Callable[[Lease], Awaitable[T]], deadline: float | None = None
+    ) -> tuple[Lease, T]:
         """Run ``attempt`` on an engine; on an engine failure, once more on another one.
 
         ``attempt`` must raise only before anything reached the client. The returned lease
@@ -207,7 +256,7 @@ class EnginePool:
         """
         tried: list[Engine] = []
         while True:
-            lease = self.acquire(tried)
+            lease = await self.acquire_waiting(tried, deadline)
             try:
                 return lease, await attempt(lease)
             except EngineError as exc:

@@ -66,6 +66,22 @@ async def test_breaker_opens_after_5_failures_and_rejects_without_calling_the_en
         assert f'lkn_engine_breaker_state{{engine="{engine.name}"}} 2.0' in await r.text()
 
 
+async def _trip(gw: GatewayUnderTest, double: SGLangDouble, http: aiohttp.ClientSession,
+                failures: int = 2) -> None:
+    double.script(*([Fault.HTTP_500] * failures))
+    for _ in range(failures):
+        async with http.post(gw.v1 + "/chat/completions", json=CHAT) as r:
+            assert r.status == 502
+    breaker = gw.gateway.pool.engines[0].breaker
+    assert breaker.state is BreakerState.OPEN
+    await wait_for(lambda: breaker.state is BreakerState.HALF_OPEN)
+
+
+async def _post(http: aiohttp.ClientSession, url: str, body: dict[str, Any]) -> tuple[int, bytes]:
+    async with http.post(url, json=body) as r:
+        return r.status, await r.read()
+
+
 async def test_half_open_lets_exactly_one_trial_through_then_closes(
     start_gateway: GatewayFactory, http: aiohttp.ClientSession
 ) -> None:
@@ -73,28 +89,80 @@ async def test_half_open_lets_exactly_one_trial_through_then_closes(
         gw = await start_gateway(
             make_settings(double.url, grpc_enabled=False, breaker_reset=0.3, breaker_failures=2)
         )
-        double.script(Fault.HTTP_500, Fault.HTTP_500)
-        for _ in range(2):
-            async with http.post(gw.v1 + "/chat/completions", json=CHAT) as r:
-                assert r.status == 502
+        await _trip(gw, double, http)
         breaker = gw.gateway.pool.engines[0].breaker
-        assert breaker.state is BreakerState.OPEN
-        await wait_for(lambda: breaker.state is BreakerState.HALF_OPEN)
         before = gen_count(double)
         body = {**CHAT, "max_tokens": 6}
-        trial = asyncio.create_task(http.post(gw.v1 + "/chat/completions", json=body))
+        trial = asyncio.create_task(_post(http, gw.v1 + "/chat/completions", body))
         await wait_for(lambda: gen_count(double) == before + 1)
-        # While the trial runs, everyone else is turned away without reaching the engine.
-        for _ in range(3):
-            async with http.post(gw.v1 + "/chat/completions", json=body) as r:
-                assert r.status == 503
-        assert gen_count(double) == before + 1
-        response = await trial
-        assert response.status == 200
-        response.release()
+        # Requests arriving during the trial wait for its outcome; none reaches the engine.
+        waiting = [asyncio.create_task(_post(http, gw.v1 + "/chat/completions", body))
+                   for _ in range(3)]
+        await asyncio.sleep(0.15)
+        assert gen_count(double) == before + 1 and not any(t.done() for t in waiting)
+        assert (await trial)[0] == 200
         assert breaker.state is BreakerState.CLOSED
-        async with http.post(gw.v1 + "/chat/completions", json=body) as r:
-            assert r.status == 200
+        assert [(await t)[0] for t in waiting] == [200, 200, 200]
+        assert gen_count(double) == before + 4
+
+
+async def test_a_streamed_trial_proves_the_engine_at_its_first_byte(
+    start_gateway: GatewayFactory, http: aiohttp.ClientSession
+) -> None:
+    async with SGLangDouble(token_delay=0.05) as double:
+        gw = await start_gateway(
+            make_settings(double.url, grpc_enabled=False, breaker_reset=0.3, breaker_failures=2)
+        )
+        await _trip(gw, double, http)
+        async with http.post(gw.v1 + "/chat/completions",
+                             json={**STREAM, "max_tokens": 40}) as trial:
+            await trial.content.readline()
+            # The trial is still streaming (2 s), but the breaker is closed already.
+            assert gw.gateway.pool.engines[0].breaker.state is BreakerState.CLOSED
+            assert (await _post(http, gw.v1 + "/chat/completions", CHAT))[0] == 200
+            events = await sse_events(trial)
+        assert events[-1] == "[DONE]"
+
+
+async def test_requests_waiting_on_a_failed_trial_get_503_without_reaching_the_engine(
+    start_gateway: GatewayFactory, http: aiohttp.ClientSession
+) -> None:
+    async with SGLangDouble(token_delay=0.05) as double:
+        gw = await start_gateway(make_settings(
+            double.url, grpc_enabled=False, breaker_reset=0.3, breaker_failures=2,
+            read_timeout=0.5,
+        ))
+        await _trip(gw, double, http)
+        before = gen_count(double)
+        double.script(Fault.STALL)  # the trial hangs, then times out
+        trial = asyncio.create_task(_post(http, gw.v1 + "/chat/completions", CHAT))
+        await wait_for(lambda: gen_count(double) == before + 1)
+        waiting = [asyncio.create_task(_post(http, gw.v1 + "/chat/completions", CHAT))
+                   for _ in range(2)]
+        await asyncio.sleep(0.1)
+        assert not any(t.done() for t in waiting), "they wait for the trial's outcome"
+        assert (await trial)[0] == 504
+        assert [(await t)[0] for t in waiting] == [503, 503]
+        assert gen_count(double) == before + 1
+
+
+async def test_with_no_trial_wait_others_are_turned_away_at_once(
+    start_gateway: GatewayFactory, http: aiohttp.ClientSession
+) -> None:
+    async with SGLangDouble(token_delay=0.05) as double:
+        gw = await start_gateway(make_settings(
+            double.url, grpc_enabled=False, breaker_reset=0.3, breaker_failures=2,
+            breaker_trial_wait=0.0,
+        ))
+        await _trip(gw, double, http)
+        before = gen_count(double)
+        trial = asyncio.create_task(_post(http, gw.v1 + "/chat/completions",
+                                          {**CHAT, "max_tokens": 6}))
+        await wait_for(lambda: gen_count(double) == before + 1)
+        for _ in range(3):
+            assert (await _post(http, gw.v1 + "/chat/completions", CHAT))[0] == 503
+        assert (await trial)[0] == 200
+        assert gen_count(double) == before + 1
 
 
 async def test_failed_trial_reopens(
