@@ -179,14 +179,21 @@ class Gateway:
         started: float,
         error: BaseException | None = None,
     ) -> None:
-        route = "chat" if request.route.value.endswith("chat/completions") else "completions"
+        route = request.route.label
+        elapsed = time.monotonic() - started
         self.metrics.child(self.metrics.requests, frontend, route, outcome).inc()
-        self.metrics.child(self.metrics.duration, route).observe(time.monotonic() - started)
+        self.metrics.child(self.metrics.duration, route).observe(elapsed)
         if error is not None:
             log.warning(
-                "request failed rid=%s engine=%s route=%s error=%s status=%s message=%r",
-                request.request_id, engine or "-", route, type(error).__name__,
+                "request failed rid=%s engine=%s frontend=%s route=%s error=%s status=%s "
+                "message=%r",
+                request.request_id, engine or "-", frontend, route, type(error).__name__,
                 error.status() if isinstance(error, LknError) else 500, str(error),
+            )
+        else:
+            log.info(
+                "request done rid=%s engine=%s frontend=%s route=%s status=%s duration_ms=%.1f",
+                request.request_id, engine or "-", frontend, route, outcome, elapsed * 1000.0,
             )
 
     def _error_outcome(self, exc: BaseException) -> str:
@@ -244,8 +251,7 @@ class Gateway:
             raise
         finally:
             self._leave()
-        route = "chat" if request.route.value.endswith("chat/completions") else "completions"
-        self.metrics.child(self.metrics.ttft, route).observe(time.monotonic() - started)
+        self.metrics.child(self.metrics.ttft, request.route.label).observe(time.monotonic() - started)
         self._count_tokens(completion)
         self._log_done(frontend, request, engine_name, "200", started)
         return completion
@@ -266,7 +272,7 @@ class Gateway:
         self._admit()
         self._log_prompt(request)
         deadline = self._deadline(request)
-        route = "chat" if request.route.value.endswith("chat/completions") else "completions"
+        route = request.route.label
 
         async def attempt(lease: Lease) -> tuple[Decision, Chunk, AsyncGenerator[Chunk, None]]:
             client = lease.engine.client

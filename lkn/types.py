@@ -17,6 +17,11 @@ class Route(enum.Enum):
     CHAT = "/v1/chat/completions"
     COMPLETION = "/v1/completions"
 
+    @property
+    def label(self) -> str:
+        """Short name for metrics and logs."""
+        return "chat" if self is Route.CHAT else "completions"
+
 
 class Mode(str, enum.Enum):
     FLUIDO = "FLUIDO"
