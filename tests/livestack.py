@@ -16,6 +16,8 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -186,3 +188,15 @@ class LiveGateway:
 
     def log_text(self) -> str:
         return self.log_file.read_text(errors="replace") if self.log_file.exists() else ""
+
+
+@contextmanager
+def ready_gateway(engine_urls: str, log_dir: Path, **extra_env: str) -> Iterator[LiveGateway]:
+    """A gateway process in front of ``engine_urls``, once its pool is ready; stopped after."""
+    gateway = LiveGateway(engine_urls, log_dir, extra_env=extra_env)
+    gateway.start()
+    try:
+        wait_status(gateway.url + "/ready", 200, 60)
+        yield gateway
+    finally:
+        gateway.stop()

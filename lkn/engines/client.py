@@ -25,11 +25,10 @@ from lkn.engines.wire import (
     error_for_status,
     error_message,
     parse_chunk,
-    parse_completion,
     probe_positions,
     raise_for_event,
 )
-from lkn.errors import EngineError, EngineTimeout, EngineUnavailable, LknError
+from lkn.errors import EngineError, EngineTimeout, EngineUnavailable
 from lkn.types import Chunk, JSONObject, ProbeResult, Route
 
 log = logging.getLogger(__name__)

@@ -20,7 +20,7 @@ import pytest
 from tests.conftest import ARTIFACTS
 from tests.browser.observe import enable_request_log, wait_idle
 from tests.livestack import (
-    LiveEngine, LiveGateway, free_port, get_json, run_script, script_env, wait_status,
+    LiveEngine, LiveGateway, free_port, get_json, ready_gateway, run_script, script_env,
 )
 
 BROWSER_DIR = Path(__file__).resolve().parent
@@ -60,13 +60,8 @@ def browser_engine(live_sglang: LiveEngine) -> Iterator[LiveEngine]:
 
 @pytest.fixture(scope="session")
 def browser_gateway(browser_engine: LiveEngine, browser_logs: Path) -> Iterator[LiveGateway]:
-    gateway = LiveGateway(browser_engine.url, browser_logs, extra_env={"LKN_READ_TIMEOUT": "120"})
-    gateway.start()
-    try:
-        wait_status(gateway.url + "/ready", 200, 60)
+    with ready_gateway(browser_engine.url, browser_logs, LKN_READ_TIMEOUT="120") as gateway:
         yield gateway
-    finally:
-        gateway.stop()
 
 
 @dataclass

@@ -21,7 +21,14 @@ import aiohttp
 import openai
 import pytest
 
-from tests.livestack import LiveEngine, LiveGateway, get_json, http_status, wait_status
+from tests.livestack import (
+    LiveEngine,
+    LiveGateway,
+    get_json,
+    http_status,
+    ready_gateway,
+    wait_status,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -30,33 +37,17 @@ QUESTION = [{"role": "user", "content": "What is the capital of France?"}]
 
 @pytest.fixture(scope="module")
 def gateway(live_sglang: LiveEngine, live_dir: Path) -> Iterator[LiveGateway]:
-    gw = LiveGateway(
-        live_sglang.url,
-        live_dir / "e2e-gateway",
-        extra_env={"LKN_BREAKER_RESET": "3", "LKN_READ_TIMEOUT": "120"},
-    )
-    gw.start()
-    wait_status(gw.url + "/ready", 200, 60)
-    try:
+    with ready_gateway(live_sglang.url, live_dir / "e2e-gateway",
+                       LKN_BREAKER_RESET="3", LKN_READ_TIMEOUT="120") as gw:
         yield gw
-    finally:
-        gw.stop()
 
 
 @pytest.fixture(scope="module")
 def probing_gateway(live_sglang: LiveEngine, live_dir: Path) -> Iterator[LiveGateway]:
     """A second gateway on the same engine, deciding by the engine's own entropy."""
-    gw = LiveGateway(
-        live_sglang.url,
-        live_dir / "e2e-gateway-hybrid",
-        extra_env={"LKN_DECISION_STRATEGY": "hybrid", "LKN_PROBE_TIMEOUT": "20"},
-    )
-    gw.start()
-    wait_status(gw.url + "/ready", 200, 60)
-    try:
+    with ready_gateway(live_sglang.url, live_dir / "e2e-gateway-hybrid",
+                       LKN_DECISION_STRATEGY="hybrid", LKN_PROBE_TIMEOUT="20") as gw:
         yield gw
-    finally:
-        gw.stop()
 
 
 @pytest.fixture(scope="module")

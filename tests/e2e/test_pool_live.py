@@ -16,7 +16,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tests.livestack import LiveEngine, LiveGateway, wait_status
+from tests.livestack import LiveEngine, LiveGateway, ready_gateway
 
 pytestmark = pytest.mark.e2e
 
@@ -26,14 +26,9 @@ ASK = [{"role": "user", "content": "Name three colours."}]
 @pytest.fixture(scope="module")
 def pool_gateway(live_sglang: LiveEngine, live_llamacpp: LiveEngine,
                  live_dir: Path) -> Iterator[LiveGateway]:
-    gw = LiveGateway(f"{live_sglang.url},openai={live_llamacpp.url}", live_dir / "pool-gateway",
-                     extra_env={"LKN_READ_TIMEOUT": "60"})
-    gw.start()
-    wait_status(gw.url + "/ready", 200, 60)
-    try:
+    with ready_gateway(f"{live_sglang.url},openai={live_llamacpp.url}",
+                       live_dir / "pool-gateway", LKN_READ_TIMEOUT="60") as gw:
         yield gw
-    finally:
-        gw.stop()
 
 
 async def test_both_engines_serve_and_report_through_one_api(pool_gateway: LiveGateway) -> None:
