@@ -152,22 +152,14 @@ class Gateway:
             request, engine, deadline, override=self._mode_override(request)
         )
 
-    def _engine_body(
-        self, request: GenerateRequest, decision: Decision, engine: EngineClient
-    ) -> JSONObject:
+    def _engine_body(self, request: GenerateRequest, decision: Decision) -> JSONObject:
+        """What the engine gets; the engine client adds the rid and its model name."""
         body = self.decider.apply(decision, request.body)
-        if body is request.body:
-            body = dict(body)
-        if engine.model_id is not None:
-            # Also maps mode variants and names with ':' (LoRA syntax to SGLang) back.
-            body["model"] = engine.model_id
-        if engine.supports_abort:
-            body["rid"] = request.request_id
         if request.stream:
             options = body.get("stream_options")
             merged: JSONObject = dict(options) if isinstance(options, dict) else {}
             merged["include_usage"] = True
-            body["stream_options"] = merged
+            body = {**body, "stream_options": merged}
         return body
 
     def _log_done(
@@ -231,7 +223,7 @@ class Gateway:
             async def attempt(lease: Lease) -> Completion:
                 client = lease.engine.client
                 decision = await self._decide(request, client, deadline)
-                body = self._engine_body(request, decision, client)
+                body = self._engine_body(request, decision)
                 try:
                     raw, parsed = await client.complete(
                         request.route, body, request.request_id, deadline
@@ -277,7 +269,7 @@ class Gateway:
         async def attempt(lease: Lease) -> tuple[Decision, Chunk, AsyncGenerator[Chunk, None]]:
             client = lease.engine.client
             decision = await self._decide(request, client, deadline)
-            body = self._engine_body(request, decision, client)
+            body = self._engine_body(request, decision)
             chunks = client.stream(request.route, body, request.request_id, deadline)
             assert isinstance(chunks, AsyncGenerator)
             try:

@@ -48,3 +48,21 @@ async def test_error_forms_map_to_typed_errors() -> None:
         with pytest.raises(EngineUnavailable):
             await client.complete("/generate", {"text": "hi", "rid": "n1"}, "n1")
         await client.close()
+
+
+async def test_requests_carry_our_rid_and_the_engines_own_model_name() -> None:
+    async with SGLangDouble() as double:
+        settings = make_settings(double.url)
+        client = EngineClient(settings.engines[0], settings)
+        assert await client.check_ready(1.0) and client.model_id == "smollm2"
+        body = {"model": "smollm2+analitico", "messages": BODY["messages"], "max_tokens": 2}
+        await client.complete(Route.CHAT, body, "rid-a")
+        async for _ in client.stream(Route.CHAT, {**body, "model": "alias:latest",
+                                                  "stream": True}, "rid-b"):
+            pass
+        await client.probe(Route.CHAT, {**body, "model": "x:y"}, "rid-c", top_k=3, tokens=1)
+        sent = [r.body for r in double.requests_to("/v1/chat/completions")]
+        assert [(b["rid"], b["model"]) for b in sent] == [
+            ("rid-a", "smollm2"), ("rid-b", "smollm2"), ("rid-c", "smollm2")]
+        assert body["model"] == "smollm2+analitico", "the caller's body is not changed"
+        await client.close()

@@ -34,15 +34,13 @@ class ProbeOutcome:
     reason: str | None = None
 
 
-def probe_body(request: GenerateRequest, engine: EngineClient) -> JSONObject:
-    """The generation's prompt as the engine will see it (model name mapped like the gateway)."""
-    body = dict(request.body)
-    if engine.model_id is not None:
-        body["model"] = engine.model_id
-    prompt = body.get("prompt")
+def probe_body(request: GenerateRequest) -> JSONObject:
+    """The generation's prompt as the engine will see it (the engine client maps the model
+    name for both, so the probe and the generation share the engine's prefix cache)."""
+    prompt = request.body.get("prompt")
     if request.route is Route.COMPLETION and isinstance(prompt, list) and len(prompt) == 1:
-        body["prompt"] = prompt[0]
-    return body
+        return {**request.body, "prompt": prompt[0]}
+    return request.body
 
 
 def _failed(exc: BaseException) -> ProbeOutcome:
@@ -78,7 +76,7 @@ async def run_probe(
         # explicit abort for the probe's rid (an HTTP timeout would only drop the socket).
         result = await asyncio.wait_for(
             engine.probe(
-                request.route, probe_body(request, engine), rid,
+                request.route, probe_body(request), rid,
                 settings.probe_top_k, settings.probe_tokens, deadline,
             ),
             budget,

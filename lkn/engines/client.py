@@ -90,11 +90,21 @@ class EngineClient:
     async def _post(
         self, path: str, body: JSONObject, rid: str, deadline: float | None
     ) -> aiohttp.ClientResponse:
-        """POST and return a 200 response (the caller releases it); raise typed errors."""
+        """POST and return a 200 response (the caller releases it); raise typed errors.
+
+        Every request carries our ``rid`` (engines that can abort) and, on the OpenAI routes,
+        the engine's served model name: that maps mode variants and ``name:tag`` (which SGLang
+        would read as a LoRA adapter) back to the model the engine serves.
+        """
+        wire = dict(body)
+        if self.supports_abort:
+            wire["rid"] = rid
+        if self.model_id is not None and path.startswith("/v1/"):
+            wire["model"] = self.model_id
         with self._errors(rid, "before answering"):
             response = await self._session.post(
                 path.lstrip("/"),
-                data=json.dumps(body).encode(),
+                data=json.dumps(wire).encode(),
                 headers=_JSON_HEADERS,
                 timeout=self._timeout(deadline),
             )
@@ -252,8 +262,6 @@ class EngineClient:
             }
             probe.update(max_tokens=tokens, temperature=0.0, logprobs=top_k, stream=False)
             path = route
-        if self.supports_abort:
-            probe["rid"] = rid
         _, parsed = await self.complete(path, probe, rid, deadline)
         latency = (time.perf_counter() - started) * 1000.0
         return ProbeResult(positions=probe_positions(parsed), latency_ms=latency, engine=self.name)
