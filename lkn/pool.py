@@ -182,21 +182,22 @@ class EnginePool:
         wait (up to ``LKN_BREAKER_TRIAL_WAIT``) for its outcome instead of turning the request
         away: requests that arrive while a recovered engine proves itself are served as soon
         as the trial succeeds, and still never reach the engine before that."""
-        loop = asyncio.get_running_loop()
-        limit = time.monotonic() + self._settings.breaker_trial_wait
-        if deadline is not None:
-            limit = min(limit, deadline)
+        limit: float | None = None
         while True:
             try:
                 return self.acquire(exclude)
             except NoEngineAvailable:
+                if limit is None:  # only now: the usual path pays for nothing here
+                    limit = time.monotonic() + self._settings.breaker_trial_wait
+                    if deadline is not None:
+                        limit = min(limit, deadline)
                 remaining = limit - time.monotonic()
                 if remaining <= 0 or not any(
                     e not in exclude and e.ready is not False and e.breaker.trial_in_flight
                     for e in self.engines
                 ):
                     raise
-            waiter: asyncio.Future[None] = loop.create_future()
+            waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
             self._trial_waiters.append(waiter)
             try:
                 await asyncio.wait_for(waiter, remaining)
@@ -216,9 +217,14 @@ class EnginePool:
         """The engine has started answering: a half-open trial has proved it works."""
         if lease.trial and not lease.settled:
             lease.trial = False
-            lease.engine.breaker.record_success(trial=True)
-            log.info("engine breaker closed engine=%s", lease.engine.name)
+            self._succeeded(lease.engine, trial=True)
             self._trial_over()
+
+    def _succeeded(self, engine: Engine, trial: bool) -> None:
+        before = engine.breaker.state
+        engine.breaker.record_success(trial)
+        if before is not BreakerState.CLOSED and engine.breaker.state is BreakerState.CLOSED:
+            log.info("engine breaker closed engine=%s", engine.name)
 
     def settle(self, lease: Lease, outcome: Outcome) -> None:
         if lease.settled:
@@ -228,10 +234,7 @@ class EnginePool:
         engine.in_flight -= 1
         breaker = engine.breaker
         if outcome is Outcome.SUCCESS:
-            before = breaker.state
-            breaker.record_success(lease.trial)
-            if before is not BreakerState.CLOSED and breaker.state is BreakerState.CLOSED:
-                log.info("engine breaker closed engine=%s", engine.name)
+            self._succeeded(engine, lease.trial)
         elif outcome is Outcome.FAILURE:
             self._metrics.child(self._metrics.engine_failures, engine.name).inc()
             before = breaker.state
