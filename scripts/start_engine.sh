@@ -209,15 +209,10 @@ if [ -f "$logfile" ]; then mv -f "$logfile" "$logfile.1"; fi
   printf '# %s starting %s\n' "$(date '+%Y-%m-%dT%H:%M:%S%z')" "$what"
   printf '# %s\n' "${engine_env[*]:-} ${cmd[*]}"
 } > "$logfile"
-rm -f "$pidfile"
 lkn_say "starting $what on $url (log: $logfile)"
 t0=$(date +%s)
-# setsid: own session and process group, detached from this terminal. The inner shell
-# records its own PID (the group leader) and then becomes the engine with exec.
-setsid bash -c 'echo $$ > "$0"; exec "$@"' "$pidfile" \
-  env "${engine_env[@]}" "${cmd[@]}" >> "$logfile" 2>&1 < /dev/null 8>&- &
-for _ in $(seq 50); do [ -s "$pidfile" ] && break; sleep 0.1; done
-[ -s "$pidfile" ] || lkn_die "the engine process did not start (no $pidfile); see $logfile"
+lkn_spawn "$pidfile" env "${engine_env[@]}" "${cmd[@]}" >> "$logfile" 2>&1 < /dev/null 8>&- \
+  || lkn_die "the engine process did not start (no $pidfile); see $logfile"
 pid="$(cat "$pidfile")"
 
 # ---- wait for readiness ------------------------------------------------------------------

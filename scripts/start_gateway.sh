@@ -32,8 +32,8 @@ if curl -fsS -o /dev/null --max-time 2 "http://$probe_host:$port/health" 2>/dev/
   lkn_die "something already answers on $host:$port; set LKN_PORT or stop it"
 fi
 
-setsid "$PY" -m lkn serve >>"$LKN_LOG_DIR/gateway.log" 2>&1 < /dev/null &
-echo $! > "$LKN_LOG_DIR/gateway.pid"
+lkn_spawn "$LKN_LOG_DIR/gateway.pid" "$PY" -m lkn serve >>"$LKN_LOG_DIR/gateway.log" 2>&1 < /dev/null \
+  || lkn_die "the gateway process did not start; see $LKN_LOG_DIR/gateway.log"
 if ! lkn_wait_http "http://$probe_host:$port/health" "${LKN_START_TIMEOUT:-30}" "the gateway"; then
   tail -n 30 "$LKN_LOG_DIR/gateway.log" >&2 || true
   lkn_stop_group gateway "lkn serve" 5

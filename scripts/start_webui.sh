@@ -131,15 +131,11 @@ if [ -f "$logfile" ]; then mv -f "$logfile" "$logfile.1"; fi
   printf '# %s starting Open WebUI on %s (data: %s, backend: %s)\n' \
     "$(date '+%Y-%m-%dT%H:%M:%S%z')" "$url" "$data_dir" "$OPENAI_API_BASE_URL"
 } > "$logfile"
-rm -f "$pidfile"
 lkn_say "starting Open WebUI on $url -> $OPENAI_API_BASE_URL (log: $logfile)"
 t0=$(date +%s)
-# setsid: own session and process group; the inner shell records its PID (the group
-# leader) and becomes Open WebUI. It runs in its data dir, where it may write files.
-(cd "$data_dir" && exec setsid bash -c 'echo $$ > "$0"; exec "$@"' "$pidfile" \
-  "$venv/bin/open-webui" serve --host "$host" --port "$port") >> "$logfile" 2>&1 < /dev/null &
-for _ in $(seq 50); do [ -s "$pidfile" ] && break; sleep 0.1; done
-[ -s "$pidfile" ] || lkn_die "Open WebUI did not start (no $pidfile); see $logfile"
+# It runs in its data dir, where it may write files.
+(cd "$data_dir" && lkn_spawn "$pidfile" "$venv/bin/open-webui" serve --host "$host" --port "$port") \
+  >> "$logfile" 2>&1 < /dev/null || lkn_die "Open WebUI did not start (no $pidfile); see $logfile"
 pid="$(cat "$pidfile")"
 
 rc=0

@@ -194,3 +194,16 @@ lkn_gateway_python() {
   dir="$(lkn_venv gateway _lkn_install_gateway "$LKN_ROOT/setup.cfg")" || return 1
   printf '%s\n' "$dir/bin/python"
 }
+
+# lkn_spawn PIDFILE CMD... : start CMD detached, in its own session and process group
+# (setsid), and wait until PIDFILE holds the group leader's PID (the inner shell writes its
+# own PID, then becomes CMD with exec). Redirect the call's output to the log; returns 1 if
+# the process did not start.
+lkn_spawn() {
+  local pidfile="$1" _
+  shift
+  rm -f "$pidfile"
+  setsid bash -c 'echo $$ > "$0"; exec "$@"' "$pidfile" "$@" &
+  for _ in $(seq 50); do [ -s "$pidfile" ] && return 0; sleep 0.1; done
+  return 1
+}
