@@ -11,10 +11,11 @@ mkdir -p "$LKN_CACHE" "$LKN_LOG_DIR"
 lkn_say()  { printf '[lkn] %s\n' "$*" >&2; }
 lkn_die()  { printf '[lkn] error: %s\n' "$*" >&2; exit 1; }
 
-# lkn_hash FILE... : short sha256 over the given files' contents (and their names).
+# lkn_hash FILE... : short sha256 over the given files' contents (and their names relative
+# to the checkout, so that every clone of the same commit shares one cached environment).
 lkn_hash() {
   local f
-  for f in "$@"; do printf '%s\n' "$f"; cat "$f"; done | sha256sum | cut -c1-16
+  for f in "$@"; do printf '%s\n' "${f#"$LKN_ROOT"/}"; cat "$f"; done | sha256sum | cut -c1-16
 }
 
 # lkn_venv NAME INSTALL_FN KEYFILE... : print the path of a virtualenv named NAME whose
