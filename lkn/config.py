@@ -56,6 +56,26 @@ class DecisionSettings:
     shadow: bool = False
 
 
+PLACEMENT_POLICIES = ("least_loaded", "cache_aware")
+
+
+@dataclass(frozen=True)
+class PlacementSettings:
+    policy: str = "least_loaded"
+    #: Longest block of prompt text, in characters (a chat message starts a new block).
+    block_chars: int = 256
+    #: Blocks of a prompt that are hashed; the rest of a longer prompt is not read.
+    max_blocks: int = 128
+    #: Block hashes remembered per engine (least recently used go first).
+    record_blocks: int = 16384
+    #: In-flight requests an engine holding the prefix may have above the least loaded one.
+    max_imbalance: int = 4
+
+    @property
+    def enabled(self) -> bool:
+        return self.policy == "cache_aware"
+
+
 @dataclass(frozen=True)
 class Settings:
     """Every setting of the gateway, validated. Build it with :func:`load_settings`."""
@@ -88,6 +108,7 @@ class Settings:
     log_prompts: bool = False
     model_variants: bool = True
     decision: DecisionSettings = field(default_factory=DecisionSettings)
+    placement: PlacementSettings = field(default_factory=PlacementSettings)
 
 
 class _Reader:
@@ -266,4 +287,12 @@ def load_settings(
         log_prompts=r.flag("LKN_LOG_PROMPTS", False),
         model_variants=r.flag("LKN_MODEL_VARIANTS", True),
         decision=decision,
+        placement=PlacementSettings(
+            policy=r.choice("LKN_PLACEMENT", "least_loaded", PLACEMENT_POLICIES),
+            block_chars=r.integer("LKN_PLACEMENT_BLOCK_CHARS", 256, minimum=16, maximum=65536),
+            max_blocks=r.integer("LKN_PLACEMENT_MAX_BLOCKS", 128, minimum=1, maximum=4096),
+            record_blocks=r.integer("LKN_PLACEMENT_RECORD_BLOCKS", 16384, minimum=1,
+                                    maximum=1 << 22),
+            max_imbalance=r.integer("LKN_PLACEMENT_MAX_IMBALANCE", 4),
+        ),
     )

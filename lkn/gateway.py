@@ -234,7 +234,9 @@ class Gateway:
                 return Completion(raw, text, finish, usage, decision, client.name,
                                   request.request_id)
 
-            lease, completion = await self.pool.run(attempt, deadline)
+            lease, completion = await self.pool.run(
+                attempt, deadline, self.pool.placement.prefix(request.body)
+            )
             engine_name = lease.engine.name
             self.pool.settle(lease, Outcome.SUCCESS)
         except BaseException as exc:
@@ -286,7 +288,9 @@ class Gateway:
             return decision, first, chunks
 
         try:
-            lease, (decision, first, rest) = await self.pool.run(attempt, deadline)
+            lease, (decision, first, rest) = await self.pool.run(
+                attempt, deadline, self.pool.placement.prefix(request.body)
+            )
         except BaseException as exc:
             self._leave()
             self._log_done(frontend, request, "", self._error_outcome(exc), started,

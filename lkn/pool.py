@@ -1,6 +1,7 @@
 """The one async engine pool shared by every front-end.
 
-Selection: the least-loaded engine that is ready and whose breaker admits a request.
+Selection: the least-loaded engine that is ready and whose breaker admits a request, or,
+with cache-aware placement, the one most likely to hold the prompt's prefix (lkn.placement).
 Breakers: one per engine; engine failures count, client errors and cancellations never do.
 Readiness: a background task polls every engine (``/ready``, ``/health`` for old servers).
 Retries: :meth:`EnginePool.run` retries once, on another engine, when the attempt fails
@@ -22,6 +23,7 @@ from lkn.config import Settings
 from lkn.engines import EngineClient
 from lkn.errors import EngineError, EngineUnavailable, LknError, NoEngineAvailable
 from lkn.metrics import Metrics
+from lkn.placement import NO_PREFIX, PlacementRecord, Prefix
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +87,7 @@ class EnginePool:
         self._health_task: asyncio.Task[None] | None = None
         self._next = 0
         self._trial_waiters: list[asyncio.Future[None]] = []
+        self.placement = PlacementRecord(settings.placement)
 
     @classmethod
     def from_settings(cls, settings: Settings, metrics: Metrics) -> EnginePool:
@@ -135,6 +138,8 @@ class EnginePool:
             if engine.breaker.state is BreakerState.CLOSED:
                 engine.breaker.record_failure()
         if engine.ready != was:
+            if not engine.ready:
+                self.placement.forget(engine.name)
             log.info(
                 "engine readiness changed engine=%s ready=%s breaker=%s",
                 engine.name, engine.ready, engine.breaker.state.name.lower(),
@@ -153,7 +158,7 @@ class EnginePool:
             return max(1.0, min(waits))
         return max(1.0, self._settings.health_interval)
 
-    def acquire(self, exclude: Sequence[Engine] = ()) -> Lease:
+    def acquire(self, exclude: Sequence[Engine] = (), prefix: Prefix = NO_PREFIX) -> Lease:
         """Take the least-loaded usable engine (a closed breaker beats a half-open trial)."""
         best: Engine | None = None
         # Start the scan one further each time, so ties are broken round-robin.
@@ -165,6 +170,8 @@ class EnginePool:
                 continue
             if best is None or _rank(engine) < _rank(best):
                 best = engine
+        if prefix and best is not None and best.breaker.state is BreakerState.CLOSED:
+            best = self._placed(best, exclude, prefix)
         if best is None:
             retry = self.retry_after()
             raise NoEngineAvailable(
@@ -174,10 +181,21 @@ class EnginePool:
             )
         lease = Lease(best, trial=best.breaker.acquire())
         best.in_flight += 1
+        self.placement.record(best.name, prefix)
         return lease
 
+    def _placed(self, least: Engine, exclude: Sequence[Engine], prefix: Prefix) -> Engine:
+        """Among the closed engines, the one the placement record prefers (else ``least``)."""
+        closed = {e.name: e for e in self.engines if e not in exclude and e.usable()
+                  and e.breaker.state is BreakerState.CLOSED}
+        name = self.placement.choose(
+            prefix, [(n, e.in_flight) for n, e in closed.items()], least.name
+        )
+        return closed[name] if name is not None else least
+
     async def acquire_waiting(self, exclude: Sequence[Engine] = (),
-                              deadline: float | None = None) -> Lease:
+                              deadline: float | None = None,
+                              prefix: Prefix = NO_PREFIX) -> Lease:
         """:meth:`acquire`, but when the only way in is a half-open trial already under way,
         wait (up to ``LKN_BREAKER_TRIAL_WAIT``) for its outcome instead of turning the request
         away: requests that arrive while a recovered engine proves itself are served as soon
@@ -185,7 +203,7 @@ class EnginePool:
         limit: float | None = None
         while True:
             try:
-                return self.acquire(exclude)
+                return self.acquire(exclude, prefix)
             except NoEngineAvailable:
                 if limit is None:  # only now: the usual path pays for nothing here
                     limit = time.monotonic() + self._settings.breaker_trial_wait
@@ -250,7 +268,8 @@ class EnginePool:
             self._trial_over()
 
     async def run(
-        self, attempt: Callable[[Lease], Awaitable[T]], deadline: float | None = None
+        self, attempt: Callable[[Lease], Awaitable[T]], deadline: float | None = None,
+        prefix: Prefix = NO_PREFIX,
     ) -> tuple[Lease, T]:
         """Run ``attempt`` on an engine; on an engine failure, once more on another one.
 
@@ -259,7 +278,7 @@ class EnginePool:
         """
         tried: list[Engine] = []
         while True:
-            lease = await self.acquire_waiting(tried, deadline)
+            lease = await self.acquire_waiting(tried, deadline, prefix)
             try:
                 return lease, await attempt(lease)
             except EngineError as exc:
