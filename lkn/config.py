@@ -21,6 +21,7 @@ DEFAULT_INTERVENTION = (
 
 MODES = ("homeostatic", "passthrough")
 STRATEGIES = ("rules", "entropy", "hybrid")
+SCORE_FEATURES = ("max", "mean", "margin", "tail")
 ENGINE_KINDS = ("sglang", "openai")
 
 T = TypeVar("T")
@@ -44,6 +45,29 @@ class EngineSpec:
 
 
 @dataclass(frozen=True)
+class HomeostatSettings:
+    #: ANALITICO rate to hold (0..1); None leaves the configured threshold alone.
+    target_rate: float | None = None
+    window: int = 200
+    min_samples: int = 30
+    band: float = 0.02
+    dwell: float = 2.0
+    #: Integral gain on (set point - realised rate), per decision; 0 disables it.
+    integral_gain: float = 0.003
+    #: Load shedding on or off.
+    shed: bool = True
+    #: Waiting requests per engine that count as saturation.
+    queue_set_point: float = 8.0
+    #: Time to first token (seconds, 90th percentile) that counts as saturation.
+    ttft_set_point: float = 5.0
+    ttft_horizon: float = 10.0
+    #: Requests in flight at which everything is FLUIDO (0: the gateway's concurrency limit).
+    in_flight_limit: int = 0
+    #: A shed level is left when pressure stays below this fraction of the set points.
+    restore: float = 0.6
+
+
+@dataclass(frozen=True)
 class DecisionSettings:
     mode: str = "homeostatic"
     strategy: str = "rules"
@@ -54,6 +78,11 @@ class DecisionSettings:
     max_tokens_fluido: int = 150
     intervention: str = DEFAULT_INTERVENTION
     shadow: bool = False
+    #: Which feature of the answer tokens' logprobs is the score (see lkn.decision.entropy).
+    score_feature: str = "max"
+    #: Rank scores within their language and rules category before the threshold.
+    score_normalise: bool = True
+    homeostat: HomeostatSettings = field(default_factory=HomeostatSettings)
 
 
 PLACEMENT_POLICIES = ("least_loaded", "cache_aware")
@@ -225,6 +254,25 @@ def read_env_file(path: Path) -> dict[str, str]:
     return values
 
 
+def _homeostat_settings(r: _Reader) -> HomeostatSettings:
+    target = r.raw("LKN_TARGET_RATE")
+    return HomeostatSettings(
+        target_rate=None if target is None or target.lower() == "off"
+        else r.number("LKN_TARGET_RATE", 0.0, 0.0, 1.0),
+        window=r.integer("LKN_HOMEOSTAT_WINDOW", 200, minimum=10, maximum=100_000),
+        min_samples=r.integer("LKN_HOMEOSTAT_MIN_SAMPLES", 30, minimum=1),
+        band=r.number("LKN_HOMEOSTAT_BAND", 0.02, 0.0, 1.0),
+        dwell=r.number("LKN_HOMEOSTAT_DWELL", 2.0),
+        integral_gain=r.number("LKN_HOMEOSTAT_GAIN", 0.003, 0.0, 0.1),
+        shed=r.flag("LKN_SHED", True),
+        queue_set_point=r.number("LKN_SHED_QUEUE", 8.0),
+        ttft_set_point=r.number("LKN_SHED_TTFT", 5.0),
+        ttft_horizon=r.number("LKN_SHED_TTFT_HORIZON", 10.0, minimum=0.1),
+        in_flight_limit=r.integer("LKN_SHED_IN_FLIGHT", 0),
+        restore=r.number("LKN_SHED_RESTORE", 0.6, 0.0, 1.0),
+    )
+
+
 def load_settings(
     environ: Mapping[str, str] | None = None, env_file: str | Path | None = None
 ) -> Settings:
@@ -255,6 +303,9 @@ def load_settings(
         max_tokens_fluido=max_tokens_fluido,
         intervention=r.text("LKN_INTERVENTION_PROMPT", DEFAULT_INTERVENTION),
         shadow=r.flag("LKN_SHADOW", False),
+        score_feature=r.choice("LKN_SCORE_FEATURE", "max", SCORE_FEATURES),
+        score_normalise=r.flag("LKN_SCORE_NORMALISE", True),
+        homeostat=_homeostat_settings(r),
     )
     return Settings(
         engines=r.get(

@@ -81,6 +81,11 @@ class Decision:
     fallback: str | None = None
     #: False when the decision is only reported (shadow setting, passthrough).
     applied: bool = True
+    #: The entropy feature before it was ranked within its group, and that group.
+    raw_score: float | None = None
+    score_group: str | None = None
+    #: The homeostat's shed level when it made care cheaper or skipped it (else None).
+    shed: str | None = None
 
     @property
     def score_text(self) -> str:

@@ -10,9 +10,11 @@ Every decision is counted and logged once (logger ``lkn.decision``, no prompt te
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 
 from lkn.config import DecisionSettings
 from lkn.decision import rules
+from lkn.decision.homeostat import Homeostat, Shed
 from lkn.decision.intervention import add_instruction
 from lkn.decision.probe import run_probe
 from lkn.engines import EngineClient
@@ -30,6 +32,7 @@ class Decider:
     def __init__(self, settings: DecisionSettings, metrics: Metrics) -> None:
         self.settings = settings
         self._metrics = metrics
+        self.homeostat = Homeostat(settings, metrics.registry)
 
     @property
     def needs_engine(self) -> bool:
@@ -70,11 +73,18 @@ class Decider:
             # An explicit client choice is not a homeostatic guess: shadow does not hold it back.
             return Decision(forced, "override", signals=("override",)), None
 
-        strategy = self.settings.strategy
+        strategy, shed = self.settings.strategy, self.homeostat.level()
+        if shed is Shed.FLUIDO:
+            return Decision(Mode.FLUIDO, strategy, signals=("shed",), applied=applied,
+                            fallback="shed: engines saturated", shed="fluido"), None
         verdict = rules.evaluate_request(request, self.settings.max_tokens_fluido)
-        by_rules = Decision(verdict.mode, strategy, signals=verdict.signals, applied=applied)
+        by_rules = Decision(verdict.mode, strategy, signals=verdict.signals, applied=applied,
+                            shed="cheaper" if shed else None)
         if strategy == "rules" or (strategy == "hybrid" and verdict.mode is Mode.ANALITICO):
+            self.homeostat.record_unscored(verdict.mode, strategy, shed)
             return by_rules, verdict.estimated_tokens
+        if shed is Shed.CHEAPER:
+            return replace(by_rules, fallback="shed: probe skipped"), verdict.estimated_tokens
 
         outcome = await run_probe(request, engine, self.settings, deadline)
         result, reading = outcome.result, outcome.reading
@@ -89,15 +99,17 @@ class Decider:
 
         self._metrics.probe_latency.observe(result.latency_ms / 1000.0)
         self._metrics.entropy.observe(reading.score)
-        threshold = self.settings.entropy_threshold
-        uncertain = reading.score > threshold
+        judged = self.homeostat.judge(reading.score, request, verdict.signals)
+        threshold, uncertain = judged.threshold, judged.uncertain
         signals = verdict.signals if strategy == "hybrid" else ()
         if uncertain:
             signals = (*signals, "high_entropy")
         return Decision(
             Mode.ANALITICO if uncertain else Mode.FLUIDO,
             strategy,
-            score=reading.score,
+            score=judged.score,
+            raw_score=reading.score,
+            score_group=judged.group,
             threshold=threshold,
             signals=signals,
             entropies=reading.entropies,

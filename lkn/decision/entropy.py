@@ -1,15 +1,25 @@
-"""Normalised Shannon entropy of an engine's top-K logprobs (the seed's formula), no I/O.
+"""Uncertainty of an engine's first answer tokens from their top-K logprobs, no I/O.
 
-Per probed position: keep the top-K probabilities, renormalise them, ``H = -sum p log2 p``,
-``H_norm = H / log2(K)`` in [0, 1]. Missing logprobs (None, -inf, NaN) count as zero
-probability but still count in K; a position where every logprob is missing is unusable.
+Per position: keep the top-K probabilities, renormalise them, ``H = -sum p log2 p``,
+``H_norm = H / log2(K)`` in [0, 1] (the seed's formula). Missing logprobs (None, -inf, NaN)
+count as zero probability but still count in K; a position where every logprob is missing is
+unusable.
+
+Positions whose token carries no answer (whitespace, markdown marks, a leading article such
+as "The" or "El") are left out of the score: the model's doubt between "The" and "Paris" is
+about style, not about the answer. When every usable position is such a token, all of them
+count. Four features are read over the answer positions, each in [0, 1], higher meaning
+less sure: ``max`` and ``mean`` normalised entropy, ``margin`` (one minus the smallest gap
+between the two likeliest tokens) and ``tail`` (the largest probability mass outside the
+top K). ``score`` is the feature the settings name.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from lkn.types import TopToken
 
@@ -24,6 +34,21 @@ class EntropyReading:
     entropies: tuple[float, ...]
     #: Probability mass outside the top K, per position, in [0, 1].
     tail_mass: tuple[float, ...]
+    #: Indices of the positions the score was read from (answer-carrying and usable).
+    used: tuple[int, ...] = ()
+    #: Every feature by name (see :data:`FEATURES`).
+    features: dict[str, float] = field(default_factory=dict)
+
+
+#: The features a score can use, in the order they are reported.
+FEATURES = ("max", "mean", "margin", "tail")
+
+#: Tokens that open an answer without saying anything (English and Spanish articles).
+_FILLERS = frozenset({
+    "the", "a", "an", "el", "la", "los", "las", "lo", "un", "una", "unos", "unas",
+})
+#: Markdown and list marks, quotes and punctuation only.
+_MARKS = re.compile(r"[\s#*_`~>|:\-=+.,;!?¡¿\"'()\[\]{}•·]*")
 
 
 def _probabilities(logprobs: Sequence[float | None]) -> list[float]:
@@ -63,18 +88,62 @@ def tail_mass(logprobs: Sequence[float | None]) -> float:
     return min(1.0, max(0.0, 1.0 - sum(_probabilities(logprobs))))
 
 
-def read_positions(positions: Sequence[Sequence[TopToken]]) -> EntropyReading | None:
-    """Score a probe's positions; None when no position is usable (the probe tells nothing)."""
+def carries_answer(token: str) -> bool:
+    """False for whitespace, markdown or punctuation marks, and a bare article."""
+    if _MARKS.fullmatch(token) is not None:
+        return False
+    return token.strip().lower() not in _FILLERS
+
+
+def top_margin(logprobs: Sequence[float | None]) -> float:
+    """``p1 - p2`` of the two likeliest alternatives (``p1`` alone when there is one)."""
+    probs = sorted(_probabilities(logprobs), reverse=True)
+    if not probs:
+        return 0.0
+    return probs[0] - (probs[1] if len(probs) > 1 else 0.0)
+
+
+def read_positions(
+    positions: Sequence[Sequence[TopToken]],
+    chosen: Sequence[str] | None = None,
+    feature: str = "max",
+) -> EntropyReading | None:
+    """Score a probe's positions; None when no position is usable (the probe tells nothing).
+
+    ``chosen`` is the token generated at each position (a sampled generation may not pick
+    the likeliest); without it the likeliest alternative is taken, as a greedy probe does.
+    """
+    if feature not in FEATURES:
+        raise ValueError(f"unknown score feature {feature!r}")
     entropies: list[float] = []
     tails: list[float] = []
-    usable: list[float] = []
-    for position in positions:
+    margins: list[float] = []
+    usable: list[int] = []
+    answer: list[int] = []
+    for index, position in enumerate(positions):
         logprobs = [t.logprob for t in position]
         value = normalized_entropy(logprobs)
         entropies.append(math.nan if value is None else value)
         tails.append(tail_mass(logprobs))
-        if value is not None:
-            usable.append(value)
+        margins.append(top_margin(logprobs))
+        if value is None:
+            continue
+        usable.append(index)
+        if chosen is not None and index < len(chosen):
+            token = chosen[index]
+        else:
+            token = max(position, key=lambda t: t.logprob).token
+        if carries_answer(token):
+            answer.append(index)
     if not usable:
         return None
-    return EntropyReading(max(usable), tuple(entropies), tuple(tails))
+    used = answer or usable
+    features = {
+        "max": max(entropies[i] for i in used),
+        "mean": sum(entropies[i] for i in used) / len(used),
+        "margin": 1.0 - min(margins[i] for i in used),
+        "tail": max(tails[i] for i in used),
+    }
+    return EntropyReading(
+        features[feature], tuple(entropies), tuple(tails), tuple(used), features
+    )

@@ -48,6 +48,9 @@ def decision_json(decision: Decision, request_id: str) -> JSONObject:
         "probe_latency_ms": _finite(decision.probe_latency_ms),
         "fallback": decision.fallback,
         "applied": decision.applied,
+        "raw_score": _finite(decision.raw_score),
+        "score_group": decision.score_group,
+        "shed": decision.shed,
     }
 
 

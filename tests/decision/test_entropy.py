@@ -90,3 +90,68 @@ def test_reading_skips_unusable_positions_and_marks_them_nan() -> None:
 def test_reading_without_any_usable_position_is_none() -> None:
     assert read_positions([]) is None
     assert read_positions([(), (TopToken("x", -math.inf),)]) is None
+
+
+# ---- features over the answer tokens -------------------------------------------------
+
+
+def position(*pairs: tuple[str, float]) -> tuple[TopToken, ...]:
+    return tuple(TopToken(token, math.log(p)) for token, p in pairs)
+
+
+SURE = position(("Paris", 0.9), ("Lyon", 0.05), ("Nice", 0.05))
+TORN = position((" The", 0.5), (" Paris", 0.5))
+SPLIT = position(("Madrid", 0.45), ("Sevilla", 0.35), ("Bilbao", 0.1))
+
+
+@pytest.mark.parametrize("token", [" ", "\n\n", "**", "##", " -", " The", "El", " la",
+                                   "¿", "> ", "`"])
+def test_tokens_that_carry_no_answer(token: str) -> None:
+    from lkn.decision.entropy import carries_answer
+
+    assert not carries_answer(token)
+
+
+@pytest.mark.parametrize("token", ["Paris", " 42", "Yes", " Madrid", "x", "Theory"])
+def test_tokens_that_carry_an_answer(token: str) -> None:
+    from lkn.decision.entropy import carries_answer
+
+    assert carries_answer(token)
+
+
+def test_leading_article_and_markdown_positions_are_skipped() -> None:
+    markdown = position(("**", 0.4), ("##", 0.3), ("-", 0.3))
+    reading = read_positions([markdown, TORN, SURE])
+    assert reading is not None and reading.used == (2,)
+    assert reading.score == pytest.approx(normalized_entropy([t.logprob for t in SURE]))
+    assert len(reading.entropies) == 3  # every position is still reported
+
+
+def test_chosen_tokens_decide_what_is_skipped() -> None:
+    # A sampled generation picked " Paris" at the torn position: it carries the answer.
+    reading = read_positions([TORN, SURE], chosen=[" Paris", "Paris"])
+    assert reading is not None and reading.used == (0, 1)
+    assert reading.score == pytest.approx(1.0)
+
+
+def test_only_fillers_fall_back_to_every_usable_position() -> None:
+    reading = read_positions([TORN])
+    assert reading is not None and reading.used == (0,) and reading.score == pytest.approx(1.0)
+
+
+def test_features_hand_computed() -> None:
+    reading = read_positions([SURE, SPLIT])
+    assert reading is not None
+    e_sure = normalized_entropy([t.logprob for t in SURE])
+    e_split = normalized_entropy([t.logprob for t in SPLIT])
+    assert e_sure is not None and e_split is not None
+    f = reading.features
+    assert f["max"] == pytest.approx(e_split)
+    assert f["mean"] == pytest.approx((e_sure + e_split) / 2)
+    assert f["margin"] == pytest.approx(1.0 - (0.45 - 0.35))
+    assert f["tail"] == pytest.approx(0.1)
+    for name in ("max", "mean", "margin", "tail"):
+        chosen = read_positions([SURE, SPLIT], feature=name)
+        assert chosen is not None and chosen.score == pytest.approx(f[name])
+    with pytest.raises(ValueError):
+        read_positions([SURE], feature="median")
