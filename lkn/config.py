@@ -83,6 +83,11 @@ class DecisionSettings:
     #: Rank scores within their language and rules category before the threshold.
     score_normalise: bool = True
     homeostat: HomeostatSettings = field(default_factory=HomeostatSettings)
+    #: entropy/hybrid: the generation itself is the probe (its first tokens are held).
+    speculative: bool = True
+    #: Where a restarted ANALITICO request's instruction goes: after the conversation
+    #: (keeps the engine's cached prefix) or in the system prompt (the seed's placement).
+    restart_placement: str = "after"
 
 
 PLACEMENT_POLICIES = ("least_loaded", "cache_aware")
@@ -306,6 +311,8 @@ def load_settings(
         score_feature=r.choice("LKN_SCORE_FEATURE", "max", SCORE_FEATURES),
         score_normalise=r.flag("LKN_SCORE_NORMALISE", True),
         homeostat=_homeostat_settings(r),
+        speculative=r.flag("LKN_SPECULATIVE", True),
+        restart_placement=r.choice("LKN_RESTART_PLACEMENT", "after", ("after", "system")),
     )
     return Settings(
         engines=r.get(

@@ -60,6 +60,8 @@ class ProbeResult:
     positions: tuple[tuple[TopToken, ...], ...]
     latency_ms: float
     engine: str
+    #: The token generated at each position, when known (a held generation's own tokens).
+    chosen: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

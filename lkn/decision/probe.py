@@ -95,7 +95,9 @@ async def run_probe(
     except Exception as exc:  # a bug in the probe path must not fail the request
         log.exception("probe crashed rid=%s engine=%s", request.request_id, engine.name)
         return _failed(exc)
-    reading = read_positions(result.positions, feature=settings.score_feature)
+    reading = read_positions(
+        result.positions, chosen=result.chosen or None, feature=settings.score_feature
+    )
     if reading is None:
         log.warning(
             "probe unusable rid=%s engine=%s positions=%d",

@@ -1,0 +1,159 @@
+"""Engine bodies and answers around a held generation (see :mod:`lkn.speculative`).
+
+The ANALITICO restart's body keeps the prompt the engine has already prefilled: the
+instruction goes after the conversation (appended to the last user message, or to the
+prompt), so the radix cache reuses everything before it. A non-streamed FLUIDO answer is put
+back together from the stream the engine sent. Logprobs the client did not ask for are
+removed from chunks. Pure functions; bounded work per chunk.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+
+from lkn.config import DecisionSettings
+from lkn.types import Chunk, Decision, GenerateRequest, JSONObject, JSONValue, Mode, Route
+
+_SEPARATOR = "\n\n"
+
+
+def _dumps(value: JSONValue) -> bytes:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def _appended(content: JSONValue, instruction: str) -> JSONValue:
+    if isinstance(content, list):
+        return [*content, {"type": "text", "text": instruction}]
+    if isinstance(content, str) and content.strip():
+        return content + _SEPARATOR + instruction
+    return instruction
+
+
+def append_instruction(body: JSONObject, instruction: str) -> JSONObject:
+    """``body`` with the instruction after the conversation (``body`` is not mutated)."""
+    messages = body.get("messages")
+    if isinstance(messages, list):
+        for index in range(len(messages) - 1, -1, -1):
+            message = messages[index]
+            if isinstance(message, dict) and message.get("role") == "user":
+                updated = list(messages)
+                updated[index] = {**message,
+                                  "content": _appended(message.get("content"), instruction)}
+                return {**body, "messages": updated}
+        return {**body, "messages": [*messages, {"role": "user", "content": instruction}]}
+    prompt = body.get("prompt")
+    if isinstance(prompt, str):
+        return {**body, "prompt": prompt + _SEPARATOR + instruction}
+    if isinstance(prompt, list) and len(prompt) == 1 and isinstance(prompt[0], str):
+        return {**body, "prompt": [prompt[0] + _SEPARATOR + instruction]}
+    return body
+
+
+def restart_body(
+    request: GenerateRequest,
+    decision: Decision,
+    body_for: Callable[[Decision], JSONObject],
+    settings: DecisionSettings,
+) -> JSONObject:
+    """The body of the request that replaces a dropped held generation."""
+    if (decision.mode is Mode.ANALITICO and decision.applied
+            and settings.restart_placement == "after"):  # fmt: skip
+        untouched = body_for(replace(decision, applied=False))
+        changed = append_instruction(untouched, settings.intervention)
+        if changed is not untouched:
+            return changed
+    return body_for(decision)
+
+
+def strip_logprobs(raw: bytes) -> bytes:
+    """An engine event without the logprobs of its choices (``"logprobs": null``)."""
+    event = json.loads(raw)
+    choices = event.get("choices") if isinstance(event, dict) else None
+    if not isinstance(choices, list):
+        return raw
+    for choice in choices:
+        if isinstance(choice, dict) and choice.get("logprobs") is not None:
+            choice["logprobs"] = None
+    return _dumps(event)
+
+
+def token_texts(event: JSONObject) -> list[str]:
+    """The generated tokens' texts in one chat or completions event."""
+    choices = event.get("choices")
+    if not (isinstance(choices, list) and choices and isinstance(choices[0], dict)):
+        return []
+    logprobs = choices[0].get("logprobs")
+    if not isinstance(logprobs, dict):
+        return []
+    content = logprobs.get("content")
+    if isinstance(content, list):
+        return [str(e.get("token", "")) if isinstance(e, dict) else "" for e in content]
+    tokens = logprobs.get("tokens")
+    return [str(t) for t in tokens] if isinstance(tokens, list) else []
+
+
+def _events(chunks: Sequence[Chunk]) -> list[JSONObject]:
+    events = []
+    for chunk in chunks:
+        event = json.loads(chunk.raw)
+        if isinstance(event, dict):
+            events.append(event)
+    return events
+
+
+def assemble(
+    request: GenerateRequest, chunks: Sequence[Chunk], keep_logprobs: bool
+) -> tuple[bytes, JSONObject]:
+    """A non-streamed answer (raw and parsed) from the chunks of a streamed one."""
+    events = _events(chunks)
+    head = events[0] if events else {}
+    chat = request.route is Route.CHAT
+    text, reasoning, finish, matched = "", "", None, None
+    content_lp: list[JSONValue] = []
+    legacy: dict[str, list[JSONValue]] = {}
+    usage: JSONValue = None
+    for event in events:
+        if event.get("usage") is not None:
+            usage = event["usage"]
+        choices = event.get("choices")
+        if not isinstance(choices, list):
+            continue
+        for choice in choices:
+            if not isinstance(choice, dict):
+                continue
+            delta = choice.get("delta")
+            part = delta if isinstance(delta, dict) else choice
+            piece = part.get("content") if chat else part.get("text")
+            text += piece if isinstance(piece, str) else ""
+            thought = part.get("reasoning_content")
+            reasoning += thought if isinstance(thought, str) else ""
+            if choice.get("finish_reason") is not None:
+                finish, matched = choice["finish_reason"], choice.get("matched_stop")
+            lp = choice.get("logprobs")
+            if keep_logprobs and isinstance(lp, dict):
+                if isinstance(lp.get("content"), list):
+                    content_lp.extend(lp["content"])  # type: ignore[arg-type]
+                for key in ("tokens", "token_logprobs", "top_logprobs", "text_offset"):
+                    values = lp.get(key)
+                    if isinstance(values, list):
+                        legacy.setdefault(key, []).extend(values)
+    logprobs: JSONValue = None
+    if keep_logprobs:
+        logprobs = {"content": content_lp} if chat else dict(legacy)
+    answer: JSONObject
+    if chat:
+        message: JSONObject = {"role": "assistant", "content": text,
+                               "reasoning_content": reasoning or None, "tool_calls": None}
+        answer = {"index": 0, "message": message, "logprobs": logprobs,
+                  "finish_reason": finish, "matched_stop": matched}
+    else:
+        answer = {"index": 0, "text": text, "logprobs": logprobs, "finish_reason": finish,
+                  "matched_stop": matched}
+    body: JSONObject = {
+        "id": head.get("id"), "object": "chat.completion" if chat else "text_completion",
+        "created": head.get("created"), "model": head.get("model"), "choices": [answer],
+        "usage": usage,
+    }
+    return _dumps(body), body

@@ -1,0 +1,310 @@
+"""Speculative FLUIDO against the SGLang double: held tokens, release, abort and restart."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import replace
+from typing import Any
+
+import pytest
+
+from lkn.config import DecisionSettings
+from lkn.decision import Decider
+from lkn.engines import EngineClient
+from lkn.metrics import Metrics
+from lkn.speculative import HELD_SUFFIX, RESTART_SUFFIX, HeldGeneration
+from lkn.types import Chunk, Decision, GenerateRequest, JSONObject, Mode, Route
+from tests.conftest import make_settings
+from tests.sglang_double import Fault, SGLangDouble
+
+pytestmark = pytest.mark.fast
+
+FLAT = [(f" w{i}", math.log(0.1)) for i in range(10)]
+SIMPLE = "hello there my friend"
+MATH = "Solve 3x + 7 = 22"
+
+
+def chat(text: str = SIMPLE, stream: bool = True, **extra: Any) -> GenerateRequest:
+    body: JSONObject = {"model": "smollm2", "max_tokens": 8, "stream": stream,
+                        "messages": [{"role": "system", "content": "Be brief."},
+                                     {"role": "user", "content": text}], **extra}
+    return GenerateRequest(Route.CHAT, body, "0123456789abcdef", stream=stream)
+
+
+def body_for(decider: Decider, request: GenerateRequest) -> Any:
+    def build(decision: Decision) -> JSONObject:
+        body = decider.apply(decision, request.body)
+        if request.stream:
+            body = {**body, "stream_options": {"include_usage": True}}
+        return body
+    return build
+
+
+@asynccontextmanager
+async def engine(**double: Any) -> AsyncIterator[tuple[SGLangDouble, EngineClient]]:
+    async with SGLangDouble(**double) as d:
+        settings = make_settings(d.url)
+        client = EngineClient(settings.engines[0], settings)
+        await client.check_ready(2.0)
+        try:
+            yield d, client
+        finally:
+            await client.close()
+
+
+def decider(**settings: Any) -> Decider:
+    base = {"strategy": "entropy", "score_normalise": False, **settings}
+    return Decider(DecisionSettings(**base), Metrics())
+
+
+async def held_stream(
+    d: Decider, client: EngineClient, request: GenerateRequest, override: str | None = None
+) -> tuple[Decision, HeldGeneration, AsyncIterator[Chunk]]:
+    held = HeldGeneration(client, request, d.settings, None)
+    decision = await d.decide(request, held, None, override=override)  # type: ignore[arg-type]
+    return decision, held, await held.stream(decision, body_for(d, request))
+
+
+def generations(double: SGLangDouble) -> list[Any]:
+    return [r.body for r in double.requests_to("/v1/chat/completions")]
+
+
+async def settle() -> None:
+    for _ in range(20):
+        await asyncio.sleep(0.01)
+
+
+# ---- FLUIDO: released --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("tokens", [1, 3, 8, 16])
+async def test_fluido_releases_the_held_tokens_once_in_order_then_streams_on(
+    tokens: int,
+) -> None:
+    async with engine() as (double, client):
+        direct = [c async for c in client.stream(Route.CHAT, chat().body, "direct")]
+        d = decider(probe_tokens=tokens)
+        decision, held, chunks = await held_stream(d, client, chat())
+        got = [c async for c in chunks]
+        assert decision.mode is Mode.FLUIDO and held.path == "released"
+        assert "".join(c.text for c in got) == "".join(c.text for c in direct)
+        # Each chunk once, in order (the held request also asks for a usage chunk).
+        assert [c.text for c in got if not c.usage_only] == [c.text for c in direct]
+        assert sum(c.usage_only for c in got) == 1
+        bodies = generations(double)
+        assert len(bodies) == 2  # the direct one and the held one: no second request
+        sent = bodies[1]
+        assert sent["rid"] == "0123456789abcdef" + HELD_SUFFIX
+        assert sent["logprobs"] is True and sent["top_logprobs"] == 10
+        assert sent["messages"] == chat().body["messages"]  # untouched
+        # The client did not ask for logprobs: none reach it.
+        assert all(json.loads(c.raw)["choices"] == [] or
+                   all(ch.get("logprobs") is None for ch in json.loads(c.raw)["choices"])
+                   for c in got)
+        assert decision.entropies and len(decision.entropies) <= tokens
+
+
+async def test_client_logprobs_pass_through_with_the_clients_own_top_k() -> None:
+    async with engine() as (double, client):
+        request = chat(logprobs=True, top_logprobs=3)
+        decision, held, chunks = await held_stream(decider(), client, request)
+        got = [c async for c in chunks]
+        assert decision.mode is Mode.FLUIDO and held.path == "released"
+        assert generations(double)[0]["top_logprobs"] == 3
+        tokens = [e for c in got for ch in json.loads(c.raw)["choices"]
+                  if ch.get("logprobs") for e in ch["logprobs"]["content"]]
+        assert len(tokens) == 8 and all(len(e["top_logprobs"]) == 3 for e in tokens)
+
+
+async def test_non_streamed_fluido_is_put_back_together() -> None:
+    async with engine() as (double, client):
+        _, direct = await client.complete(Route.CHAT, chat(stream=False).body, "direct")
+        d = decider(probe_tokens=2)
+        request = chat(stream=False)
+        held = HeldGeneration(client, request, d.settings, None)
+        decision = await d.decide(request, held, None)  # type: ignore[arg-type]
+        confirmed: list[bool] = []
+        raw, parsed = await held.complete(decision, body_for(d, request),
+                                          lambda: confirmed.append(True))
+        assert decision.mode is Mode.FLUIDO and held.path == "released" and confirmed
+        assert json.loads(raw) == parsed
+        message = parsed["choices"][0]["message"]  # type: ignore[index]
+        assert message["content"] == direct["choices"][0]["message"]["content"]  # type: ignore[index]
+        assert parsed["choices"][0]["finish_reason"] == "length"  # type: ignore[index]
+        assert parsed["choices"][0]["logprobs"] is None  # type: ignore[index]
+        assert parsed["usage"]["completion_tokens"] == 8  # type: ignore[index]
+        assert len(generations(double)) == 2 and generations(double)[1]["stream"] is True
+
+
+async def test_completions_route_is_held_and_stripped() -> None:
+    async with engine() as (double, client):
+        request = GenerateRequest(Route.COMPLETION, {"model": "smollm2", "prompt": "Once upon",
+                                                     "max_tokens": 6, "stream": True},
+                                  "fedcba9876543210", stream=True)
+        d = decider(probe_tokens=2)
+        decision, held, chunks = await held_stream(d, client, request)
+        got = [c async for c in chunks]
+        assert decision.mode is Mode.FLUIDO and held.path == "released"
+        assert double.requests_to("/v1/completions")[0].body["logprobs"] == 10
+        assert all(ch.get("logprobs") is None for c in got for ch in json.loads(c.raw)["choices"])
+        assert sum(1 for c in got if c.text) == 6
+
+
+# ---- ANALITICO: dropped and restarted on the cached prefix --------------------------
+
+
+async def test_analitico_aborts_the_held_request_and_restarts_after_the_conversation() -> None:
+    async with engine(top_logprobs=FLAT, token_delay=0.01) as (double, client):
+        d = decider(probe_tokens=2)
+        decision, held, chunks = await held_stream(d, client, chat())
+        got = [c async for c in chunks]
+        assert decision.mode is Mode.ANALITICO and held.path == "restarted"
+        await settle()
+        rid = "0123456789abcdef"
+        assert rid + HELD_SUFFIX in double.aborts + double.cancelled_rids
+        first, restart = generations(double)
+        assert restart["rid"] == rid + RESTART_SUFFIX
+        assert "logprobs" not in restart and "top_logprobs" not in restart
+        original = chat().body["messages"]
+        # Every message before the last user turn is untouched; the instruction comes last.
+        assert restart["messages"][:-1] == original[:-1]
+        content = restart["messages"][-1]["content"]
+        assert content.startswith(SIMPLE) and content.endswith(d.settings.intervention)
+        assert sum(1 for c in got if c.text) == 8  # the client sees the restart only
+
+
+async def test_seed_placement_is_a_setting() -> None:
+    async with engine(top_logprobs=FLAT) as (double, client):
+        d = decider(restart_placement="system")
+        decision, held, chunks = await held_stream(d, client, chat())
+        [c async for c in chunks]
+        restart = generations(double)[1]
+        assert restart["messages"][0]["content"].endswith(d.settings.intervention)
+        assert restart["messages"][-1]["content"] == SIMPLE
+
+
+async def test_non_streamed_analitico_restarts_non_streamed() -> None:
+    async with engine(top_logprobs=FLAT) as (double, client):
+        d = decider()
+        request = chat(stream=False)
+        held = HeldGeneration(client, request, d.settings, None)
+        decision = await d.decide(request, held, None)  # type: ignore[arg-type]
+        _, parsed = await held.complete(decision, body_for(d, request))
+        assert decision.mode is Mode.ANALITICO and held.path == "restarted"
+        restart = generations(double)[1]
+        assert restart.get("stream") is False and restart["rid"].endswith(RESTART_SUFFIX)
+        assert parsed["choices"][0]["message"]["content"]  # type: ignore[index]
+
+
+# ---- abort at every point ----------------------------------------------------------
+
+
+async def test_client_gone_before_the_first_held_token_aborts_the_engine_request() -> None:
+    async with engine(prefill_delay=5.0) as (double, client):
+        d = decider(probe_timeout=30.0)
+        request = chat()
+        held = HeldGeneration(client, request, d.settings, None)
+        task = asyncio.ensure_future(d.decide(request, held, None))  # type: ignore[arg-type]
+        await asyncio.sleep(0.2)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await held.aclose()
+        await settle()
+        assert "0123456789abcdef" + HELD_SUFFIX in double.aborts + double.cancelled_rids
+        assert len(generations(double)) == 1
+
+
+async def test_client_gone_during_the_held_tokens_aborts_the_engine_request() -> None:
+    async with engine(token_delay=0.3) as (double, client):
+        d = decider(probe_tokens=8, probe_timeout=30.0)
+        request = chat()
+        held = HeldGeneration(client, request, d.settings, None)
+        task = asyncio.ensure_future(d.decide(request, held, None))  # type: ignore[arg-type]
+        await asyncio.sleep(0.8)  # two or three tokens are held
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await held.aclose()
+        await settle()
+        assert "0123456789abcdef" + HELD_SUFFIX in double.aborts + double.cancelled_rids
+
+
+async def test_client_gone_after_release_aborts_the_engine_request() -> None:
+    async with engine(token_delay=0.05) as (double, client):
+        d = decider(probe_tokens=2)
+        decision, held, chunks = await held_stream(d, client, chat(max_tokens=200))
+        first = await chunks.__anext__()
+        assert first is not None and decision.mode is Mode.FLUIDO
+        await chunks.aclose()  # type: ignore[attr-defined]
+        await settle()
+        assert "0123456789abcdef" + HELD_SUFFIX in double.aborts + double.cancelled_rids
+
+
+async def test_client_gone_during_the_restart_aborts_the_restart() -> None:
+    async with engine(top_logprobs=FLAT, token_delay=0.05) as (double, client):
+        decision, held, chunks = await held_stream(decider(), client, chat(max_tokens=200))
+        await chunks.__anext__()
+        await chunks.aclose()  # type: ignore[attr-defined]
+        await settle()
+        gone = double.aborts + double.cancelled_rids
+        assert "0123456789abcdef" + RESTART_SUFFIX in gone
+        assert "0123456789abcdef" + HELD_SUFFIX in gone
+
+
+async def test_probe_budget_over_while_holding_lets_the_rules_decide() -> None:
+    # Slow first token: the probe budget runs out; the rules say FLUIDO, so the held
+    # generation is still the answer (no second request); MATH would be restarted.
+    async with engine(prefill_delay=0.5) as (double, client):
+        d = decider(probe_timeout=0.1)
+        decision, held, chunks = await held_stream(d, client, chat())
+        got = [c async for c in chunks]
+        assert decision.fallback == "probe_timeout" and decision.mode is Mode.FLUIDO
+        assert held.path == "released" and len(generations(double)) == 1
+        assert sum(1 for c in got if c.text) == 8
+        decision, held, chunks = await held_stream(d, client, chat(MATH))
+        [c async for c in chunks]
+        assert decision.mode is Mode.ANALITICO and held.path == "restarted"
+
+
+async def test_an_engine_error_while_holding_falls_back_and_starts_afresh() -> None:
+    async with engine() as (double, client):
+        double.script(Fault.HTTP_500)
+        d = decider()
+        decision, held, chunks = await held_stream(d, client, chat())
+        got = [c async for c in chunks]
+        assert decision.fallback and decision.fallback.startswith("probe_failed")
+        assert sum(1 for c in got if c.text) == 8 and len(generations(double)) == 2
+
+
+async def test_decisions_without_a_probe_start_nothing_early() -> None:
+    async with engine() as (double, client):
+        d = decider()
+        decision, held, chunks = await held_stream(d, client, chat(), override="analitico")
+        [c async for c in chunks]
+        assert held.path == "fresh" and not held.probed
+        (only,) = generations(double)
+        assert only["rid"] == "0123456789abcdef" and "logprobs" not in only
+
+
+@pytest.mark.parametrize("extra", [{"n": 2}, {"logprobs": True, "top_logprobs": 1}])
+async def test_requests_that_cannot_be_held_use_the_separate_probe(extra: JSONObject) -> None:
+    async with engine() as (double, client):
+        d = decider()
+        decision, held, chunks = await held_stream(d, client, chat(**extra))
+        [c async for c in chunks]
+        assert not held.probed and decision.score is not None
+        probe, generation = generations(double)
+        assert probe["rid"].endswith("-probe") and probe["max_tokens"] == 1
+
+
+async def test_speculation_off_uses_the_separate_probe() -> None:
+    async with engine() as (double, client):
+        d = decider(speculative=False)
+        decision, held, chunks = await held_stream(d, client, chat())
+        [c async for c in chunks]
+        assert not held.probed and len(generations(double)) == 2
