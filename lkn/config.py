@@ -23,6 +23,8 @@ MODES = ("homeostatic", "passthrough")
 STRATEGIES = ("rules", "entropy", "hybrid")
 SCORE_FEATURES = ("max", "mean", "margin", "tail")
 ENGINE_KINDS = ("sglang", "openai")
+#: Where reasoning text goes in a chat delta / message (see lkn/engines/wire.py).
+REASONING_FIELDS = ("reasoning_content", "reasoning", "both")
 
 T = TypeVar("T")
 
@@ -143,6 +145,17 @@ class Settings:
     model_variants: bool = True
     decision: DecisionSettings = field(default_factory=DecisionSettings)
     placement: PlacementSettings = field(default_factory=PlacementSettings)
+    # -- client-facing stream and browser settings --
+    #: Sent to every engine as ``Authorization: Bearer`` (SGLang started with --api-key).
+    engine_api_key: str | None = None
+    #: Seconds of silence on an SSE stream before a ``: keep-alive`` comment (0 = never).
+    sse_keepalive: float = 15.0
+    #: Origins allowed to call the REST API from a browser (CORS); empty = CORS off.
+    cors_origins: tuple[str, ...] = ()
+    #: Which delta field carries reasoning text to clients: reasoning_content, reasoning, both.
+    reasoning_field: str = "reasoning_content"
+    #: Add a folded note (a reasoning block) with the decision to every chat reply.
+    decision_note: bool = False
 
 
 class _Reader:
@@ -237,6 +250,21 @@ def parse_engines(raw: str) -> tuple[EngineSpec, ...]:
     if len({spec.url for spec in specs}) != len(specs):
         raise ValueError("an engine URL is listed twice")
     return tuple(specs)
+
+
+def parse_origins(raw: str) -> tuple[str, ...]:
+    """``*`` or comma-separated ``scheme://host[:port]`` origins, as browsers send them."""
+    origins: list[str] = []
+    for item in raw.split(","):
+        item = item.strip().rstrip("/")
+        if not item:
+            continue
+        if item != "*":
+            parts = urlsplit(item)
+            if parts.scheme not in ("http", "https") or not parts.hostname or parts.path:
+                raise ValueError(f"{item!r} is not an origin")
+        origins.append(item)
+    return tuple(origins)
 
 
 def read_env_file(path: Path) -> dict[str, str]:
@@ -353,4 +381,10 @@ def load_settings(
                                     maximum=1 << 22),
             max_imbalance=r.integer("LKN_PLACEMENT_MAX_IMBALANCE", 4),
         ),
+        engine_api_key=r.raw("ENGINE_API_KEY"),
+        sse_keepalive=r.number("LKN_SSE_KEEPALIVE", 15.0),
+        cors_origins=r.get("LKN_CORS_ORIGINS", (), parse_origins,
+                           "a comma-separated list of origins like https://chat.example.org, or *"),
+        reasoning_field=r.choice("LKN_REASONING_FIELD", "reasoning_content", REASONING_FIELDS),
+        decision_note=r.flag("LKN_DECISION_NOTE", False),
     )

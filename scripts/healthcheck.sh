@@ -5,10 +5,10 @@ cd "$(dirname "$0")/.."
 . scripts/lib/common.sh
 lkn_load_env
 
-engine="${LKN_ENGINE_URL:-http://${ENGINE_HOST:-127.0.0.1}:${ENGINE_PORT:-30000}}"
-gw_host="${LKN_HOST:-127.0.0.1}"; [ "$gw_host" = 0.0.0.0 ] && gw_host=127.0.0.1
+engine="${LKN_ENGINE_URL:-http://$(lkn_probe_host "${ENGINE_HOST:-127.0.0.1}"):${ENGINE_PORT:-30000}}"
+gw_host="$(lkn_probe_host "${LKN_HOST:-127.0.0.1}")"
 gateway="${LKN_GATEWAY_URL:-http://$gw_host:${LKN_PORT:-8000}}"
-webui="${LKN_WEBUI_URL:-http://127.0.0.1:${WEBUI_PORT:-3000}}"
+webui="${LKN_WEBUI_URL:-http://$(lkn_probe_host "${WEBUI_HOST:-127.0.0.1}"):${WEBUI_PORT:-3000}}"
 failed=0
 
 check() {  # check NAME URL [REQUIRED]

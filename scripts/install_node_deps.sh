@@ -7,11 +7,13 @@
 # node_modules/ records the lock file's hash), so calling it again is cheap.
 set -euo pipefail
 
-DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")/../tests/node" && pwd)"
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+. scripts/lib/common.sh
+DIR="$LKN_ROOT/tests/node"
 STAMP="$DIR/node_modules/.lkn-lock-sha256"
 
-command -v node >/dev/null || { echo "install_node_deps: node is not installed" >&2; exit 1; }
-command -v npm >/dev/null || { echo "install_node_deps: npm is not installed" >&2; exit 1; }
+# Node.js and npm themselves come from the distribution when missing (apt-get).
+lkn_require_node
 
 want="$(sha256sum "$DIR/package-lock.json" | cut -d' ' -f1)"
 if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$want" ]; then

@@ -9,7 +9,7 @@
 #
 #   bash scripts/setup_browser.sh
 #
-# Needs root (or sudo) for apt-get when Chromium is missing, and Node.js with npm.
+# Needs root (or sudo) for apt-get when Chromium, Node.js or npm is missing.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -24,24 +24,13 @@ if [ -x "$CHROMIUM" ]; then
 elif [ "$CHROMIUM" != /usr/bin/chromium ]; then
   lkn_die "LKN_CHROMIUM=$CHROMIUM is not an executable"
 else
-  command -v apt-get >/dev/null || lkn_die "no $CHROMIUM and no apt-get: install Chromium yourself"
-  sudo=()
-  if [ "$(id -u)" != 0 ]; then
-    command -v sudo >/dev/null || lkn_die "installing Chromium needs root (or sudo)"
-    sudo=(sudo)
-  fi
-  lkn_say "installing Chromium from Debian (apt-get)"
-  export DEBIAN_FRONTEND=noninteractive
-  "${sudo[@]}" apt-get update -qq >&2 || lkn_die "apt-get update failed"
-  "${sudo[@]}" apt-get install -y -qq --no-install-recommends chromium >&2 \
-    || lkn_die "apt-get install chromium failed"
+  lkn_apt_install Chromium chromium
   [ -x "$CHROMIUM" ] || lkn_die "chromium was installed but $CHROMIUM is missing"
 fi
 lkn_say "$("$CHROMIUM" --version 2>/dev/null || echo "chromium at $CHROMIUM")"
 
 # ---- playwright-core -----------------------------------------------------------------------
-command -v node >/dev/null || lkn_die "Node.js is required (apt-get install nodejs npm)"
-command -v npm >/dev/null || lkn_die "npm is required (apt-get install npm)"
+lkn_require_node
 [ -f "$BROWSER_DIR/package-lock.json" ] || lkn_die "missing $BROWSER_DIR/package-lock.json"
 stamp="$BROWSER_DIR/node_modules/.lkn-lock-sha256"
 want="$(sha256sum "$BROWSER_DIR/package-lock.json" | cut -d' ' -f1)"

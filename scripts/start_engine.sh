@@ -5,6 +5,14 @@
 #   bash scripts/start_engine.sh                        # SGLang: GPU if there is one, else CPU
 #   ENGINE_DEVICE=cpu bash scripts/start_engine.sh      # force SGLang on the CPU
 #   ENGINE_KIND=llamacpp bash scripts/start_engine.sh   # llama.cpp server (light, CPU)
+#   ENGINE_DEVICE=gpu bash scripts/start_engine.sh --check
+#                         # print what would be installed and the exact command, start nothing
+#
+# The GPU path runs SGLang from its own cached virtualenv, built on first use by
+# scripts/setup_engine_env.sh sglang-gpu from the pinned scripts/engine/requirements-sglang-gpu.txt
+# (SGLang 0.5.23, torch 2.14.1 for CUDA 13; needs Python 3.11+ and an NVIDIA driver for
+# CUDA 13). The model (ENGINE_MODEL) is downloaded by SGLang on its first start into the
+# Hugging Face cache (~/.cache/huggingface).
 #
 # On success it prints the engine's base URL (e.g. http://127.0.0.1:30000) on stdout;
 # everything else goes to stderr. Stop it with scripts/stop_engine.sh (same ENGINE_KIND).
@@ -28,7 +36,10 @@
 #                          scheduler busy-polls and burns a whole core. 0 turns it off.
 #   ENGINE_CPU_MODEL_PATH  CPU: HF directory to serve (default: SmolLM2-135M-Instruct converted
 #                          by scripts/setup_engine_env.sh into $LKN_CACHE/models/)
-#   ENGINE_PYTHON          GPU: the Python that has SGLang installed (python3)
+#   ENGINE_PYTHON          GPU: a Python that already has SGLang installed, used instead of
+#                          the cached environment (unset: the cached environment)
+#   ENGINE_API_KEY         SGLang only: started with --api-key; the gateway sends it as a
+#                          bearer token (the same variable). Never printed or logged.
 #   ENGINE_EXTRA_ARGS      extra flags appended to the SGLang command (split on spaces),
 #                          e.g. "--enable-metrics --api-key secret"
 #   ENGINE_LLAMACPP_PORT   llamacpp: port (30001). A separate variable, so that the llama.cpp
@@ -61,6 +72,13 @@ set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 . scripts/lib/common.sh
+
+check=0
+case "${1-}" in
+  --check) check=1 ;;
+  '') ;;
+  *) lkn_die "unknown argument '$1' (the only option is --check)" ;;
+esac
 
 _caller_engine_port="${ENGINE_PORT-}"
 lkn_load_env
@@ -97,41 +115,55 @@ case "$ENGINE_KIND" in
 esac
 
 # Connect to the loopback when bound to all interfaces.
-case "$ENGINE_HOST" in
-  0.0.0.0|'') probe_host=127.0.0.1 ;;
-  ::|'[::]') probe_host='[::1]' ;;
-  *:*) probe_host="[${ENGINE_HOST#[}"; probe_host="${probe_host%]}]" ;;
-  *) probe_host="$ENGINE_HOST" ;;
-esac
+probe_host="$(lkn_probe_host "$ENGINE_HOST")"
 url="http://$probe_host:$port"
 ready_url="$url$ready_path"
 pidfile="$LKN_LOG_DIR/$name.pid"
 logfile="$LKN_LOG_DIR/$name.log"
 
+# engine_venv KIND : the cached environment of an engine kind. With --check it is only
+# located (and reported), never built.
+engine_venv() {
+  local kind="$1" req="scripts/engine/requirements-$1.txt" dir
+  if [ "$check" = 1 ]; then
+    dir="$(lkn_venv_dir "$kind" "$LKN_ROOT/$req")"
+    if [ -f "$dir/.complete" ]; then
+      printf 'environment: %s (built)\n' "$dir" >&3
+    else
+      printf 'environment: %s (not built yet: the first start runs scripts/setup_engine_env.sh %s)\n' "$dir" "$kind" >&3
+      printf 'would install: %s (%s pinned packages, pip install -r)\n' "$req" "$(grep -c '^[A-Za-z0-9].*==' "$req")" >&3
+      grep -iE '^(sglang|sglang-kernel|torch|flashinfer-python|triton|transformers|xllamacpp)==' "$req" \
+        | sed 's/^/  /' >&3 || true
+    fi
+    printf '%s\n' "$dir"
+  else
+    bash scripts/setup_engine_env.sh "$kind" || lkn_die "could not set up the $kind environment"
+  fi
+}
+[ "$check" = 0 ] || exec 3>&1   # --check reports on stdout
+
 # One start at a time per kind: a concurrent start waits here, then finds the engine
 # running (and exits 0 once it is ready). The lock is not passed on to the engine.
-exec 8>"$LKN_LOG_DIR/$name.start.lock"
-flock -w 900 8 || lkn_die "another start of $name holds $LKN_LOG_DIR/$name.start.lock"
+if [ "$check" = 0 ]; then
+  exec 8>"$LKN_LOG_DIR/$name.start.lock"
+  flock -w 900 8 || lkn_die "another start of $name holds $LKN_LOG_DIR/$name.start.lock"
 
-# ---- already running? ----------------------------------------------------------------
-if lkn_pid_matches "$name" "$pattern"; then
-  pid="$(cat "$pidfile")"
-  if curl -fsS -o /dev/null --max-time 5 "$ready_url" 2>/dev/null; then
-    lkn_say "$name is already running (pid $pid) and ready at $url; not starting another"
-    printf '%s\n' "$url"
-    exit 0
+  # ---- already running? ------------------------------------------------------------
+  if lkn_pid_matches "$name" "$pattern"; then
+    pid="$(cat "$pidfile")"
+    if curl -fsS -o /dev/null --max-time 5 "$ready_url" 2>/dev/null; then
+      lkn_say "$name is already running (pid $pid) and ready at $url; not starting another"
+      printf '%s\n' "$url"
+      exit 0
+    fi
+    lkn_say "$name is already running (pid $pid) but $ready_url is not ready (still starting, or unhealthy)."
+    lkn_say "see $logfile; stop it with: bash scripts/stop_engine.sh $ENGINE_KIND"
+    exit 1
   fi
-  lkn_say "$name is already running (pid $pid) but $ready_url is not ready (still starting, or unhealthy)."
-  lkn_say "see $logfile; stop it with: bash scripts/stop_engine.sh $ENGINE_KIND"
-  exit 1
-fi
 
-port_in_use() {
-  local h="${probe_host#[}"; h="${h%]}"
-  (exec 3<>"/dev/tcp/$h/$port") 2>/dev/null
-}
-if port_in_use; then
-  lkn_die "port $port on $probe_host is already in use by a process this script did not start (no live $pidfile); stop it or choose another port"
+  if lkn_port_in_use "$probe_host" "$port"; then
+    lkn_die "port $port on $probe_host is already in use by a process this script did not start (no live $pidfile); stop it or choose another port"
+  fi
 fi
 
 # ---- build the command -----------------------------------------------------------------
@@ -142,13 +174,22 @@ fi
 
 case "$ENGINE_KIND/$device" in
   sglang/gpu)
-    py="${ENGINE_PYTHON:-python3}"
+    if [ -n "${ENGINE_PYTHON:-}" ]; then
+      py="$ENGINE_PYTHON"
+      command -v "$py" >/dev/null 2>&1 || lkn_die "ENGINE_PYTHON=$py not found"
+      if [ "$check" = 1 ]; then
+        printf 'environment: ENGINE_PYTHON=%s (nothing is installed)\n' "$py"
+      else
+        "$py" -c 'import sglang' 2>/dev/null || lkn_die \
+          "SGLang is not importable by ENGINE_PYTHON=$py; unset ENGINE_PYTHON to use the cached environment"
+      fi
+    else
+      venv="$(engine_venv sglang-gpu)"
+      py="$venv/bin/python"
+    fi
     model="${ENGINE_MODEL:-Qwen/Qwen2.5-3B-Instruct-AWQ}"
     served="${ENGINE_SERVED_MODEL_NAME:-$model}"
     timeout="${ENGINE_START_TIMEOUT:-900}"
-    command -v "$py" >/dev/null 2>&1 || lkn_die "$py not found (set ENGINE_PYTHON)"
-    "$py" -c 'import sglang' 2>/dev/null || lkn_die \
-      "SGLang is not importable by $py ($(command -v "$py")). Install it into that environment: pip install -e '.[engine]'"
     cmd=("$py" -m sglang.launch_server
          --model-path "$model"
          --mem-fraction-static "${ENGINE_MEM_FRACTION:-0.85}"
@@ -157,9 +198,9 @@ case "$ENGINE_KIND/$device" in
     what="SGLang (GPU, $model)"
     ;;
   sglang/cpu)
-    venv="$(bash scripts/setup_engine_env.sh sglang-cpu)" || lkn_die "could not set up the SGLang CPU environment"
+    venv="$(engine_venv sglang-cpu)"
     model="${ENGINE_CPU_MODEL_PATH:-$LKN_CACHE/models/$SMOLLM2_NAME-hf}"
-    [ -f "$model/config.json" ] || lkn_die "no model at $model (config.json missing)"
+    [ "$check" = 1 ] || [ -f "$model/config.json" ] || lkn_die "no model at $model (config.json missing)"
     served="${ENGINE_SERVED_MODEL_NAME:-$SMOLLM2_NAME}"
     timeout="${ENGINE_START_TIMEOUT:-600}"
     # SGLang's CPU path imports sgl_kernel, whose CPU build is not on PyPI: the stand-in
@@ -183,7 +224,7 @@ case "$ENGINE_KIND/$device" in
     fi
     ;;
   llamacpp/*)
-    venv="$(bash scripts/setup_engine_env.sh llamacpp)" || lkn_die "could not set up the llama.cpp environment"
+    venv="$(engine_venv llamacpp)"
     served="${ENGINE_SERVED_MODEL_NAME:-$SMOLLM2_NAME}"
     timeout="${ENGINE_START_TIMEOUT:-120}"
     cmd=("$venv/bin/python" "$LKN_ROOT/scripts/engine/llamacpp_server.py"
@@ -199,15 +240,37 @@ case "$ENGINE_KIND/$device" in
     what="llama.cpp server ($served)"
     ;;
 esac
+shown=("${cmd[@]}")   # what is printed and logged: the API key is never shown
 if [ "$ENGINE_KIND" = sglang ]; then
+  if [ -n "${ENGINE_API_KEY:-}" ]; then
+    cmd+=(--api-key "$ENGINE_API_KEY")
+    shown+=(--api-key '<ENGINE_API_KEY>')
+  fi
   cmd+=("${extra_args[@]}")
+  shown+=("${extra_args[@]}")
+elif [ -n "${ENGINE_API_KEY:-}" ]; then
+  lkn_say "ENGINE_API_KEY is ignored by the llama.cpp server"
+fi
+quoted="$(printf '%q ' "${engine_env[@]}" "${shown[@]}")"
+quoted="${quoted% }"
+
+if [ "$check" = 1 ]; then
+  printf 'device: %s\n' "$device"
+  printf 'url: %s (readiness: %s)\n' "$url" "$ready_url"
+  printf 'command: %s\n' "$quoted"
+  exit 0
 fi
 
 # ---- launch ------------------------------------------------------------------------------
 if [ -f "$logfile" ]; then mv -f "$logfile" "$logfile.1"; fi
+if [ -n "${ENGINE_API_KEY:-}" ]; then
+  # SGLang prints its server arguments, the key among them: the log is private.
+  : > "$logfile"
+  chmod 600 "$logfile"
+fi
 {
   printf '# %s starting %s\n' "$(date '+%Y-%m-%dT%H:%M:%S%z')" "$what"
-  printf '# %s\n' "${engine_env[*]:-} ${cmd[*]}"
+  printf '# %s\n' "$quoted"
 } > "$logfile"
 lkn_say "starting $what on $url (log: $logfile)"
 t0=$(date +%s)

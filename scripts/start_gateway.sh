@@ -27,7 +27,7 @@ if lkn_pid_matches gateway "lkn serve"; then
 fi
 
 host="${LKN_HOST:-127.0.0.1}"; port="${LKN_PORT:-8000}"
-[ "$host" = "0.0.0.0" ] && probe_host=127.0.0.1 || probe_host="$host"
+probe_host="$(lkn_probe_host "$host")"
 if curl -fsS -o /dev/null --max-time 2 "http://$probe_host:$port/health" 2>/dev/null; then
   lkn_die "something already answers on $host:$port; set LKN_PORT or stop it"
 fi

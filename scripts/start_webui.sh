@@ -17,7 +17,7 @@
 #                         Open WebUI then reads most settings from its database, not from
 #                         the environment, after the first start.
 #   WEBUI_GATEWAY_URL     the OpenAI base URL Open WebUI calls (default: the gateway,
-#                         http://$LKN_HOST:$LKN_PORT/v1, with 127.0.0.1 for 0.0.0.0)
+#                         http://$LKN_HOST:$LKN_PORT/v1, with the loopback for 0.0.0.0 / ::)
 #   LKN_API_KEY           sent as the Bearer key when the gateway requires one (else a
 #                         placeholder, which the gateway ignores)
 #   WEBUI_USAGE           true (default): models show token usage (Open WebUI asks for
@@ -49,7 +49,7 @@ name=webui
 pattern="open-webui serve"
 host="${WEBUI_HOST:-127.0.0.1}"
 port="${WEBUI_PORT:-3000}"
-case "$host" in 0.0.0.0|'') probe_host=127.0.0.1 ;; *) probe_host="$host" ;; esac
+probe_host="$(lkn_probe_host "$host")"
 url="http://$probe_host:$port"
 pidfile="$LKN_LOG_DIR/$name.pid"
 logfile="$LKN_LOG_DIR/$name.log"
@@ -65,7 +65,7 @@ if lkn_pid_matches "$name" "$pattern"; then
   fi
   lkn_die "Open WebUI is already running (pid $pid) but $url/health does not answer yet; see $logfile or stop it: bash scripts/stop_webui.sh"
 fi
-if (exec 3<>"/dev/tcp/$probe_host/$port") 2>/dev/null; then
+if lkn_port_in_use "$probe_host" "$port"; then
   lkn_die "port $port on $probe_host is already in use by a process this script did not start; set WEBUI_PORT"
 fi
 
@@ -82,7 +82,7 @@ else
 fi
 
 # ---- environment: defaults for every variable the caller did not set -------------------
-gw_host="${LKN_HOST:-127.0.0.1}"; [ "$gw_host" = 0.0.0.0 ] && gw_host=127.0.0.1
+gw_host="$(lkn_probe_host "${LKN_HOST:-127.0.0.1}")"
 gateway="${WEBUI_GATEWAY_URL:-http://$gw_host:${LKN_PORT:-8000}/v1}"
 key="${LKN_API_KEY:-lkn-no-key}"
 if [ "${WEBUI_USAGE:-true}" = true ]; then

@@ -8,6 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib/common.sh
 
+lkn_require_python
 PY="$(lkn_gateway_python)"
 export PYTHONPATH="$LKN_ROOT${PYTHONPATH:+:$PYTHONPATH}"
 lkn_say "python: $PY"

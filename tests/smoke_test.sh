@@ -8,9 +8,9 @@ cd "$(dirname "$0")/.."
 . scripts/lib/common.sh
 lkn_load_env
 
-gw_host="${LKN_HOST:-127.0.0.1}"; [ "$gw_host" = 0.0.0.0 ] && gw_host=127.0.0.1
+gw_host="$(lkn_probe_host "${LKN_HOST:-127.0.0.1}")"
 GW="${LKN_GATEWAY_URL:-http://$gw_host:${LKN_PORT:-8000}}"
-ENGINE="${LKN_ENGINE_URL:-http://${ENGINE_HOST:-127.0.0.1}:${ENGINE_PORT:-30000}}"
+ENGINE="${LKN_ENGINE_URL:-http://$(lkn_probe_host "${ENGINE_HOST:-127.0.0.1}"):${ENGINE_PORT:-30000}}"
 AUTH=()
 [ -n "${LKN_API_KEY:-}" ] && AUTH=(-H "Authorization: Bearer $LKN_API_KEY")
 TMP="$(mktemp -d)"; trap 'rm -rf "$TMP"' EXIT

@@ -39,9 +39,23 @@ def test_every_port_is_published_on_loopback_only(compose: dict[str, Any]) -> No
             assert str(port).startswith("127.0.0.1:"), (name, port)
 
 
+def test_open_webui_reaches_a_gateway_on_the_hosts_loopback(compose: dict[str, Any]) -> None:
+    # On Linux host.docker.internal cannot reach a gateway bound to 127.0.0.1: Open WebUI
+    # shares the host's network instead, and listens on its loopback only.
+    webui = compose["services"]["open-webui"]
+    assert webui["network_mode"] == "host" and "ports" not in webui
+    env = webui["environment"]
+    assert env["HOST"] == "127.0.0.1"
+    assert env["OPENAI_API_BASE_URL"] == (
+        "${WEBUI_OPENAI_API_BASE_URL:-http://127.0.0.1:${LKN_PORT:-8000}/v1}")
+    assert "extra_hosts" not in webui
+    assert webui["healthcheck"]["test"][-1] == "http://127.0.0.1:${WEBUI_PORT:-3000}/health"
+    gateway = compose["services"]["gateway"]
+    assert "127.0.0.1:${LKN_PORT:-8000}:8000" in gateway["ports"]
+
+
 def test_open_webui_settings_follow_the_contract(compose: dict[str, Any]) -> None:
     env = compose["services"]["open-webui"]["environment"]
-    assert env["OPENAI_API_BASE_URL"].endswith(":8000/v1}")
     assert env["ENABLE_OPENAI_API"] == "True" and env["ENABLE_OLLAMA_API"] == "False"
     # Without this, Open WebUI loads an embedding model from a hub at start-up.
     assert env["RAG_EMBEDDING_ENGINE"] == "openai"
@@ -53,10 +67,12 @@ def test_engine_uses_the_seed_settings(compose: dict[str, Any]) -> None:
     command = " ".join(engine["command"].split())
     assert "sglang.launch_server" in command
     for flag in ("--model-path ${ENGINE_MODEL", "--mem-fraction-static ${ENGINE_MEM_FRACTION",
-                 "--served-model-name"):
+                 "--served-model-name", "${ENGINE_API_KEY:+--api-key ${ENGINE_API_KEY}}"):
         assert flag in command
+    assert engine["image"] == "lmsysorg/sglang:v0.5.23"
     devices = engine["deploy"]["resources"]["reservations"]["devices"]
     assert devices[0]["driver"] == "nvidia"
     gateway = compose["services"]["gateway"]
     assert gateway["environment"]["LKN_ENGINE_URLS"] == "http://engine:30000"
+    assert gateway["environment"]["ENGINE_API_KEY"] == "${ENGINE_API_KEY:-}"
     assert "lkn serve" in gateway["command"]

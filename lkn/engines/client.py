@@ -64,6 +64,9 @@ class EngineClient:
             auto_decompress=False,
             skip_auto_headers=("User-Agent",),
             json_serialize=json.dumps,
+            # SGLang started with --api-key (ENGINE_API_KEY) wants it on every route.
+            headers=({"Authorization": f"Bearer {settings.engine_api_key}"}
+                     if settings.engine_api_key else None),
         )
         self._background: set[asyncio.Task[None]] = set()
         #: The engine's served model name, learnt from ``/v1/models``.

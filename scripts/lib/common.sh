@@ -18,18 +18,25 @@ lkn_hash() {
   for f in "$@"; do printf '%s\n' "${f#"$LKN_ROOT"/}"; cat "$f"; done | sha256sum | cut -c1-16
 }
 
+# lkn_venv_dir NAME KEYFILE... : print where lkn_venv keeps the environment NAME for these
+# key files (whether or not it is built yet: built ones hold a .complete stamp).
+lkn_venv_dir() {
+  local name="$1"; shift
+  printf '%s\n' "$LKN_CACHE/venvs/$name-$(lkn_hash "$@")"
+}
+
 # lkn_venv NAME INSTALL_FN KEYFILE... : print the path of a virtualenv named NAME whose
 # contents depend only on KEYFILE(s). It is built once by calling INSTALL_FN with the
 # venv's python as $1, and reused while the key files are unchanged. A half-built
 # venv (no .complete stamp) is thrown away and built again.
 lkn_venv() {
   local name="$1" install_fn="$2"; shift 2
-  local key dir
-  key="$(lkn_hash "$@")"
-  dir="$LKN_CACHE/venvs/$name-$key"
+  local dir
+  dir="$(lkn_venv_dir "$name" "$@")"
   if [ ! -f "$dir/.complete" ]; then
     rm -rf "$dir"
     mkdir -p "$LKN_CACHE/venvs"
+    lkn_require_python "$LKN_PYTHON"
     lkn_say "building the '$name' environment in $dir (first run or requirements changed)"
     "$LKN_PYTHON" -m venv "$dir" >&2 || lkn_die "could not create a virtualenv at $dir"
     "$dir/bin/python" -m pip install -q --upgrade pip >&2 || lkn_die "pip upgrade failed in $dir"
@@ -37,6 +44,69 @@ lkn_venv() {
     touch "$dir/.complete"
   fi
   printf '%s\n' "$dir"
+}
+
+# lkn_require_python PYTHON : stop with a clear message unless PYTHON is 3.11 or newer
+# (asyncio.Runner in the benchmark and the test double, mypy targets 3.11, SGLang 0.5.23
+# needs 3.11). LKN_PYTHON picks another interpreter, e.g. LKN_PYTHON=python3.12.
+lkn_require_python() {
+  local py="${1:-$LKN_PYTHON}" version
+  command -v "$py" >/dev/null 2>&1 || lkn_die "$py not found: L-kn needs Python 3.11 or newer (set LKN_PYTHON)"
+  version="$("$py" -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null)" \
+    || lkn_die "$py does not run"
+  "$py" -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
+    || lkn_die "$py is Python $version; L-kn needs Python 3.11 or newer (install python3.11 and python3.11-venv, then LKN_PYTHON=python3.11)"
+  "$py" -c 'import venv, ensurepip' 2>/dev/null \
+    || lkn_die "$py cannot create virtualenvs (Debian/Ubuntu: apt-get install python${version}-venv)"
+}
+
+# lkn_probe_host HOST : the address to connect to for a server bound to HOST, in URL form:
+# the loopback for the wildcard addresses (0.0.0.0, empty -> 127.0.0.1; :: -> [::1]),
+# IPv6 literals in brackets ([fe80::1]), anything else unchanged.
+lkn_probe_host() {
+  local host="${1-}"
+  case "$host" in
+    0.0.0.0|'') printf '127.0.0.1\n' ;;
+    ::|'[::]') printf '[::1]\n' ;;
+    *:*) host="${host#[}"; printf '[%s]\n' "${host%]}" ;;
+    *) printf '%s\n' "$host" ;;
+  esac
+}
+
+# lkn_port_in_use HOST PORT : 0 if something accepts TCP connections on HOST:PORT (HOST as
+# printed by lkn_probe_host; brackets are removed for bash's /dev/tcp).
+lkn_port_in_use() {
+  local host="${1#[}"
+  host="${host%]}"
+  (exec 3<>"/dev/tcp/$host/$2") 2>/dev/null
+}
+
+# lkn_apt_install WHAT PACKAGE... : install Debian/Ubuntu packages with apt-get (root, or
+# sudo), or stop with a message that says what to install by hand. WHAT names it for people.
+lkn_apt_install() {
+  local what="$1" sudo=()
+  shift
+  command -v apt-get >/dev/null \
+    || lkn_die "$what is required and there is no apt-get here: install $* yourself"
+  if [ "$(id -u)" != 0 ]; then
+    command -v sudo >/dev/null || lkn_die "installing $what needs root or sudo: apt-get install $*"
+    sudo=(sudo)
+  fi
+  lkn_say "installing $what from the distribution (apt-get install $*)"
+  "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2 \
+    || lkn_die "apt-get update failed (needed for $what)"
+  "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >&2 \
+    || lkn_die "apt-get install $* failed"
+}
+
+# lkn_require_node : Node.js and npm (the gRPC client and browser tests run on them),
+# installed from the distribution when missing.
+lkn_require_node() {
+  if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+    lkn_apt_install "Node.js and npm" nodejs npm
+  fi
+  command -v node >/dev/null && command -v npm >/dev/null \
+    || lkn_die "node and npm are still missing after apt-get install nodejs npm"
 }
 
 # lkn_load_env [FILE] : export the variables of the env file (default config/.env),
