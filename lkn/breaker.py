@@ -4,8 +4,14 @@ CLOSED --N consecutive failures--> OPEN --reset time--> HALF_OPEN --trial ok--> 
                                      ^                      |
                                      +----trial failed------+
 
-While HALF_OPEN exactly one trial request is admitted; a trial that ends neither in success
-nor in failure (client error, client cancellation) gives its place back.
+While HALF_OPEN exactly one trial is admitted; a trial that ends neither in success nor in
+failure (client error, client cancellation, engine overload) gives its place back.
+
+Every admitted request gets a :class:`Ticket` carrying the breaker's *epoch*: the epoch
+changes with every state change, and an outcome whose ticket is from an older epoch is
+ignored (a request that started before the breaker opened cannot close it or reopen it).
+Reading the state never changes it: OPEN past its reset time *reads* as HALF_OPEN, and only
+:meth:`acquire` (or :meth:`trial_passed`) moves it.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ from __future__ import annotations
 import enum
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 Clock = Callable[[], float]
 
@@ -25,6 +32,20 @@ class BreakerState(enum.IntEnum):
     OPEN = 2
 
 
+class Verdict(enum.Enum):
+    """What one request's outcome says about the engine's health."""
+
+    SUCCESS = "success"
+    FAILURE = "failure"
+    NEUTRAL = "neutral"
+
+
+@dataclass(frozen=True, slots=True)
+class Ticket:
+    epoch: int
+    trial: bool
+
+
 class CircuitBreaker:
     def __init__(
         self, failure_threshold: int = 5, reset_timeout: float = 30.0, clock: Clock = time.monotonic
@@ -35,19 +56,26 @@ class CircuitBreaker:
         self.reset_timeout = reset_timeout
         self._clock = clock
         self._state = BreakerState.CLOSED
+        self._epoch = 0
         self._failures = 0
         self._opened_at = 0.0
         self._trial_in_flight = False
 
+    # ---- reading (no side effects) ------------------------------------------------------
+
     @property
     def state(self) -> BreakerState:
-        if (
-            self._state is BreakerState.OPEN
-            and self._clock() - self._opened_at >= self.reset_timeout
-        ):
-            self._state = BreakerState.HALF_OPEN
-            self._trial_in_flight = False
+        if self._state is BreakerState.OPEN and self._reset_due():
+            return BreakerState.HALF_OPEN
         return self._state
+
+    @property
+    def epoch(self) -> int:
+        return self._epoch
+
+    @property
+    def opened_at(self) -> float:
+        return self._opened_at
 
     @property
     def consecutive_failures(self) -> int:
@@ -55,25 +83,15 @@ class CircuitBreaker:
 
     @property
     def trial_in_flight(self) -> bool:
-        """HALF_OPEN with its one trial request under way."""
-        return self.state is BreakerState.HALF_OPEN and self._trial_in_flight
+        """HALF_OPEN with its one trial under way."""
+        return self._state is BreakerState.HALF_OPEN and self._trial_in_flight
 
     def available(self) -> bool:
-        """Whether :meth:`acquire` would admit a request now (does not take the trial)."""
+        """Whether :meth:`acquire` would admit a request now (takes nothing)."""
         state = self.state
         return state is BreakerState.CLOSED or (
             state is BreakerState.HALF_OPEN and not self._trial_in_flight
         )
-
-    def acquire(self) -> bool:
-        """Admit one request. Returns True if it is the half-open trial (caller must settle)."""
-        state = self.state
-        if state is BreakerState.CLOSED:
-            return False
-        if state is BreakerState.HALF_OPEN and not self._trial_in_flight:
-            self._trial_in_flight = True
-            return True
-        raise RuntimeError("acquire() on a breaker that is not available")
 
     def retry_after(self) -> float:
         """Seconds until the breaker admits a request again (0 if it does now)."""
@@ -81,29 +99,64 @@ class CircuitBreaker:
             return max(0.0, self.reset_timeout - (self._clock() - self._opened_at))
         return 0.0
 
-    def record_success(self, trial: bool = False) -> None:
-        if trial or self._state is not BreakerState.OPEN:
-            self._state = BreakerState.CLOSED
-            self._trial_in_flight = False
-        self._failures = 0
+    def _reset_due(self) -> bool:
+        return self._clock() - self._opened_at >= self.reset_timeout
 
-    def record_failure(self, trial: bool = False) -> None:
-        if trial or self.state is BreakerState.HALF_OPEN:
-            self._open()
-            return
-        if self._state is BreakerState.OPEN:
-            return
-        self._failures += 1
-        if self._failures >= self.failure_threshold:
-            self._open()
+    # ---- admitting ----------------------------------------------------------------------
 
-    def record_neutral(self, trial: bool = False) -> None:
-        """The request proved nothing about the engine (client error or cancellation)."""
-        if trial and self._state is BreakerState.HALF_OPEN:
+    def acquire(self, force_trial: bool = False) -> Ticket:
+        """Admit one request; a ticket with ``trial=True`` is the half-open trial.
+
+        ``force_trial`` admits an OPEN breaker's trial before its reset time (the pool does
+        that when every engine's breaker is open, rather than refuse everything).
+        """
+        if self._state is BreakerState.CLOSED:
+            return Ticket(self._epoch, False)
+        if self._state is BreakerState.OPEN and (force_trial or self._reset_due()):
+            self._move(BreakerState.HALF_OPEN)
+        if self._state is BreakerState.HALF_OPEN and not self._trial_in_flight:
+            self._trial_in_flight = True
+            return Ticket(self._epoch, True)
+        raise RuntimeError("acquire() on a breaker that is not available")
+
+    # ---- outcomes -----------------------------------------------------------------------
+
+    def record(self, ticket: Ticket, verdict: Verdict) -> None:
+        """Settle one admitted request; outcomes of an older epoch are ignored."""
+        if ticket.epoch != self._epoch:
+            return
+        if ticket.trial:
             self._trial_in_flight = False
+            if verdict is Verdict.SUCCESS:
+                self._close()
+            elif verdict is Verdict.FAILURE:
+                self._open()
+            return
+        if verdict is Verdict.SUCCESS:
+            self._failures = 0
+        elif verdict is Verdict.FAILURE and self._state is BreakerState.CLOSED:
+            self._failures += 1
+            if self._failures >= self.failure_threshold:
+                self._open()
+
+    def trial_passed(self) -> bool:
+        """An active check proved the engine (a passing readiness check after the reset
+        time): close a half-open breaker whose trial is not under way. True if it closed."""
+        if self.state is BreakerState.HALF_OPEN and not self._trial_in_flight:
+            self._close()
+            return True
+        return False
+
+    def _move(self, state: BreakerState) -> None:
+        self._state = state
+        self._epoch += 1
+        self._trial_in_flight = False
 
     def _open(self) -> None:
-        self._state = BreakerState.OPEN
+        self._move(BreakerState.OPEN)
         self._opened_at = self._clock()
-        self._trial_in_flight = False
         self._failures = max(self._failures, self.failure_threshold)
+
+    def _close(self) -> None:
+        self._move(BreakerState.CLOSED)
+        self._failures = 0

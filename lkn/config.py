@@ -136,6 +136,10 @@ class Settings:
     request_timeout: float = 0.0
     health_interval: float = 2.0
     health_timeout: float = 2.0
+    #: Consecutive failed readiness checks that mark an engine not ready.
+    ready_failures: int = 3
+    #: Consecutive passing checks that mark a not-ready engine ready again.
+    ready_successes: int = 2
     max_body_bytes: int = 4 * 1024 * 1024
     max_concurrency: int = 256
     engine_connections: int = 512
@@ -365,6 +369,8 @@ def load_settings(
         request_timeout=r.number("LKN_REQUEST_TIMEOUT", 0.0),
         health_interval=r.number("LKN_HEALTH_INTERVAL", 2.0, minimum=0.05),
         health_timeout=r.number("LKN_HEALTH_TIMEOUT", 2.0, minimum=0.05),
+        ready_failures=r.integer("LKN_READY_FAILURES", 3, minimum=1),
+        ready_successes=r.integer("LKN_READY_SUCCESSES", 2, minimum=1),
         max_body_bytes=r.integer("LKN_MAX_BODY_BYTES", 4 * 1024 * 1024, minimum=1024),
         max_concurrency=r.integer("LKN_MAX_CONCURRENCY", 256, minimum=1),
         engine_connections=r.integer("LKN_ENGINE_CONNECTIONS", 512, minimum=1),

@@ -9,14 +9,20 @@ on each front-end, so REST and gRPC translate it in exactly one place each::
     │   └── MethodNotAllowed         405  INVALID_ARGUMENT    invalid_request_error
     ├── Unauthorized                 401  UNAUTHENTICATED     authentication_error
     ├── NotFound                     404  NOT_FOUND           invalid_request_error
+    │   └── ModelNotFound            404  NOT_FOUND           invalid_request_error (model_not_found)
     ├── TooManyRequests              429  RESOURCE_EXHAUSTED  rate_limit_error
     ├── ClientClosed                 499  CANCELLED           client_closed
     ├── DeadlineExceeded             504  DEADLINE_EXCEEDED   timeout (the client's deadline)
+    ├── ShuttingDown                 503  UNAVAILABLE         unavailable (stream cut at shutdown)
     └── EngineError                  502  UNAVAILABLE         engine_error
         ├── EngineRejected (4xx from the engine: the request was wrong, not the engine)
         ├── EngineUnavailable        503  UNAVAILABLE         engine_unavailable
         │   └── NoEngineAvailable    503  (every breaker open / nothing ready)
+        │   └── EngineOverloaded     503  (capacity, not failure: 503/529 from the engine)
+        │       └── EngineRateLimited 429 RESOURCE_EXHAUSTED  rate_limit_error
         └── EngineTimeout            504  DEADLINE_EXCEEDED   timeout
+
+How each error counts (breaker, metrics, log) is decided once, in :mod:`lkn.outcome`.
 """
 
 from __future__ import annotations
@@ -88,6 +94,10 @@ class NotFound(LknError):
     openai_type = "invalid_request_error"
 
 
+class ModelNotFound(NotFound):
+    """No engine of the pool serves the requested model (code ``model_not_found``)."""
+
+
 class TooManyRequests(LknError):
     http_status = 429
     grpc_code = "RESOURCE_EXHAUSTED"
@@ -156,6 +166,29 @@ class NoEngineAvailable(EngineUnavailable):
     retryable = False
 
 
+class ShuttingDown(LknError):
+    """The gateway is stopping and its grace period for this stream is over."""
+
+    http_status = 503
+    grpc_code = "UNAVAILABLE"
+    openai_type = "unavailable"
+
+
+class EngineOverloaded(EngineUnavailable):
+    """The engine is at capacity (SGLang's queue is full, 503 or 529): try another engine or
+    later. Capacity, not failure: the breaker does not count it."""
+
+    counts_against_engine = False
+
+
+class EngineRateLimited(EngineOverloaded):
+    """The engine answered 429."""
+
+    http_status = 429
+    grpc_code = "RESOURCE_EXHAUSTED"
+    openai_type = "rate_limit_error"
+
+
 class EngineTimeout(EngineError):
     http_status = 504
     grpc_code = "DEADLINE_EXCEEDED"
@@ -168,3 +201,19 @@ class DeadlineExceeded(LknError):
     http_status = 504
     grpc_code = "DEADLINE_EXCEEDED"
     openai_type = "timeout"
+
+
+_COUNTED = "_lkn_counted"
+
+
+def mark_counted(exc: BaseException) -> None:
+    """The request that raised ``exc`` has been counted and logged (with its traceback if it
+    was a bug): front-ends must not count or log it again."""
+    try:
+        setattr(exc, _COUNTED, True)
+    except AttributeError:  # an exception type with __slots__
+        pass
+
+
+def is_counted(exc: BaseException) -> bool:
+    return getattr(exc, _COUNTED, False) is True

@@ -1,41 +1,27 @@
-"""The core: validate -> decide -> generate through the pool -> typed results.
+"""The core: admission, models, and one :class:`~lkn.lifecycle.Exchange` per request.
 
 Front-ends (REST, gRPC) only translate their protocol to :class:`GenerateRequest` and the
-results back; admission, decisions, request building, retries and metrics live here once.
+results back; admission, decisions, request building, retries, outcomes and metrics live
+here and in :mod:`lkn.lifecycle` once.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
 import logging
 import time
 import uuid
-from collections.abc import AsyncGenerator
 
 from lkn.config import Settings
 from lkn.decision import Decider
-from lkn.engines import EngineClient
-from lkn.errors import (
-    DeadlineExceeded,
-    EngineError,
-    LknError,
-    TooManyRequests,
-    Unauthorized,
-)
-from lkn.generation import Generation
+from lkn.errors import LknError, TooManyRequests, Unauthorized, is_counted, mark_counted
+from lkn.lifecycle import Exchange, Shape
 from lkn.metrics import Metrics
-from lkn.pool import EnginePool, Lease, Outcome
-from lkn.types import (
-    Chunk,
-    Completion,
-    Decision,
-    GenerateRequest,
-    JSONObject,
-    Mode,
-    ModelCard,
-)
-from lkn.engines.wire import parse_completion
+from lkn.outcome import Kind, Outcome, classify
+from lkn.pool import EnginePool
+from lkn.types import GenerateRequest, Mode, ModelCard
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +43,8 @@ class Gateway:
         self.decider = decider
         self.metrics = metrics
         self._active = 0
+        self._streams: set[Exchange] = set()
+        self.stopping = False
 
     @classmethod
     async def start(cls, settings: Settings) -> Gateway:
@@ -70,6 +58,31 @@ class Gateway:
     async def close(self) -> None:
         await self.pool.close()
 
+    # ---- requests -------------------------------------------------------------------
+
+    def stream(self, request: GenerateRequest, frontend: str = "rest") -> Exchange:
+        """``async with gateway.stream(request) as answer: async for chunk in answer``.
+
+        Entering returns once the engine's first chunk is in hand, or raises
+        :class:`LknError` (after retries on the model's other engines)."""
+        return Exchange(self, request, frontend, Shape.STREAM)
+
+    def complete(self, request: GenerateRequest, frontend: str = "rest") -> Exchange:
+        """``async with gateway.complete(request) as answer: answer.completion``."""
+        return Exchange(self, request, frontend, Shape.COMPLETE)
+
+    def probe(self, request: GenerateRequest, frontend: str = "rest") -> Exchange:
+        """The decision a request would get, without generating: ``answer.decision``."""
+        return Exchange(self, request, frontend, Shape.PROBE)
+
+    def reject(self, frontend: str, route: str, error: BaseException, rid: str = "-") -> None:
+        """Count and log a request refused before its exchange began (bad body, bad key,
+        body too large); an error already counted by an exchange is left alone."""
+        if is_counted(error):
+            return
+        outcome = classify(error)
+        self._report(frontend, route, rid, "", outcome, error, None)
+
     # ---- admission ------------------------------------------------------------------
 
     def authorize(self, token: str | None) -> None:
@@ -81,7 +94,7 @@ class Gateway:
             raise Unauthorized("a valid API key is required (Authorization: Bearer <key>)",
                                code="invalid_api_key")
 
-    def _admit(self) -> None:
+    def admit(self) -> None:
         if self._active >= self.settings.max_concurrency:
             raise TooManyRequests(
                 f"the gateway is at its limit of {self.settings.max_concurrency} concurrent "
@@ -91,7 +104,7 @@ class Gateway:
         self._active += 1
         self.metrics.in_flight.inc()
 
-    def _leave(self) -> None:
+    def leave(self) -> None:
         self._active -= 1
         self.metrics.in_flight.dec()
 
@@ -123,7 +136,19 @@ class Gateway:
                     )
         return cards
 
-    def _mode_override(self, request: GenerateRequest) -> str | None:
+    def engine_model(self, request: GenerateRequest) -> str | None:
+        """The model the engines must serve for ``request`` (its name without a mode
+        variant); None when the request names none."""
+        model = request.body.get("model")
+        if not isinstance(model, str) or not model:
+            return None
+        if self.settings.model_variants:
+            for suffix in VARIANT_SUFFIXES:
+                if model.endswith(suffix):
+                    return model[: -len(suffix)]
+        return model
+
+    def mode_override(self, request: GenerateRequest) -> str | None:
         if request.mode_override is not None:
             return request.mode_override
         model = request.body.get("model")
@@ -133,192 +158,78 @@ class Gateway:
                     return mode
         return None
 
-    # ---- decisions and engine requests ----------------------------------------------
-
-    def _log_prompt(self, request: GenerateRequest) -> None:
+    def log_prompt(self, request: GenerateRequest) -> None:
         """Prompts are private: logged only when LKN_LOG_PROMPTS is on."""
         if self.settings.log_prompts:
             field = "messages" if "messages" in request.body else "prompt"
             log.info("prompt rid=%s %s=%s", request.request_id, field,
                      json.dumps(request.body.get(field), ensure_ascii=False))
 
-    def _deadline(self, request: GenerateRequest) -> float | None:
-        return None if request.timeout is None else time.monotonic() + request.timeout
+    # ---- the end of every request ---------------------------------------------------
 
-    async def _decide(
-        self, request: GenerateRequest, engine: EngineClient | None, deadline: float | None
-    ) -> Decision:
-        return await self.decider.decide(
-            request, engine, deadline, override=self._mode_override(request)
-        )
-
-    def _engine_body(self, request: GenerateRequest, decision: Decision) -> JSONObject:
-        """What the engine gets; the engine client adds the rid and its model name."""
-        body = self.decider.apply(decision, request.body)
-        if request.stream:
-            options = body.get("stream_options")
-            merged: JSONObject = dict(options) if isinstance(options, dict) else {}
-            merged["include_usage"] = True
-            body = {**body, "stream_options": merged}
-        return body
-
-    def _log_done(
-        self,
-        frontend: str,
-        request: GenerateRequest,
-        engine: str,
-        outcome: str,
-        started: float,
-        error: BaseException | None = None,
-    ) -> None:
-        route = request.route.label
-        elapsed = time.monotonic() - started
-        self.metrics.child(self.metrics.requests, frontend, route, outcome).inc()
-        self.metrics.child(self.metrics.duration, route).observe(elapsed)
-        if error is not None:
-            log.warning(
-                "request failed rid=%s engine=%s frontend=%s route=%s error=%s status=%s "
-                "message=%r",
-                request.request_id, engine or "-", frontend, route, type(error).__name__,
-                error.status() if isinstance(error, LknError) else 500, str(error),
-            )
-        else:
-            log.info(
-                "request done rid=%s engine=%s frontend=%s route=%s status=%s duration_ms=%.1f",
-                request.request_id, engine or "-", frontend, route, outcome, elapsed * 1000.0,
-            )
-
-    def _error_outcome(self, exc: BaseException) -> str:
-        if isinstance(exc, LknError):
-            self.metrics.child(self.metrics.errors, type(exc).__name__).inc()
-            return str(exc.status())
-        return "500"
-
-    def _map_deadline(self, exc: EngineError, deadline: float | None) -> LknError:
-        if deadline is not None and time.monotonic() >= deadline - 0.001:
-            return DeadlineExceeded("the request deadline expired before the engine answered")
-        return exc
-
-    async def decide_only(self, request: GenerateRequest) -> Decision:
-        """The decision a request would get, without generating (probe endpoints)."""
-        deadline = self._deadline(request)
-        if not self.decider.needs_engine:
-            return await self._decide(request, None, deadline)
-
-        async def attempt(lease: Lease) -> Decision:
-            return await self._decide(request, lease.engine.client, deadline)
-
-        lease, decision = await self.pool.run(attempt, deadline)
-        self.pool.settle(lease, Outcome.SUCCESS)
-        return decision
-
-    async def complete(self, request: GenerateRequest, frontend: str = "rest") -> Completion:
-        """One non-streamed answer; raises :class:`LknError` on any failure."""
-        started = time.monotonic()
-        self._admit()
-        self._log_prompt(request)
-        deadline = self._deadline(request)
-        engine_name = ""
-        try:
-            async def attempt(lease: Lease) -> Completion:
-                client = lease.engine.client
-                decision = await self._decide(request, client, deadline)
-                body = self._engine_body(request, decision)
-                try:
-                    raw, parsed = await client.complete(
-                        request.route, body, request.request_id, deadline
-                    )
-                except EngineError as exc:
-                    raise self._map_deadline(exc, deadline) from None
-                text, finish, usage = parse_completion(parsed)
-                return Completion(raw, text, finish, usage, decision, client.name,
-                                  request.request_id)
-
-            lease, completion = await self.pool.run(
-                attempt, deadline, self.pool.placement.prefix(request.body)
-            )
-            engine_name = lease.engine.name
-            self.pool.settle(lease, Outcome.SUCCESS)
-        except BaseException as exc:
-            self._log_done(frontend, request, engine_name, self._error_outcome(exc), started,
-                           exc if isinstance(exc, Exception) else None)
-            raise
-        finally:
-            self._leave()
-        self.metrics.child(self.metrics.ttft, request.route.label).observe(time.monotonic() - started)
-        self._count_tokens(completion)
-        self._log_done(frontend, request, engine_name, "200", started)
-        return completion
-
-    def _count_tokens(self, result: Completion | Generation) -> None:
-        usage = result.usage
+    def finished(self, exchange: Exchange, outcome: Outcome, error: BaseException | None) -> None:
+        """One finished exchange: count it, log it once."""
+        usage = exchange.usage
         if usage is not None:
             self.metrics.child(self.metrics.tokens, "prompt").inc(usage.prompt_tokens)
             self.metrics.child(self.metrics.tokens, "completion").inc(usage.completion_tokens)
+        self._report(exchange.frontend, exchange.request.route.label, exchange.request_id,
+                     exchange.engine, outcome, error, exchange)  # fmt: skip
 
-    async def open_stream(self, request: GenerateRequest, frontend: str = "rest") -> Generation:
-        """Start a streamed answer; returns once the engine's first chunk is in hand.
-
-        Raises :class:`LknError` for anything that fails before that (after one retry on
-        another engine). The caller iterates the result and must ``aclose()`` it.
-        """
-        started = time.monotonic()
-        self._admit()
-        self._log_prompt(request)
-        deadline = self._deadline(request)
-        route = request.route.label
-
-        async def attempt(lease: Lease) -> tuple[Decision, Chunk, AsyncGenerator[Chunk, None]]:
-            client = lease.engine.client
-            decision = await self._decide(request, client, deadline)
-            body = self._engine_body(request, decision)
-            chunks = client.stream(request.route, body, request.request_id, deadline)
-            assert isinstance(chunks, AsyncGenerator)
-            try:
-                first = await chunks.__anext__()
-            except StopAsyncIteration:
-                raise EngineError(f"engine {client.name} sent an empty stream",
-                                  engine=client.name) from None
-            except EngineError as exc:
-                raise self._map_deadline(exc, deadline) from None
-            except BaseException:
-                await chunks.aclose()
-                raise
-            self.pool.confirm(lease)
-            return decision, first, chunks
-
-        try:
-            lease, (decision, first, rest) = await self.pool.run(
-                attempt, deadline, self.pool.placement.prefix(request.body)
+    def _report(self, frontend: str, route: str, rid: str, engine: str, outcome: Outcome,
+                error: BaseException | None, exchange: Exchange | None) -> None:  # fmt: skip
+        metrics = self.metrics
+        metrics.child(metrics.requests, frontend, route, outcome.status).inc()
+        started = exchange.started if exchange is not None else None
+        elapsed_ms = 0.0
+        if started is not None:
+            elapsed = time.monotonic() - started
+            metrics.child(metrics.duration, route).observe(elapsed)
+            elapsed_ms = elapsed * 1000.0
+        if outcome.kind is Kind.SUCCESS:
+            if log.isEnabledFor(logging.INFO):
+                decision = exchange.decision if exchange is not None else None
+                log.info(
+                    "request rid=%s engine=%s frontend=%s route=%s mode=%s status=200 "
+                    "outcome=success duration_ms=%.1f",
+                    rid, engine or "-", frontend, route,
+                    decision.mode.value if decision is not None else "-", elapsed_ms,
+                )
+            return
+        if error is not None:
+            metrics.child(metrics.errors, type(error).__name__).inc()
+            mark_counted(error)
+        if log.isEnabledFor(outcome.level):
+            log.log(
+                outcome.level,
+                "request rid=%s engine=%s frontend=%s route=%s status=%s outcome=%s "
+                "duration_ms=%.1f error=%s message=%r",
+                rid, engine or "-", frontend, route, outcome.status, outcome.kind.value,
+                elapsed_ms, type(error).__name__ if error is not None else "-",
+                str(error) if error is not None else "",
+                exc_info=error if outcome.kind is Kind.BUG else None,
             )
-        except BaseException as exc:
-            self._leave()
-            self._log_done(frontend, request, "", self._error_outcome(exc), started,
-                           exc if isinstance(exc, Exception) else None)
-            raise
-        self.metrics.child(self.metrics.ttft, route).observe(time.monotonic() - started)
 
-        def finish(gen: Generation, outcome: Outcome, error: BaseException | None) -> None:
-            self.pool.settle(lease, outcome)
-            self._leave()
-            self._count_tokens(gen)
-            if error is not None:
-                if isinstance(error, EngineError):
-                    error = self._map_deadline(error, deadline)
-                status = self._error_outcome(error)
-            else:
-                status = "200" if outcome is Outcome.SUCCESS else "499"
-            self._log_done(frontend, request, lease.engine.name, status, started, error)
+    # ---- shutdown -------------------------------------------------------------------
 
-        return Generation(
-            request_id=request.request_id,
-            engine=lease.engine.name,
-            decision=decision,
-            first=first,
-            rest=rest,
-            include_usage=request.include_usage,
-            finish=finish,
-        )
+    def opened(self, exchange: Exchange) -> None:
+        self._streams.add(exchange)
+
+    def closed(self, exchange: Exchange) -> None:
+        self._streams.discard(exchange)
+
+    async def drain(self, grace: float) -> None:
+        """Let streams run for ``grace`` seconds, then end those still open with a shutdown
+        error (REST: an error event then ``[DONE]``; gRPC: UNAVAILABLE)."""
+        self.stopping = True
+        deadline = time.monotonic() + grace
+        while self._streams and time.monotonic() < deadline:
+            await asyncio.sleep(min(0.05, max(0.0, deadline - time.monotonic())))
+        streams = list(self._streams)
+        if streams:
+            log.warning("shutdown grace over: ending open streams count=%d", len(streams))
+        for exchange in streams:
+            exchange.interrupt()
 
 
-__all__ = ["Gateway", "Mode", "new_request_id"]
+__all__ = ["Gateway", "LknError", "Mode", "new_request_id"]

@@ -1,27 +1,48 @@
-"""The one async engine pool shared by every front-end.
+"""One async engine pool shared by every front-end.
 
-Selection: the least-loaded engine that is ready and whose breaker admits a request, or,
-with cache-aware placement, the one most likely to hold the prompt's prefix (lkn.placement).
-Breakers: one per engine; engine failures count, client errors and cancellations never do.
-Readiness: a background task polls every engine (``/ready``, ``/health`` for old servers).
-Retries: :meth:`EnginePool.run` retries once, on another engine, when the attempt fails
-before anything reached the client; the caller decides when that point has passed.
+Routing: a request names a model; only the engines serving it are candidates (an unknown
+model is :class:`~lkn.errors.ModelNotFound`).
+Selection among the candidates, in this order:
+
+1. a half-open engine whose trial is free gets the request as its trial, even while others
+   are healthy (a recovered engine always comes back);
+2. otherwise the least-loaded ready engine with a closed breaker (ties round-robin), or,
+   with cache-aware placement, the closed one most likely to hold the prompt's prefix
+   (:mod:`lkn.placement`);
+3. otherwise, when every candidate's breaker is open, the engine whose breaker opened first,
+   among those whose readiness check passed since, is tried at once as a trial, rather than
+   refusing everything for the reset time.
+
+Breakers: one per engine, fed only by real engine failures (see :mod:`lkn.outcome`); engine
+overload (429/503/529) is capacity and retried elsewhere. Readiness: a background task
+checks every engine (``/ready``); ``LKN_READY_FAILURES`` consecutive failed checks mark an
+engine not ready and ``LKN_READY_SUCCESSES`` passing ones mark it ready again; a passing
+check on a half-open engine is its trial. :meth:`EnginePool.admits` is the same choice as
+:meth:`EnginePool.acquire` without taking anything, so ``/ready`` says what the pool admits.
+Retries: :meth:`EnginePool.run` tries each candidate at most once while the attempt fails
+before anything reached the client with a retryable error.
 """
 
 from __future__ import annotations
 
 import asyncio
-import enum
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from lkn.breaker import BreakerState, CircuitBreaker, Clock
+from lkn.breaker import BreakerState, CircuitBreaker, Clock, Ticket, Verdict
 from lkn.config import Settings
-from lkn.engines import EngineClient
-from lkn.errors import EngineError, EngineUnavailable, LknError, NoEngineAvailable
+from lkn.engines import EngineClient, HttpEngineClient
+from lkn.errors import (
+    EngineError,
+    EngineTimeout,
+    EngineUnavailable,
+    LknError,
+    ModelNotFound,
+    NoEngineAvailable,
+)
 from lkn.metrics import Metrics
 from lkn.placement import NO_PREFIX, PlacementRecord, Prefix
 
@@ -29,31 +50,39 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-
-class Outcome(enum.Enum):
-    SUCCESS = "success"
-    FAILURE = "failure"
-    NEUTRAL = "neutral"
+#: Kept under this name for callers that settle leases themselves.
+Outcome = Verdict
 
 
-def outcome_of(exc: BaseException) -> Outcome:
-    """What a request's exception says about the engine that served it."""
+def outcome_of(exc: BaseException) -> Verdict:
+    """What an exception raised by an attempt says about the engine that ran it."""
     if isinstance(exc, LknError) and exc.counts_against_engine:
-        return Outcome.FAILURE
-    return Outcome.NEUTRAL
+        return Verdict.FAILURE
+    return Verdict.NEUTRAL
 
 
 @dataclass(eq=False)
 class Engine:
+    """One engine of the pool and what the pool knows about it."""
+
     client: EngineClient
     breaker: CircuitBreaker
     #: None until the first readiness check answered.
     ready: bool | None = None
     in_flight: int = 0
+    #: Consecutive failed / passed readiness checks.
+    check_failures: int = 0
+    check_passes: int = 0
+    #: When a readiness check last passed (pool clock; -inf: never).
+    passed_at: float = float("-inf")
 
     @property
     def name(self) -> str:
         return self.client.name
+
+    @property
+    def model(self) -> str | None:
+        return self.client.model_id
 
     def usable(self) -> bool:
         return self.ready is not False and self.breaker.available()
@@ -64,8 +93,12 @@ class Lease:
     """One request's hold on an engine; settle it exactly once."""
 
     engine: Engine
-    trial: bool
+    ticket: Ticket
     settled: bool = field(default=False)
+
+    @property
+    def trial(self) -> bool:
+        return self.ticket.trial
 
 
 class EnginePool:
@@ -78,6 +111,7 @@ class EnginePool:
     ) -> None:
         self._settings = settings
         self._metrics = metrics
+        self._clock = clock
         self.engines = [
             Engine(c, CircuitBreaker(settings.breaker_failures, settings.breaker_reset, clock))
             for c in clients
@@ -91,8 +125,9 @@ class EnginePool:
 
     @classmethod
     def from_settings(cls, settings: Settings, metrics: Metrics) -> EnginePool:
-        """Build the pool and its clients (call inside the running loop)."""
-        return cls(settings, [EngineClient(spec, settings) for spec in settings.engines], metrics)
+        """Build the pool and its HTTP clients (call inside the running loop)."""
+        clients = [HttpEngineClient(spec, settings) for spec in settings.engines]
+        return cls(settings, clients, metrics)
 
     def _watch(self, engine: Engine) -> None:
         self._metrics.watch_engine(
@@ -126,17 +161,40 @@ class EnginePool:
                 log.exception("readiness check loop failed")
 
     async def check_all(self) -> None:
-        await asyncio.gather(*(self._check(engine) for engine in self.engines))
+        await asyncio.gather(*(self.check(engine) for engine in self.engines))
 
-    async def _check(self, engine: Engine) -> None:
-        was = engine.ready
+    async def check(self, engine: Engine) -> None:
+        """One readiness check of ``engine``."""
         try:
-            engine.ready = await engine.client.check_ready(self._settings.health_timeout)
+            passed = await engine.client.check_ready(self._settings.health_timeout)
+        except EngineTimeout:
+            passed = False  # busy, not broken: only readiness counts it
         except EngineUnavailable:
-            engine.ready = False
+            passed = False
             # An engine that cannot even be reached is failing, whether or not traffic comes.
-            if engine.breaker.state is BreakerState.CLOSED:
-                engine.breaker.record_failure()
+            breaker = engine.breaker
+            if breaker.state is BreakerState.CLOSED:
+                self._count_failure(engine, Ticket(breaker.epoch, False))
+        self.record_check(engine, passed)
+
+    def record_check(self, engine: Engine, passed: bool) -> None:
+        """Count one readiness check: N failures in a row mark the engine not ready, M passes
+        mark it ready again; the very first check decides at once."""
+        was = engine.ready
+        if passed:
+            engine.passed_at = self._clock()
+            engine.check_failures = 0
+            engine.check_passes += 1
+            if was is None or engine.check_passes >= self._settings.ready_successes:
+                engine.ready = True
+            if engine.ready and engine.breaker.trial_passed():
+                log.info("engine breaker closed engine=%s by=readiness", engine.name)
+                self._trial_over()
+        else:
+            engine.check_passes = 0
+            engine.check_failures += 1
+            if was is None or engine.check_failures >= self._settings.ready_failures:
+                engine.ready = False
         if engine.ready != was:
             if not engine.ready:
                 self.placement.forget(engine.name)
@@ -145,11 +203,63 @@ class EnginePool:
                 engine.name, engine.ready, engine.breaker.state.name.lower(),
             )
 
-    # ---- selection ------------------------------------------------------------------
+    # ---- routing and selection ------------------------------------------------------
+
+    def candidates(self, model: str | None) -> list[Engine]:
+        """The engines serving ``model`` (None: any). Raises :class:`ModelNotFound` when no
+        engine serves it and every engine's model is known."""
+        if model is None:
+            return self.engines
+        found = [e for e in self.engines if e.model == model]
+        if not found and ":" in model:  # name:tag, as Ollama-style clients send it
+            base = model.split(":", 1)[0]
+            found = [e for e in self.engines if e.model == base]
+        if found:
+            return found
+        unknown = [e for e in self.engines if e.model is None]
+        if not unknown:
+            raise ModelNotFound(
+                f"The model '{model}' does not exist", param="model", code="model_not_found"
+            )
+        return unknown
+
+    def _choose(self, engines: Sequence[Engine], exclude: Sequence[Engine]) -> Engine | None:
+        """The engine the next request goes to (takes nothing); see the module docstring."""
+        best: Engine | None = None
+        count = len(engines)
+        start = self._next % count if count else 0
+        for i in range(count):
+            engine = engines[(start + i) % count]
+            if engine in exclude or engine.ready is False:
+                continue
+            state = engine.breaker.state
+            if state is BreakerState.HALF_OPEN:
+                if not engine.breaker.trial_in_flight:
+                    return engine
+            elif state is BreakerState.CLOSED:
+                if best is None or engine.in_flight < best.in_flight:
+                    best = engine
+        if best is not None:
+            return best
+        # Every candidate is open (or busy with its trial): rather than refuse everything
+        # for the reset time, try the longest-open engine whose readiness check has passed
+        # since its breaker opened.
+        opened = [
+            e for e in engines
+            if e not in exclude and e.ready is True and e.breaker.state is BreakerState.OPEN
+            and e.passed_at > e.breaker.opened_at
+        ]
+        return min(opened, key=lambda e: e.breaker.opened_at) if opened else None
+
+    def admits(self, model: str | None = None) -> bool:
+        """Whether a request (for ``model``) would be admitted now."""
+        try:
+            return self._choose(self.candidates(model), ()) is not None
+        except ModelNotFound:
+            return False
 
     def ready(self) -> bool:
-        """At least one engine is ready and admits requests."""
-        return any(engine.usable() for engine in self.engines)
+        return self.admits()
 
     def retry_after(self) -> float:
         """Seconds a client should wait before trying again when nothing is usable."""
@@ -158,61 +268,64 @@ class EnginePool:
             return max(1.0, min(waits))
         return max(1.0, self._settings.health_interval)
 
-    def acquire(self, exclude: Sequence[Engine] = (), prefix: Prefix = NO_PREFIX) -> Lease:
-        """Take the least-loaded usable engine (a closed breaker beats a half-open trial)."""
-        best: Engine | None = None
-        # Start the scan one further each time, so ties are broken round-robin.
-        count = len(self.engines)
-        self._next = (self._next + 1) % count
-        for i in range(count):
-            engine = self.engines[(self._next + i) % count]
-            if engine in exclude or not engine.usable():
-                continue
-            if best is None or _rank(engine) < _rank(best):
-                best = engine
-        if prefix and best is not None and best.breaker.state is BreakerState.CLOSED:
-            best = self._placed(best, exclude, prefix)
-        if best is None:
+    def acquire(
+        self,
+        model: str | None = None,
+        exclude: Sequence[Engine] = (),
+        prefix: Prefix = NO_PREFIX,
+    ) -> Lease:
+        engines = self.candidates(model)
+        chosen = self._choose(engines, exclude)
+        if prefix and chosen is not None and chosen.breaker.state is BreakerState.CLOSED:
+            chosen = self._placed(engines, chosen, exclude, prefix)
+        if chosen is None:
             retry = self.retry_after()
             raise NoEngineAvailable(
                 "no inference engine is available right now (all are down, starting or "
                 f"tripped); retry in {retry:.0f} s",
                 retry_after=retry,
             )
-        lease = Lease(best, trial=best.breaker.acquire())
-        best.in_flight += 1
-        self.placement.record(best.name, prefix)
-        return lease
+        self._next += 1
+        ticket = chosen.breaker.acquire(force_trial=True)
+        if ticket.trial:
+            log.info("engine breaker trial engine=%s", chosen.name)
+        chosen.in_flight += 1
+        self.placement.record(chosen.name, prefix)
+        return Lease(chosen, ticket)
 
-    def _placed(self, least: Engine, exclude: Sequence[Engine], prefix: Prefix) -> Engine:
-        """Among the closed engines, the one the placement record prefers (else ``least``)."""
-        closed = {e.name: e for e in self.engines if e not in exclude and e.usable()
+    def _placed(self, engines: Sequence[Engine], least: Engine, exclude: Sequence[Engine],
+                prefix: Prefix) -> Engine:  # fmt: skip
+        """Among the closed candidates, the one the placement record prefers (else ``least``)."""
+        closed = {e.name: e for e in engines if e not in exclude and e.usable()
                   and e.breaker.state is BreakerState.CLOSED}
         name = self.placement.choose(
             prefix, [(n, e.in_flight) for n, e in closed.items()], least.name
         )
         return closed[name] if name is not None else least
 
-    async def acquire_waiting(self, exclude: Sequence[Engine] = (),
-                              deadline: float | None = None,
-                              prefix: Prefix = NO_PREFIX) -> Lease:
+    async def acquire_waiting(
+        self,
+        model: str | None = None,
+        exclude: Sequence[Engine] = (),
+        deadline: float | None = None,
+        prefix: Prefix = NO_PREFIX,
+    ) -> Lease:
         """:meth:`acquire`, but when the only way in is a half-open trial already under way,
         wait (up to ``LKN_BREAKER_TRIAL_WAIT``) for its outcome instead of turning the request
-        away: requests that arrive while a recovered engine proves itself are served as soon
-        as the trial succeeds, and still never reach the engine before that."""
+        away."""
         limit: float | None = None
         while True:
             try:
-                return self.acquire(exclude, prefix)
+                return self.acquire(model, exclude, prefix)
             except NoEngineAvailable:
                 if limit is None:  # only now: the usual path pays for nothing here
-                    limit = time.monotonic() + self._settings.breaker_trial_wait
+                    limit = self._clock() + self._settings.breaker_trial_wait
                     if deadline is not None:
                         limit = min(limit, deadline)
-                remaining = limit - time.monotonic()
+                remaining = limit - self._clock()
                 if remaining <= 0 or not any(
                     e not in exclude and e.ready is not False and e.breaker.trial_in_flight
-                    for e in self.engines
+                    for e in self.candidates(model)
                 ):
                     raise
             waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -231,60 +344,69 @@ class EnginePool:
             if not waiter.done():
                 waiter.set_result(None)
 
+    # ---- outcomes -------------------------------------------------------------------
+
     def confirm(self, lease: Lease) -> None:
-        """The engine has started answering: a half-open trial has proved it works."""
-        if lease.trial and not lease.settled:
-            lease.trial = False
-            self._succeeded(lease.engine, trial=True)
+        """The engine has started answering (first chunk, or a non-streamed 200 status):
+        a half-open trial has proved the engine. The rest of the request counts in the new
+        epoch."""
+        if lease.ticket.trial and not lease.settled:
+            engine = lease.engine
+            engine.breaker.record(lease.ticket, Verdict.SUCCESS)
+            lease.ticket = Ticket(engine.breaker.epoch, False)
+            log.info("engine breaker closed engine=%s by=trial", engine.name)
             self._trial_over()
 
-    def _succeeded(self, engine: Engine, trial: bool) -> None:
-        before = engine.breaker.state
-        engine.breaker.record_success(trial)
-        if before is not BreakerState.CLOSED and engine.breaker.state is BreakerState.CLOSED:
-            log.info("engine breaker closed engine=%s", engine.name)
-
-    def settle(self, lease: Lease, outcome: Outcome) -> None:
+    def settle(self, lease: Lease, verdict: Verdict) -> None:
         if lease.settled:
             return
         lease.settled = True
         engine = lease.engine
         engine.in_flight -= 1
         breaker = engine.breaker
-        if outcome is Outcome.SUCCESS:
-            self._succeeded(engine, lease.trial)
-        elif outcome is Outcome.FAILURE:
-            self._metrics.child(self._metrics.engine_failures, engine.name).inc()
-            before = breaker.state
-            breaker.record_failure(lease.trial)
-            if before is not BreakerState.OPEN and breaker.state is BreakerState.OPEN:
-                log.warning(
-                    "engine breaker opened engine=%s failures=%d retry_after=%.1f",
-                    engine.name, breaker.consecutive_failures, breaker.retry_after(),
-                )
+        if verdict is Verdict.FAILURE:
+            self._count_failure(engine, lease.ticket)
         else:
-            breaker.record_neutral(lease.trial)
-        if lease.trial:
+            before = breaker.state
+            breaker.record(lease.ticket, verdict)
+            if before is not BreakerState.CLOSED and breaker.state is BreakerState.CLOSED:
+                log.info("engine breaker closed engine=%s by=trial", engine.name)
+        if lease.ticket.trial:
             self._trial_over()
 
+    def _count_failure(self, engine: Engine, ticket: Ticket) -> None:
+        breaker = engine.breaker
+        before = breaker.state
+        self._metrics.child(self._metrics.engine_failures, engine.name).inc()
+        breaker.record(ticket, Verdict.FAILURE)
+        if before is not BreakerState.OPEN and breaker.state is BreakerState.OPEN:
+            log.warning(
+                "engine breaker opened engine=%s failures=%d retry_after=%.1f",
+                engine.name, breaker.consecutive_failures, breaker.retry_after(),
+            )
+
     async def run(
-        self, attempt: Callable[[Lease], Awaitable[T]], deadline: float | None = None,
+        self,
+        attempt: Callable[[Lease], Awaitable[T]],
+        deadline: float | None = None,
+        model: str | None = None,
         prefix: Prefix = NO_PREFIX,
     ) -> tuple[Lease, T]:
-        """Run ``attempt`` on an engine; on an engine failure, once more on another one.
+        """Run ``attempt`` on an engine serving ``model``; while it fails with a retryable
+        error, once more on each other candidate.
 
         ``attempt`` must raise only before anything reached the client. The returned lease
         is still held: the caller settles it when the request ends.
         """
         tried: list[Engine] = []
         while True:
-            lease = await self.acquire_waiting(tried, deadline, prefix)
+            lease = await self.acquire_waiting(model, tried, deadline, prefix)
             try:
                 return lease, await attempt(lease)
             except EngineError as exc:
                 self.settle(lease, outcome_of(exc))
                 tried.append(lease.engine)
-                if not exc.retryable or len(tried) > 1 or not self._has_other(tried):
+                if not exc.retryable or not self._has_other(model, tried):
                     raise
                 self._metrics.retries.inc()
                 log.warning(
@@ -294,10 +416,5 @@ class EnginePool:
                 self.settle(lease, outcome_of(exc))
                 raise
 
-    def _has_other(self, tried: Sequence[Engine]) -> bool:
-        return any(e not in tried and e.usable() for e in self.engines)
-
-
-def _rank(engine: Engine) -> tuple[int, int]:
-    half_open = 1 if engine.breaker.state is BreakerState.HALF_OPEN else 0
-    return half_open, engine.in_flight
+    def _has_other(self, model: str | None, tried: Sequence[Engine]) -> bool:
+        return self._choose(self.candidates(model), tried) is not None

@@ -18,6 +18,9 @@ from lkn.rpc import RpcServer, start_rpc
 
 log = logging.getLogger(__name__)
 
+#: Seconds after the grace period for the final error events to reach the clients.
+_FINAL_WRITES = 1.0
+
 
 @dataclass
 class Running:
@@ -30,11 +33,14 @@ class Running:
 async def running(settings: Settings) -> AsyncIterator[Running]:
     """Start everything, yield the bound ports, and shut down gracefully on exit."""
     gateway = await Gateway.start(settings)
+    # The gateway ends streams still open when the grace period is over (an error event,
+    # gRPC UNAVAILABLE); the servers cancel whatever is left a moment later.
+    hard_stop = settings.shutdown_grace + _FINAL_WRITES
     runner = web.AppRunner(
         create_app(gateway),
         handler_cancellation=True,
         access_log=None,
-        shutdown_timeout=settings.shutdown_grace,
+        shutdown_timeout=hard_stop,
     )
     await runner.setup()
     rpc: RpcServer | None = None
@@ -51,9 +57,9 @@ async def running(settings: Settings) -> AsyncIterator[Running]:
     finally:
         try:
             # Both drain at once: calls and requests in flight get the same grace period.
-            stops = [runner.cleanup()]
+            stops = [runner.cleanup(), gateway.drain(settings.shutdown_grace)]
             if rpc is not None:
-                stops.append(rpc.stop(settings.shutdown_grace))
+                stops.append(rpc.stop(hard_stop))
             await asyncio.gather(*stops)
         finally:
             await gateway.close()

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from lkn.engines import EngineClient
+from lkn.engines import HttpEngineClient as EngineClient
 from lkn.errors import EngineError, EngineRejected, EngineUnavailable
 from lkn.types import Route
 from tests.conftest import make_settings

@@ -63,7 +63,8 @@ async def test_async_sdk_sees_mid_stream_failure_as_an_error(
 async def test_async_sdk_gets_typed_errors(
     double: SGLangDouble, start_gateway: GatewayFactory
 ) -> None:
-    gw = await start_gateway(make_settings(double.url, grpc_enabled=False, breaker_failures=1))
+    gw = await start_gateway(make_settings(double.url, grpc_enabled=False, breaker_failures=1,
+                                           health_interval=30.0))
     client = openai.AsyncOpenAI(base_url=gw.v1, api_key="unused", max_retries=0)
     with pytest.raises(openai.BadRequestError):
         await client.chat.completions.create(model="smollm2", messages=[], max_tokens=5)

@@ -29,7 +29,7 @@ def chat(*turns: str, system: bool = True) -> JSONObject:
         messages.append({"role": "user", "content": turn})
         if i < len(turns) - 1:
             messages.append({"role": "assistant", "content": f"answer to {turn}"})
-    return {"model": "m", "messages": messages}
+    return {"model": "smollm2", "messages": messages}
 
 
 # ---- prefixes -------------------------------------------------------------------------

@@ -44,7 +44,8 @@ def gen_count(double: SGLangDouble) -> int:
 async def test_breaker_opens_after_5_failures_and_rejects_without_calling_the_engine(
     double: SGLangDouble, start_gateway: GatewayFactory, http: aiohttp.ClientSession
 ) -> None:
-    gw = await start_gateway(make_settings(double.url, grpc_enabled=False, breaker_reset=60.0))
+    gw = await start_gateway(make_settings(double.url, grpc_enabled=False, breaker_reset=60.0,
+                                           health_interval=60.0))
     double.script(*([Fault.HTTP_500] * 5))
     for i in range(5):
         async with http.post(gw.v1 + "/chat/completions", json=CHAT) as r:
@@ -87,7 +88,8 @@ async def test_half_open_lets_exactly_one_trial_through_then_closes(
 ) -> None:
     async with SGLangDouble(token_delay=0.05) as double:
         gw = await start_gateway(
-            make_settings(double.url, grpc_enabled=False, breaker_reset=0.3, breaker_failures=2)
+            make_settings(double.url, grpc_enabled=False, breaker_reset=0.3, breaker_failures=2,
+                          health_interval=60.0)
         )
         await _trip(gw, double, http)
         breaker = gw.gateway.pool.engines[0].breaker
@@ -111,7 +113,8 @@ async def test_a_streamed_trial_proves_the_engine_at_its_first_byte(
 ) -> None:
     async with SGLangDouble(token_delay=0.05) as double:
         gw = await start_gateway(
-            make_settings(double.url, grpc_enabled=False, breaker_reset=0.3, breaker_failures=2)
+            make_settings(double.url, grpc_enabled=False, breaker_reset=0.3, breaker_failures=2,
+                          health_interval=60.0)
         )
         await _trip(gw, double, http)
         async with http.post(gw.v1 + "/chat/completions",
@@ -130,7 +133,7 @@ async def test_requests_waiting_on_a_failed_trial_get_503_without_reaching_the_e
     async with SGLangDouble(token_delay=0.05) as double:
         gw = await start_gateway(make_settings(
             double.url, grpc_enabled=False, breaker_reset=0.3, breaker_failures=2,
-            read_timeout=0.5,
+            read_timeout=0.5, health_interval=60.0,
         ))
         await _trip(gw, double, http)
         before = gen_count(double)
@@ -152,7 +155,7 @@ async def test_with_no_trial_wait_others_are_turned_away_at_once(
     async with SGLangDouble(token_delay=0.05) as double:
         gw = await start_gateway(make_settings(
             double.url, grpc_enabled=False, breaker_reset=0.3, breaker_failures=2,
-            breaker_trial_wait=0.0,
+            breaker_trial_wait=0.0, health_interval=60.0,
         ))
         await _trip(gw, double, http)
         before = gen_count(double)
@@ -169,15 +172,16 @@ async def test_failed_trial_reopens(
     double: SGLangDouble, start_gateway: GatewayFactory, http: aiohttp.ClientSession
 ) -> None:
     gw = await start_gateway(
-        make_settings(double.url, grpc_enabled=False, breaker_reset=0.2, breaker_failures=1)
+        make_settings(double.url, grpc_enabled=False, breaker_reset=0.2, breaker_failures=1,
+                      health_interval=60.0)
     )
-    double.script(Fault.HTTP_500, Fault.HTTP_503)
+    double.script(Fault.HTTP_500, Fault.HTTP_500)
     async with http.post(gw.v1 + "/chat/completions", json=CHAT) as r:
         assert r.status == 502
     breaker = gw.gateway.pool.engines[0].breaker
     await wait_for(lambda: breaker.state is BreakerState.HALF_OPEN)
     async with http.post(gw.v1 + "/chat/completions", json=CHAT) as r:
-        assert r.status == 503
+        assert r.status == 502
     assert breaker.state is BreakerState.OPEN
 
 

@@ -159,10 +159,25 @@ async def test_models_health_ready_metrics(
 async def test_model_names_are_mapped_to_the_engines_name(
     gw: GatewayUnderTest, double: SGLangDouble, http: aiohttp.ClientSession
 ) -> None:
-    for name in ("smollm2:latest", "smollm2+analitico", "anything"):
+    for name in ("smollm2:latest", "smollm2+analitico", "smollm2"):
         async with http.post(gw.v1 + "/chat/completions", json={**CHAT, "model": name}) as r:
             assert r.status == 200, await r.text()
         assert double.requests_to("/v1/chat/completions")[-1].body["model"] == "smollm2"
+
+
+async def test_an_unknown_model_is_404_model_not_found_and_never_reaches_an_engine(
+    gw: GatewayUnderTest, double: SGLangDouble, http: aiohttp.ClientSession
+) -> None:
+    for stream in (False, True):
+        body = {**CHAT, "model": "gpt-4", "stream": stream}
+        async with http.post(gw.v1 + "/chat/completions", json=body) as r:
+            assert r.status == 404
+            error = (await r.json())["error"]
+        assert error["code"] == "model_not_found" and error["param"] == "model"
+        assert error["type"] == "invalid_request_error"
+    assert double.requests_to("/v1/chat/completions") == []
+    async with http.get(gw.url + "/metrics") as r:
+        assert 'lkn_requests_total{frontend="rest",outcome="404",route="chat"} 2.0' in await r.text()
 
 
 async def test_sockets_use_tcp_nodelay(gw: GatewayUnderTest) -> None:

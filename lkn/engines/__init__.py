@@ -1,5 +1,6 @@
 """Engine clients: how the gateway talks to SGLang and OpenAI-compatible servers."""
 
-from lkn.engines.client import EngineClient
+from lkn.engines.base import EngineClient
+from lkn.engines.client import HttpEngineClient
 
-__all__ = ["EngineClient"]
+__all__ = ["EngineClient", "HttpEngineClient"]

@@ -4,8 +4,9 @@ One ``aiohttp.ClientSession`` per engine (keep-alive pool, TCP_NODELAY on every 
 Every engine request carries our own request id (``rid``) so it can be aborted. Errors are
 raised as :mod:`lkn.errors` types, mapped in :mod:`lkn.engines.wire`.
 
-Cancellation: if the caller is cancelled (client went away) while a request is under way,
-the upstream response is closed and, for SGLang, ``POST /abort_request`` is sent with the rid.
+Abandoning: whenever the gateway stops reading a request before the engine finished it
+(client gone, timeout, a malformed event, the stream closed early), the upstream response is
+closed and, for SGLang, ``POST /abort_request`` is sent with the rid.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
 from types import TracebackType
 
@@ -37,12 +38,14 @@ _JSON_HEADERS = {"Content-Type": "application/json"}
 _DONE = b"[DONE]"
 
 
-class EngineClient:
-    """Talks to one engine over HTTP. Create inside a running loop; close with :meth:`close`."""
+class HttpEngineClient:
+    """Talks to one engine over HTTP (implements :class:`~lkn.engines.base.EngineClient`).
+    Create inside a running loop; close with :meth:`close`."""
 
     def __init__(self, spec: EngineSpec, settings: Settings) -> None:
         self.spec = spec
         self.name = spec.name
+        self.url = spec.url
         self.supports_abort = spec.kind == "sglang"
         self._settings = settings
         connector = aiohttp.TCPConnector(
@@ -125,12 +128,19 @@ class EngineClient:
         return response
 
     async def complete(
-        self, route: Route | str, body: JSONObject, rid: str, deadline: float | None = None
+        self,
+        route: Route | str,
+        body: JSONObject,
+        rid: str,
+        deadline: float | None = None,
+        answered: Callable[[], None] | None = None,
     ) -> tuple[bytes, JSONObject]:
         """One non-streamed request: the engine's raw body and its parsed JSON."""
         path = route.value if isinstance(route, Route) else route
         response = await self._post(path, body, rid, deadline)
         try:
+            if answered is not None:
+                answered()
             with self._errors(rid, "while answering"):
                 raw = await response.read()
         finally:
@@ -147,11 +157,13 @@ class EngineClient:
     async def stream(
         self, route: Route, body: JSONObject, rid: str, deadline: float | None = None
     ) -> AsyncIterator[Chunk]:
-        """Stream chunks until ``[DONE]``; a stream that ends without it is an error."""
+        """Stream chunks until ``[DONE]``; a stream that ends without it is an error. However
+        the stream is left before ``[DONE]`` (closed early, cancelled, a malformed event, a
+        broken connection), the engine is told to drop ``rid``."""
         response = await self._post(route.value, body, rid, deadline)
         done = False
         try:
-            with self._errors(rid, "mid-stream"):
+            with self._errors(rid, "mid-stream", abort=False):
                 async for line in _read_lines(response.content):
                     if not line.startswith(b"data:"):
                         continue
@@ -166,25 +178,28 @@ class EngineClient:
                 response.release()
             else:
                 response.close()
+                self.abort(rid)
         if not done:
             raise EngineError(
                 f"engine {self.name} ended the stream without [DONE]", engine=self.name
             )
 
     @contextmanager
-    def _errors(self, rid: str, when: str) -> Iterator[None]:
+    def _errors(self, rid: str, when: str, abort: bool = True) -> Iterator[None]:
         """The one translation of transport failures into :mod:`lkn.errors`.
 
         When the gateway gives up on a request (client gone, timeout) the engine is told to
-        drop it too.
+        drop it too (``abort``; streams do that themselves for every way out).
         """
         try:
             yield
         except (asyncio.CancelledError, GeneratorExit):
-            self.abort(rid)
+            if abort:
+                self.abort(rid)
             raise
         except asyncio.TimeoutError:
-            self.abort(rid)
+            if abort:
+                self.abort(rid)
             raise EngineTimeout(
                 f"engine {self.name} timed out {when}", engine=self.name
             ) from None
@@ -274,7 +289,8 @@ class EngineClient:
     async def check_ready(self, timeout: float) -> bool:
         """``GET /ready`` (SGLang >= 0.5), falling back to ``/health`` for older servers.
 
-        Raises :class:`EngineUnavailable` when the engine cannot be reached at all.
+        Raises :class:`EngineUnavailable` when the engine cannot be reached at all, and
+        :class:`EngineTimeout` when it does not answer in time (a busy engine).
         """
         client_timeout = aiohttp.ClientTimeout(total=timeout)
         try:
@@ -290,7 +306,12 @@ class EngineClient:
             if ready and self.model_id is None:
                 await self._learn_model(client_timeout)
             return ready
-        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+        except asyncio.TimeoutError:
+            raise EngineTimeout(
+                f"engine {self.name} did not answer its readiness check in {timeout:g} s",
+                engine=self.name,
+            ) from None
+        except (aiohttp.ClientError, OSError) as exc:
             raise EngineUnavailable(
                 f"engine {self.name} is unreachable: {type(exc).__name__}", engine=self.name
             ) from None
@@ -312,7 +333,7 @@ class EngineClient:
             if isinstance(max_len, int):
                 self.max_model_len = max_len
 
-    async def __aenter__(self) -> EngineClient:
+    async def __aenter__(self) -> HttpEngineClient:
         return self
 
     async def __aexit__(

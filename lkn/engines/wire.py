@@ -13,10 +13,16 @@ from typing import cast
 
 from lkn.errors import (
     EngineError,
+    EngineOverloaded,
+    EngineRateLimited,
     EngineRejected,
     EngineTimeout,
     EngineUnavailable,
 )
+
+#: Statuses that say "at capacity, come back later": 429 and 503 (SGLang's full queue and
+#: its request timeouts) and 529 (overloaded). They never count against an engine.
+OVERLOAD_STATUSES = frozenset({429, 503, 529})
 from lkn.types import Chunk, JSONObject, JSONValue, TopToken, Usage
 
 
@@ -27,8 +33,12 @@ def error_for_status(
     text = f"engine {engine}: {message}" if message else f"engine {engine} answered {status}"
     if status in (408, 504):
         return EngineTimeout(text, engine=engine, upstream_status=status)
-    if status in (429, 503):
-        return EngineUnavailable(
+    if status == 429:
+        return EngineRateLimited(
+            text, engine=engine, upstream_status=status, retry_after=retry_after
+        )
+    if status in OVERLOAD_STATUSES:
+        return EngineOverloaded(
             text, engine=engine, upstream_status=status, retry_after=retry_after
         )
     if 400 <= status < 500:

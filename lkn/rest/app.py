@@ -9,15 +9,23 @@ from aiohttp import web
 
 from lkn.errors import BadRequest, BodyTooLarge, LknError, NoEngineAvailable, NotFound
 from lkn.gateway import Gateway, new_request_id
+from lkn.lifecycle import Exchange
 from lkn.metrics import CONTENT_TYPE
 from lkn.requests import parse_request
-from lkn.rest.errors import REQUEST_ID, Handler, error_middleware, error_payload
+from lkn.outcome import CLIENT_GONE_ERRORS
+from lkn.rest.errors import (
+    GATEWAY,
+    INTERNAL_ERROR,
+    REQUEST_ID,
+    Handler,
+    error_middleware,
+    error_payload,
+)
 from lkn.rest.render import decision_headers, decision_json, model_json
 from lkn.types import GenerateRequest, JSONValue, Route
 
 log = logging.getLogger(__name__)
 
-GATEWAY = web.AppKey("gateway", Gateway)
 
 _SSE_HEADERS = {
     "Content-Type": "text/event-stream",
@@ -63,30 +71,44 @@ async def _generate(request: web.Request, route: Route) -> web.StreamResponse:
     gateway = request.app[GATEWAY]
     req = _to_request(request, route, await _read_json(request))
     if not req.stream:
-        completion = await gateway.complete(req)
-        return web.Response(
-            body=completion.raw,
-            content_type="application/json",
-            headers=decision_headers(completion.decision, req.request_id, completion.engine),
+        async with gateway.complete(req) as answer:
+            completion = answer.completion
+            assert completion is not None
+            response = web.Response(
+                body=completion.raw,
+                content_type="application/json",
+                headers=decision_headers(answer.decision, req.request_id, answer.engine),
+            )
+            await response.prepare(request)
+            await response.write_eof()
+        return response
+    async with gateway.stream(req) as answer:
+        stream = web.StreamResponse(
+            headers={**_SSE_HEADERS, **decision_headers(answer.decision, req.request_id,
+                                                        answer.engine)}
         )
-    generation = await gateway.open_stream(req)
-    response = web.StreamResponse(
-        headers={**_SSE_HEADERS, **decision_headers(generation.decision, req.request_id,
-                                                    generation.engine)}
-    )
+        await stream.prepare(request)
+        await _relay(stream, answer)
+    return stream
+
+
+async def _relay(response: web.StreamResponse, answer: Exchange) -> None:
+    """Chunks to SSE events. Once the headers are out, every failure ends the stream with
+    one error event and then ``[DONE]``, never a cut or a second status line."""
     try:
-        await response.prepare(request)
-        try:
-            async for chunk in generation:
-                await response.write(b"data: " + chunk.raw + b"\n\n")
-        except LknError as exc:
-            # Never end a failed stream cleanly: one error event, then the end marker.
-            await response.write(b"data: " + error_payload(exc) + b"\n\n")
-        await response.write(_DONE)
-        await response.write_eof()
-    finally:
-        await generation.aclose()
-    return response
+        async for chunk in answer:
+            await response.write(b"data: " + chunk.raw + b"\n\n")
+        tail = _DONE
+    except LknError as exc:
+        answer.fail(exc)
+        tail = b"data: " + error_payload(exc) + b"\n\n" + _DONE
+    except CLIENT_GONE_ERRORS:
+        raise
+    except Exception as exc:  # a bug after the headers: the lifecycle logs it once
+        answer.fail(exc)
+        tail = b"data: " + error_payload(INTERNAL_ERROR) + b"\n\n" + _DONE
+    await response.write(tail)
+    await response.write_eof()
 
 
 async def chat_completions(request: web.Request) -> web.StreamResponse:
@@ -97,17 +119,21 @@ async def completions(request: web.Request) -> web.StreamResponse:
     return await _generate(request, Route.COMPLETION)
 
 
-async def probe(request: web.Request) -> web.Response:
+async def probe(request: web.Request) -> web.StreamResponse:
     """Return the decision a chat (or completions) body would get, without generating."""
     gateway = request.app[GATEWAY]
     body = await _read_json(request)
     is_prompt = isinstance(body, dict) and "messages" not in body and "prompt" in body
     req = _to_request(request, Route.COMPLETION if is_prompt else Route.CHAT, body)
-    decision = await gateway.decide_only(req)
-    return web.json_response(
-        decision_json(decision, req.request_id),
-        headers=decision_headers(decision, req.request_id, None),
-    )
+    async with gateway.probe(req) as answer:
+        decision = answer.decision
+        response = web.json_response(
+            decision_json(decision, req.request_id),
+            headers=decision_headers(decision, req.request_id, None),
+        )
+        await response.prepare(request)
+        await response.write_eof()
+    return response
 
 
 async def list_models(request: web.Request) -> web.Response:
@@ -131,11 +157,12 @@ async def health(request: web.Request) -> web.Response:
 
 
 async def ready(request: web.Request) -> web.Response:
+    """200 when the pool would admit a request now, else 503 (with Retry-After)."""
     gateway = request.app[GATEWAY]
     engines = [
         {
             "engine": e.name,
-            "url": e.client.spec.url,
+            "url": e.client.url,
             "ready": e.ready,
             "breaker": e.breaker.state.name.lower(),
             "in_flight": e.in_flight,

@@ -1,4 +1,5 @@
-"""Errors on the REST surface: every failure becomes an OpenAI-shaped JSON error body."""
+"""Errors on the REST surface: every failure becomes an OpenAI-shaped JSON error body, and
+every refused generation request is counted and logged once."""
 
 from __future__ import annotations
 
@@ -9,12 +10,32 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from lkn.errors import BadRequest, BodyTooLarge, LknError, MethodNotAllowed, NotFound
+from lkn.errors import (
+    BadRequest,
+    BodyTooLarge,
+    LknError,
+    MethodNotAllowed,
+    NotFound,
+    is_counted,
+)
+from lkn.gateway import Gateway
 
 log = logging.getLogger(__name__)
 
+GATEWAY = web.AppKey("gateway", Gateway)
 REQUEST_ID = web.RequestKey("request_id", str)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+#: What a client sees for a bug in the gateway (the traceback goes to the log only).
+INTERNAL_ERROR = LknError("internal error in the gateway", code="internal_error")
+
+#: Paths whose refusals are counted as requests, with their route label.
+_ROUTES = {
+    "/v1/chat/completions": "chat",
+    "/v1/completions": "completions",
+    "/v1/lkn/probe": "probe",
+}
+
 
 def error_payload(error: LknError) -> bytes:
     return json.dumps({"error": error.to_openai()}).encode()
@@ -43,17 +64,31 @@ def _from_http(exc: web.HTTPException, request: web.Request) -> LknError:
     return BadRequest(exc.reason or "bad request")
 
 
+def _reject(request: web.Request, error: Exception) -> None:
+    """Count and log a refusal the request's exchange has not (a bug: with its traceback)."""
+    if is_counted(error):
+        return
+    route = _ROUTES.get(request.path)
+    rid = request.get(REQUEST_ID, "-")
+    if route is not None:
+        request.app[GATEWAY].reject("rest", route, error, rid)
+    elif not isinstance(error, LknError):
+        log.exception("unexpected error rid=%s path=%s", rid, request.path)
+
+
 @web.middleware
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
         return await handler(request)
     except LknError as exc:
+        _reject(request, exc)
         return error_response(exc)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        return error_response(_from_http(exc, request))
-    except Exception:
-        rid = request.get(REQUEST_ID, "-")
-        log.exception("unexpected error rid=%s path=%s", rid, request.path)
-        return error_response(LknError("internal error in the gateway", code="internal_error"))
+        error = _from_http(exc, request)
+        _reject(request, error)
+        return error_response(error)
+    except Exception as exc:
+        _reject(request, exc)
+        return error_response(INTERNAL_ERROR)

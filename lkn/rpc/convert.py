@@ -6,7 +6,7 @@ from typing import Union
 
 from lkn._proto.lkn.v1 import gateway_pb2 as pb
 from lkn.errors import BadRequest
-from lkn.generation import Generation
+from lkn.lifecycle import Exchange
 from lkn.types import Decision, JSONObject, JSONValue, Mode, ModelCard, Route, Usage
 
 #: Both request messages carry the same input fields.
@@ -95,7 +95,7 @@ def usage(u: Usage) -> pb.Usage:
     )
 
 
-def start(client_request_id: str, generation: Generation) -> pb.GenerateResponse:
+def start(client_request_id: str, generation: Exchange) -> pb.GenerateResponse:
     return pb.GenerateResponse(
         start=pb.GenerateStart(
             request_id=client_request_id,
@@ -110,7 +110,7 @@ def delta(text: str, reasoning: str) -> pb.GenerateResponse:
     return pb.GenerateResponse(delta=pb.TextDelta(text=text, reasoning=reasoning))
 
 
-def finish(generation: Generation) -> pb.GenerateResponse:
+def finish(generation: Exchange) -> pb.GenerateResponse:
     end = pb.GenerateFinish(finish_reason=generation.finish_reason or "")
     if generation.usage is not None:
         end.usage.CopyFrom(usage(generation.usage))

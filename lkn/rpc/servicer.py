@@ -47,15 +47,12 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
     ) -> AsyncGenerator[pb.GenerateResponse, None]:
         # The call's deadline bounds the whole request, engine work included.
         req = _to_request(request, context.time_remaining(), stream=True)
-        generation = await self._gateway.open_stream(req, frontend=FRONTEND)
-        try:
-            yield convert.start(request.request_id, generation)
-            async for chunk in generation:
+        async with self._gateway.stream(req, FRONTEND) as answer:
+            yield convert.start(request.request_id, answer)
+            async for chunk in answer:
                 if chunk.text or chunk.reasoning:
                     yield convert.delta(chunk.text, chunk.reasoning)
-            yield convert.finish(generation)
-        finally:
-            await generation.aclose()
+            yield convert.finish(answer)
 
     @status.unary
     async def Probe(
@@ -64,12 +61,13 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
         context: grpc.aio.ServicerContext[pb.ProbeRequest, pb.ProbeResponse],
     ) -> pb.ProbeResponse:
         req = _to_request(request, context.time_remaining(), stream=False)
-        decision = await self._gateway.decide_only(req)
-        return pb.ProbeResponse(
-            request_id=request.request_id,
-            gateway_request_id=req.request_id,
-            decision=convert.decision(decision),
-        )
+        async with self._gateway.probe(req, FRONTEND) as answer:
+            reply = pb.ProbeResponse(
+                request_id=request.request_id,
+                gateway_request_id=req.request_id,
+                decision=convert.decision(answer.decision),
+            )
+        return reply
 
     @status.unary
     async def ListModels(

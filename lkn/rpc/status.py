@@ -18,7 +18,7 @@ from typing import NoReturn, Protocol, TypeVar
 
 import grpc
 
-from lkn.errors import LknError
+from lkn.errors import LknError, is_counted
 from lkn.gateway import Gateway
 
 log = logging.getLogger(__name__)
@@ -59,12 +59,28 @@ def bearer_token(context: Context[Req, Resp]) -> str | None:
     return None
 
 
+def _route(method: str, request: object) -> str | None:
+    """The route label a refused call is counted under (None: not a generation call)."""
+    if method == "Probe":
+        return "probe"
+    if method != "Generate":
+        return None
+    which = getattr(request, "WhichOneof", None)
+    return "completions" if which is not None and which("input") == "prompt" else "chat"
+
+
 async def _fail(
-    context: Context[Req, Resp], exc: Exception, method: str, request: object
+    gateway: Gateway, context: Context[Req, Resp], exc: Exception, method: str, request: object
 ) -> NoReturn:
+    if not is_counted(exc):
+        # Refused before the request's exchange began (bad key, bad input): count it here.
+        route = _route(method, request)
+        if route is not None:
+            gateway.reject("grpc", route, exc)
+        elif not isinstance(exc, LknError):
+            rid = getattr(request, "request_id", "") or "-"
+            log.exception("unexpected error method=%s client_request_id=%s", method, rid)
     if not isinstance(exc, LknError):
-        rid = getattr(request, "request_id", "") or "-"
-        log.exception("unexpected error method=%s client_request_id=%s", method, rid)
         exc = LknError("internal error in the gateway", code="internal_error")
     code, details, metadata = status_of(exc)
     await context.abort(code, details, metadata)
@@ -79,7 +95,7 @@ def unary(method: UnaryMethod[S, Req, Resp]) -> UnaryMethod[S, Req, Resp]:
             self.gateway.authorize(bearer_token(context))
             return await method(self, request, context)
         except Exception as exc:
-            await _fail(context, exc, method.__name__, request)
+            await _fail(self.gateway, context, exc, method.__name__, request)
 
     return handler
 
@@ -100,6 +116,6 @@ def stream(method: StreamMethod[S, Req, Resp]) -> StreamHandler[S, Req, Resp]:
                 async for reply in replies:
                     await context.write(reply)
         except Exception as exc:
-            await _fail(context, exc, method.__name__, request)
+            await _fail(self.gateway, context, exc, method.__name__, request)
 
     return handler

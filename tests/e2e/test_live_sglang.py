@@ -209,14 +209,15 @@ async def test_engine_killed_mid_stream_then_breaker_then_recovery(
         assert time.monotonic() < deadline, "the breaker did not open"
         time.sleep(0.3)
     status, refused, headers = post_json(gateway.url + "/v1/chat/completions",
-                                         {"model": "x", "messages": QUESTION}, with_headers=True)
+                                         {"model": model_of(gateway), "messages": QUESTION},
+                                         with_headers=True)
     assert status == 503 and headers["Retry-After"]
     assert refused["error"]["message"]
 
     await asyncio.to_thread(live_sglang.start)
     wait_status(gateway.url + "/ready", 200, 60)
     status, reply = post_json(gateway.url + "/v1/chat/completions",
-                              {"model": "x", "messages": QUESTION, "max_tokens": 8})
+                              {"model": model_of(gateway), "messages": QUESTION, "max_tokens": 8})
     assert status == 200, reply
     assert _breaker(_metrics(gateway)) == 0.0
 

@@ -18,6 +18,7 @@ import pytest
 
 from lkn._proto.lkn.v1 import gateway_pb2 as pb
 from lkn._proto.lkn.v1 import gateway_pb2_grpc
+from lkn.breaker import Verdict
 from lkn.errors import (
     BadRequest,
     EngineError,
@@ -36,7 +37,7 @@ HELLO = [{"role": "user", "content": "hello there"}]
 def trip_breakers(gw: GatewayUnderTest) -> None:
     for engine in gw.gateway.pool.engines:
         while engine.breaker.available():
-            engine.breaker.record_failure()
+            engine.breaker.record(engine.breaker.acquire(), Verdict.FAILURE)
 
 
 @dataclass(frozen=True)
@@ -66,7 +67,8 @@ SCENARIOS = [
              expect_mode="ANALITICO"),
     Scenario("analitico-variant", {"model": "smollm2+analitico", "messages": HELLO,
                                    "max_tokens": 8}, stream=True, expect_mode="ANALITICO"),
-    Scenario("breaker-open", {"messages": HELLO}, settings={"breaker_reset": 60.0},
+    Scenario("breaker-open", {"messages": HELLO},
+             settings={"breaker_reset": 60.0, "health_interval": 60.0},
              setup=trip_breakers, error=NoEngineAvailable),
     Scenario("bad-input", {"messages": HELLO, "temperature": 5.0}, error=BadRequest),
     Scenario("bad-input-streaming", {"messages": [], "max_tokens": 3}, stream=True,

@@ -98,13 +98,13 @@ async def test_client_deadline_bounds_the_engine_request(
     rgw: GatewayUnderTest, rpc: RpcClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     seen: list[float | None] = []
-    original = rgw.gateway.open_stream
+    original = rgw.gateway.stream
 
-    async def spy(request: GenerateRequest, frontend: str = "rest") -> Any:
+    def spy(request: GenerateRequest, frontend: str = "rest") -> Any:
         seen.append(request.timeout)
-        return await original(request, frontend)
+        return original(request, frontend)
 
-    monkeypatch.setattr(rgw.gateway, "open_stream", spy)
+    monkeypatch.setattr(rgw.gateway, "stream", spy)
     await collect(rpc.stub.Generate(chat(max_tokens=2), timeout=5.0))
     await collect(rpc.stub.Generate(chat(max_tokens=2)))
     assert seen[0] is not None and 4.0 < seen[0] <= 5.1
@@ -220,7 +220,8 @@ async def test_api_key_is_required_when_configured(
 async def test_open_breaker_is_unavailable_with_the_retry_delay(
     double: SGLangDouble, start_gateway: GatewayFactory, connect: Connector
 ) -> None:
-    gw = await start_gateway(make_settings(double.url, breaker_failures=1, breaker_reset=30.0))
+    gw = await start_gateway(make_settings(double.url, breaker_failures=1, breaker_reset=30.0,
+                                           health_interval=30.0))
     client = connect(gw)
     double.script(Fault.HTTP_500)
     with pytest.raises(grpc.aio.AioRpcError) as info:

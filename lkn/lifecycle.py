@@ -1,0 +1,380 @@
+"""One request's life, from admission to the last byte: :class:`Exchange`.
+
+Every front-end uses it the same way::
+
+    async with gateway.stream(request, "rest") as answer:   # streamed
+        async for chunk in answer: ...
+    async with gateway.complete(request, "grpc") as answer:  # non-streamed
+        answer.completion
+    async with gateway.probe(request, "rest") as answer:     # decision only
+        answer.decision
+
+On entry: admission (``LKN_MAX_CONCURRENCY``), the model's engines, then pool attempts with
+a retry before the first byte. One attempt is: the decision step (:meth:`Exchange.decide`),
+the engine body (:meth:`Exchange.engine_body`), the engine call, and the first chunk (or, for
+a non-streamed answer, the engine's 200 status line), which confirms a half-open trial.
+Between the engine and the front-end the chunks pass through :meth:`Exchange.__anext__`,
+which turns a stream cut short (no finish reason) into an engine error.
+
+On exit, whatever happened (success, an error before or after the first byte, the client
+leaving, cancellation, a bug in a front-end): the outcome is classified once by
+:func:`lkn.outcome.classify`, then the lease is settled, admission released, one metric
+incremented and one log line written that names the engine. Exceptions a front-end reports
+itself (a mid-stream error turned into an SSE event) are recorded with :meth:`Exchange.fail`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from types import TracebackType
+from typing import TYPE_CHECKING
+
+from lkn.breaker import Verdict
+from lkn.engines import EngineClient
+from lkn.engines.wire import parse_completion
+from lkn.errors import DeadlineExceeded, EngineError, EngineTimeout, LknError, ShuttingDown
+from lkn.outcome import CLIENT_GONE_ERRORS, Kind, Outcome, classify
+from lkn.pool import Lease
+from lkn.types import (
+    PASSTHROUGH,
+    Chunk,
+    Completion,
+    Decision,
+    GenerateRequest,
+    JSONObject,
+    ProbeResult,
+    Route,
+    Usage,
+)
+
+if TYPE_CHECKING:
+    from lkn.gateway import Gateway
+
+log = logging.getLogger("lkn.request")
+
+
+class Shape(enum.Enum):
+    STREAM = "stream"
+    COMPLETE = "complete"
+    PROBE = "probe"
+
+
+class _ObservedEngine:
+    """The engine as the decision step sees it, remembering how a probe on it ended (so a
+    probe request settles its lease by the probe's real outcome)."""
+
+    def __init__(self, client: EngineClient) -> None:
+        self._client = client
+        self.probed = False
+        self.error: BaseException | None = None
+
+    @property
+    def name(self) -> str:
+        return self._client.name
+
+    @property
+    def url(self) -> str:
+        return self._client.url
+
+    @property
+    def model_id(self) -> str | None:
+        return self._client.model_id
+
+    @property
+    def max_model_len(self) -> int | None:
+        return self._client.max_model_len
+
+    async def complete(
+        self,
+        route: Route | str,
+        body: JSONObject,
+        rid: str,
+        deadline: float | None = None,
+        answered: Callable[[], None] | None = None,
+    ) -> tuple[bytes, JSONObject]:
+        return await self._client.complete(route, body, rid, deadline, answered)
+
+    def stream(
+        self, route: Route, body: JSONObject, rid: str, deadline: float | None = None
+    ) -> AsyncIterator[Chunk]:
+        return self._client.stream(route, body, rid, deadline)
+
+    async def probe(
+        self,
+        route: Route,
+        body: JSONObject,
+        rid: str,
+        top_k: int,
+        tokens: int,
+        deadline: float | None = None,
+    ) -> ProbeResult:
+        self.probed = True
+        try:
+            return await self._client.probe(route, body, rid, top_k, tokens, deadline)
+        except BaseException as exc:
+            self.error = exc
+            raise
+
+    async def check_ready(self, timeout: float) -> bool:
+        return await self._client.check_ready(timeout)
+
+    def abort(self, rid: str) -> None:
+        self._client.abort(rid)
+
+    async def close(self) -> None:
+        await self._client.close()
+
+
+class Exchange:
+    """One request, from admission to the last byte. Use it as an async context manager;
+    a streamed one is also an async iterator of chunks."""
+
+    def __init__(self, gateway: Gateway, request: GenerateRequest, frontend: str,
+                 shape: Shape) -> None:  # fmt: skip
+        self.gateway = gateway
+        self.request = request
+        self.frontend = frontend
+        self.shape = shape
+        self.request_id = request.request_id
+        self.decision: Decision = PASSTHROUGH
+        self.completion: Completion | None = None
+        self.lease: Lease | None = None
+        self.usage: Usage | None = None
+        self.finish_reason: str | None = None
+        self.chunks = 0
+        self.outcome: Outcome | None = None
+        self.started = time.monotonic()
+        self._deadline = None if request.timeout is None else self.started + request.timeout
+        self._admitted = False
+        self._engine = ""
+        self._error: BaseException | None = None
+        self._pending: Chunk | None = None
+        self._rest: AsyncIterator[Chunk] | None = None
+        self._finished = False
+        self._probe: _ObservedEngine | None = None
+        self._interrupted = False
+        self._waiting: asyncio.Task[object] | None = None
+
+    @property
+    def engine(self) -> str:
+        """The engine serving the request, or the last one tried ("" before any)."""
+        return self._engine
+
+    # ---- entry ------------------------------------------------------------------------
+
+    async def __aenter__(self) -> Exchange:
+        gateway = self.gateway
+        try:
+            gateway.admit()
+            self._admitted = True
+            gateway.log_prompt(self.request)
+            model = gateway.engine_model(self.request)
+            if self.shape is Shape.PROBE and not gateway.decider.needs_engine:
+                self.decision = await self.decide(None)
+                return self
+            pool = gateway.pool
+            self.lease, _ = await pool.run(
+                self._attempt, self._deadline, model, pool.placement.prefix(self.request.body)
+            )
+            if self.shape is Shape.STREAM:
+                gateway.opened(self)
+            gateway.metrics.child(gateway.metrics.ttft, self.request.route.label).observe(
+                time.monotonic() - self.started
+            )
+        except BaseException as exc:
+            self._end(exc)
+            raise
+        return self
+
+    async def _attempt(self, lease: Lease) -> None:
+        """One try on one engine, up to the first byte; raises only before it."""
+        client: EngineClient = lease.engine.client
+        self._engine = client.name
+        if self.shape is Shape.PROBE:
+            self._probe = _ObservedEngine(client)
+            self.decision = await self.decide(self._probe)
+            return
+        self.decision = await self.decide(client)
+        body = self.engine_body(self.decision)
+        request = self.request
+        if self.shape is Shape.COMPLETE:
+            pool = self.gateway.pool
+            try:
+                raw, parsed = await client.complete(
+                    request.route, body, self.request_id, self._deadline,
+                    answered=lambda: pool.confirm(lease),
+                )
+            except EngineError as exc:
+                raise self._map_deadline(exc) from None
+            text, finish, usage = parse_completion(parsed)
+            self.usage, self.finish_reason = usage, finish
+            self.completion = Completion(raw, text, finish, usage, self.decision, client.name,
+                                         self.request_id)  # fmt: skip
+            return
+        chunks = client.stream(request.route, body, self.request_id, self._deadline)
+        try:
+            first = await chunks.__anext__()
+        except StopAsyncIteration:
+            raise EngineError(f"engine {client.name} sent an empty stream",
+                              engine=client.name) from None
+        except EngineError as exc:
+            raise self._map_deadline(exc) from None
+        except BaseException:
+            await _close(chunks)
+            raise
+        self.gateway.pool.confirm(lease)
+        self._pending, self._rest = first, chunks
+
+    # ---- extension points ---------------------------------------------------------------
+
+    async def decide(self, engine: EngineClient | None) -> Decision:
+        """The decision step: how much care this request gets (``engine`` will generate)."""
+        gateway = self.gateway
+        return await gateway.decider.decide(
+            self.request, engine, self._deadline, override=gateway.mode_override(self.request)
+        )
+
+    def engine_body(self, decision: Decision) -> JSONObject:
+        """What the engine gets; the engine client adds the rid and its model name."""
+        body = self.gateway.decider.apply(decision, self.request.body)
+        if self.request.stream:
+            options = body.get("stream_options")
+            merged: JSONObject = dict(options) if isinstance(options, dict) else {}
+            merged["include_usage"] = True
+            body = {**body, "stream_options": merged}
+        return body
+
+    def _map_deadline(self, exc: EngineError) -> LknError:
+        if self._deadline_passed():
+            return DeadlineExceeded("the request deadline expired before the engine answered")
+        return exc
+
+    def _deadline_passed(self) -> bool:
+        return self._deadline is not None and time.monotonic() >= self._deadline - 0.001
+
+    # ---- the chunk stream between engine and front-end ---------------------------------
+
+    def __aiter__(self) -> Exchange:
+        return self
+
+    async def __anext__(self) -> Chunk:
+        while True:
+            chunk = self._pending
+            if chunk is not None:
+                self._pending = None
+            else:
+                if self._finished or self._rest is None:
+                    raise StopAsyncIteration
+                if self._interrupted:
+                    raise self._stop(ShuttingDown(
+                        "the gateway is shutting down; the stream was cut at the end of its "
+                        "grace period", code="shutting_down"))  # fmt: skip
+                self._waiting = asyncio.current_task()
+                try:
+                    chunk = await self._rest.__anext__()
+                except StopAsyncIteration:
+                    self._finished = True
+                    if self.finish_reason is None:
+                        raise self._stop(EngineError(
+                            f"engine {self.engine} ended the stream without a finish reason",
+                            engine=self.engine)) from None  # fmt: skip
+                    raise
+                except LknError as exc:
+                    raise self._stop(exc) from None
+                except asyncio.CancelledError:
+                    task = self._waiting
+                    if self._interrupted and task is not None and task.uncancel() == 0:
+                        raise self._stop(ShuttingDown(
+                            "the gateway is shutting down; the stream was cut at the end of "
+                            "its grace period", code="shutting_down")) from None  # fmt: skip
+                    raise
+                except Exception as exc:  # a bug between engine and front-end
+                    raise self._stop(exc) from None
+                finally:
+                    self._waiting = None
+            if chunk.usage is not None:
+                self.usage = chunk.usage
+            if chunk.finish_reason is not None:
+                self.finish_reason = chunk.finish_reason
+            # The engine is always asked for usage; the client only sees it if it asked.
+            if chunk.usage_only and not self.request.include_usage:
+                continue
+            self.chunks += 1
+            return chunk
+
+    def _stop(self, exc: BaseException) -> BaseException:
+        self._finished = True
+        return self.fail(exc)
+
+    def fail(self, exc: BaseException) -> BaseException:
+        """Record why the request failed (the first reason wins); returns ``exc``."""
+        if self._error is None:
+            self._error = exc
+        return exc
+
+    def interrupt(self) -> None:
+        """End the stream with a shutdown error at once (the grace period is over)."""
+        self._interrupted = True
+        if self._waiting is not None:
+            self._waiting.cancel()
+
+    # ---- exit ---------------------------------------------------------------------------
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool:
+        try:
+            if self._rest is not None and not self._finished:
+                self._finished = True
+                await _close(self._rest)  # the engine is told to drop the request
+        finally:
+            self._end(exc)
+        # A write to a client that has gone is the end of the request, not an error.
+        return isinstance(exc, CLIENT_GONE_ERRORS)
+
+    def _end(self, exc: BaseException | None) -> None:
+        if self.outcome is not None:
+            return
+        error = self._error if self._error is not None else exc
+        outcome = self.outcome = classify(error, self._deadline_passed())
+        gateway = self.gateway
+        if self.lease is not None:
+            verdict = outcome.verdict
+            if self._probe is not None:
+                verdict = self._probe_verdict(verdict)
+            gateway.pool.settle(self.lease, verdict)
+        if self._admitted:
+            gateway.leave()
+        if self.shape is Shape.STREAM:
+            gateway.closed(self)
+        gateway.finished(self, outcome, error)
+
+    def _probe_verdict(self, verdict: Verdict) -> Verdict:
+        """A probe settles by how the probe itself ended: failure for an engine error,
+        neutral for a timeout, success when it answered."""
+        probe = self._probe
+        assert probe is not None
+        if not probe.probed:
+            return Verdict.NEUTRAL
+        error = probe.error
+        if error is None:
+            return Verdict.SUCCESS
+        if isinstance(error, (EngineTimeout, asyncio.TimeoutError, asyncio.CancelledError)):
+            return Verdict.NEUTRAL
+        return classify(error).verdict
+
+
+async def _close(chunks: AsyncIterator[Chunk]) -> None:
+    aclose = getattr(chunks, "aclose", None)
+    if aclose is not None:
+        await aclose()
+
+
+__all__ = ["Exchange", "Kind", "Shape"]
