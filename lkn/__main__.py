@@ -45,6 +45,10 @@ def main(argv: list[str] | None = None) -> int:
 
     from lkn.server import serve
 
+    if settings.workers > 1:
+        from lkn.workers import run_workers
+
+        return run_workers(settings, lambda s: uvloop.run(serve(s)))
     uvloop.run(serve(settings))
     return 0
 

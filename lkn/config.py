@@ -160,6 +160,8 @@ class Settings:
     reasoning_field: str = "reasoning_content"
     #: Add a folded note (a reasoning block) with the decision to every chat reply.
     decision_note: bool = False
+    #: Gateway processes sharing the ports (SO_REUSEPORT); 1 = this process serves alone.
+    workers: int = 1
 
 
 class _Reader:
@@ -379,6 +381,7 @@ def load_settings(
         log_prompts=r.flag("LKN_LOG_PROMPTS", False),
         model_variants=r.flag("LKN_MODEL_VARIANTS", True),
         decision=decision,
+        workers=r.integer("LKN_WORKERS", 1, minimum=1, maximum=64),
         placement=PlacementSettings(
             policy=r.choice("LKN_PLACEMENT", "least_loaded", PLACEMENT_POLICIES),
             block_chars=r.integer("LKN_PLACEMENT_BLOCK_CHARS", 256, minimum=16, maximum=65536),

@@ -45,7 +45,8 @@ async def running(settings: Settings) -> AsyncIterator[Running]:
     await runner.setup()
     rpc: RpcServer | None = None
     try:
-        site = web.TCPSite(runner, settings.host, settings.port, backlog=1024)
+        site = web.TCPSite(runner, settings.host, settings.port, backlog=1024,
+                           reuse_port=settings.workers > 1 or None)
         await site.start()
         server = site._server
         sockets = getattr(server, "sockets", None) or []

@@ -117,8 +117,8 @@ async def start_rpc(gateway: Gateway, settings: Settings) -> RpcServer:
     """Build and start the gRPC server on ``settings.grpc_host:grpc_port`` (0: any free port)."""
     server = grpc.aio.server(
         options=[
-            # Never share the port silently with another process.
-            ("grpc.so_reuseport", 0),
+            # Never share the port silently with another process (only with sibling workers).
+            ("grpc.so_reuseport", 1 if settings.workers > 1 else 0),
             ("grpc.max_receive_message_length", settings.max_body_bytes),
         ]
     )
