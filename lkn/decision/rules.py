@@ -8,56 +8,42 @@ Token counts are estimated as ``ceil(characters / 4)`` (no tokenizer in the gate
 from __future__ import annotations
 
 import math
-import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
+from lkn.decision import signals_code, signals_maths, signals_steps
+from lkn.decision.scan import Scan
 from lkn.types import GenerateRequest, JSONValue, Mode, Route
 
-_I = re.IGNORECASE
-_IM = re.IGNORECASE | re.MULTILINE
 #: Very long prompts are cut to their head and tail before matching, to bound the cost.
-_SCAN_LIMIT = 8000
+SCAN_LIMIT = 8000
 
-_SIGNALS: tuple[tuple[str, re.Pattern[str]], ...] = (
-    ("code_fence", re.compile(r"```|~~~")),
-    ("stack_trace", re.compile(
-        r"Traceback \(most recent call last\)|File \"[^\"\n]+\", line \d+"
-        r"|^\s+at [\w.$<>]+\([^)\n]*\)|^\s+at [^\n]+:\d+:\d+\)?$"
-        r"|\b\w+(?:Error|Exception)\b(?::|\s+at\b)|\bpanicked at\b|\bsegmentation fault\b"
-        r"|\bcore dumped\b|\bstack ?trace\b", _IM)),
-    # Code syntax is case-sensitive so prose ("Import taxes ...") does not look like code.
-    ("code", re.compile(
-        r"\bdef \w+\s*\(|^\s*(?:export\s+)?(?:public\s+)?class \w+|^\s*(?:from [\w.]+ )?import \w"
-        r"|#include\s*[<\"]|\bfunction\s*\w*\s*\(|\b(?:const|let|var) \w+\s*=|=>"
-        r"|\bpublic (?:static )?(?:void|class|int|String)\b|\bconsole\.log\(|\bprintf\("
-        r"|\bSystem\.out\.|\bfn \w+\s*\(|\bfunc \w+\s*\(|(?i:\bSELECT\b[^;\n]*\bFROM\b)",
-        re.MULTILINE)),
-    ("code_topic", re.compile(
-        r"\b(?:python|javascript|typescript|golang|kotlin|haskell|sql|powershell|html|css"
-        r"|regexp?|dockerfile|rest api|api rest)\b|\bc(?:\+\+|#)(?!\w)"
-        r"|\b(?:bash|shell) (?:script|command)s?\b|\bc[oó]digo\b"
-        r"|\bcode\b(?<!zip code)(?<!postal code)(?<!dress code)"
-        r"|\b(?:refactor\w*|debug\w*|depur\w*|compiler|segfault|algorithm\w*|algoritmo\w*"
-        r"|expresi[oó]n regular|regular expression|unit tests?|pruebas unitarias)\b", _I)),
-    ("math", re.compile(
-        r"\d\s*[+*×÷^]\s*\(?-?\d|\d\s+[-/]\s+\d|\d\s*=\s*-?\d|\b\d+[a-z]\s*[-+=^]"
-        r"|\b[a-z]\s*[\^²³]\s*\d?|\b[xyz]\s*[-+=]\s*\(?\d|\b[fg]\([a-z]\)"
-        r"|\\(?:frac|int|sum|sqrt|lim|cdot)\b|[√∫∑∏≤≥≠π]|\d+\s*%\s*(?:of|de)\s+\d", _I)),
-    ("math_words", re.compile(
-        r"\b(?:prove|proof|solve|calculat\w*|compute|derivative|differentiate|equations?"
-        r"|theorem|lemma|probability|factori[sz]e|(?:integral|integrate|integrar) (?:of|de)"
-        r"|demuestr\w*|demostr\w*|resuelv\w*|resolver|calcul(?:a|ar|e|en|o)|c[aá]lculo"
-        r"|derivada|ecuaci[oó]n\w*|teorema|probabilidad|factoriza\w*)\b", _I)),
-    ("multi_step", re.compile(
-        r"\bstep[- ]by[- ]step\b|\bpaso a paso\b|\bfirst\b[\s\S]{0,300}?\bthen\b"
-        r"|\bprimero\b[\s\S]{0,300}?\b(?:luego|despu[eé]s|entonces|a continuaci[oó]n)\b"
-        r"|\bcompar(?:e|es|ed|ing|ison|a|ar|aci[oó]n|ando|emos)\b|\b(?:versus|vs\.?)(?!\w)"
-        r"|\bpros and cons\b|\bventajas y desventajas\b|\btrade-?offs?\b"
-        r"|\bplan(?:s|ea\w*|ific\w*|ning)?\b|\bbreak (?:it |this )?down\b|\bdesgl[oó]sa\w*"
-        r"|^\s*\d+[.)]\s[^\n]*\n\s*\d+[.)]\s", _IM)),
+#: Signal name -> its test on the text, in the order they are reported. Each pattern behind
+#: them runs in linear time (see ``lkn.decision.scan``).
+SIGNALS: tuple[tuple[str, Callable[[Scan], bool]], ...] = (
+    ("code_fence", signals_code.code_fence),
+    ("stack_trace", signals_code.stack_trace),
+    ("code", signals_code.code),
+    ("code_topic", signals_code.code_topic),
+    ("math", signals_maths.math),
+    ("math_words", signals_maths.math_words),
+    ("multi_step", signals_steps.multi_step),
+    # The widened view of risk: code asked for in words, word problems, proofs, counting and
+    # probability, requests for reasons.
+    ("code_request", signals_code.code_request),
+    ("word_problem", signals_maths.word_problem),
+    ("proof", signals_maths.proof),
+    ("counting_probability", signals_maths.counting_probability),
+    ("reasoning_cue", signals_steps.reasoning_cue),
 )
+#: Every signal the rules can report (``long_prompt`` comes from the token estimate).
+SIGNAL_NAMES: tuple[str, ...] = ("long_prompt", *(name for name, _ in SIGNALS))
 
-_HOUSEKEEPING = re.compile(r"\s*### Task:")
+
+def signals_in(text: str) -> tuple[str, ...]:
+    """The text signals that fire on ``text``, read whole (``evaluate`` bounds it first)."""
+    scan = Scan.of(text)
+    return tuple(name for name, fires in SIGNALS if fires(scan))
 
 
 @dataclass(frozen=True)
@@ -107,7 +93,7 @@ def is_housekeeping(request: GenerateRequest) -> bool:
     if request.route is not Route.CHAT:
         return False
     text, _ = rule_text(request)
-    return _HOUSEKEEPING.match(text) is not None
+    return text.lstrip().startswith("### Task:")
 
 
 def estimate_tokens(text: str) -> int:
@@ -120,12 +106,10 @@ def evaluate(text: str, max_tokens_fluido: int, known_tokens: int | None = None)
     signals: list[str] = []
     if tokens > max_tokens_fluido:
         signals.append("long_prompt")
-    if len(text) > _SCAN_LIMIT:
-        half = _SCAN_LIMIT // 2
+    if len(text) > SCAN_LIMIT:
+        half = SCAN_LIMIT // 2
         text = text[:half] + "\n" + text[-half:]
-    for name, pattern in _SIGNALS:
-        if pattern.search(text) is not None:
-            signals.append(name)
+    signals.extend(signals_in(text))
     mode = Mode.ANALITICO if signals else Mode.FLUIDO
     return RuleVerdict(mode, tuple(signals), tokens)
 

@@ -108,6 +108,107 @@ CASES: list[tuple[str, Mode, str | None]] = [
 ]
 
 
+#: The widened view of risk: each signal with prompts that must fire it (English and Spanish)
+#: and near misses that must not.
+WIDENED: dict[str, tuple[list[str], list[str]]] = {
+    "code_request": ([
+        "Write a function that reverses a string.",
+        "Fix my query, it returns duplicate rows.",
+        "Explain this regex: it should match emails.",
+        "What does this function return?",
+        "Write a class that implements a stack.",
+        "Escribe una función que invierta una cadena.",
+        "Arregla mi consulta, devuelve filas duplicadas.",
+        "Explícame esta expresión regular.",
+        "¿Qué hace este código?",
+    ], [
+        "Explain the function of the liver.",
+        "Explícame la función del hígado.",
+        "Write a letter to my landlord.",
+        "Explain the class struggle in Marx.",
+    ]),
+    "word_problem": ([
+        "A train travels 120 km in 2 hours. How fast is it going?",
+        "Tom has 5 apples and buys 3 more. How many apples does he have?",
+        "If 3 pencils cost $1.50, what do 7 pencils cost?",
+        "Un tren recorre 300 km en 4 horas. ¿A qué velocidad va?",
+        "Si compro 3 manzanas a 0,50 € cada una, ¿cuánto pago?",
+        "María tiene 12 años y su hermano 3 más. ¿Cuántos años tiene su hermano?",
+    ], [
+        "I have 2 cats and 3 dogs.",
+        "Is 2024 a leap year? What about 1900?",
+        "I was born in 1990 in Valencia and moved to Madrid in 2015.",
+        "Tengo 2 gatos y 3 perros.",
+    ]),
+    "proof": ([
+        "Show that the sum of two odd numbers is even.",
+        "Derive the formula for the area of a circle.",
+        "Prove by induction that 1 + 2 + ... + n = n(n+1)/2.",
+        "Demuestra por inducción que n^2 >= n.",
+        "Obtén la derivación de la fórmula cuadrática.",
+    ], [
+        "Show that photo again please.",
+        "I need proof of purchase for the refund.",
+        "Enséñame otra vez esa foto.",
+    ]),
+    "counting_probability": ([
+        "In how many ways can 5 people sit in a row?",
+        "What's the probability of drawing an ace from a deck of cards?",
+        "If I flip 3 coins, what are the odds of getting exactly two heads?",
+        "¿De cuántas maneras se pueden ordenar 4 libros?",
+        "Si lanzo dos dados, ¿qué probabilidad hay de sacar 7?",
+        "Si tiro una moneda tres veces, ¿cuántos resultados hay?",
+    ], [
+        "Él dice que vendrá mañana.",
+        "Any chance you could help me with my essay?",
+        "¿Cuál es la moneda de Japón?",
+    ]),
+    "reasoning_cue": ([
+        "Justify your answer.",
+        "Explain why the sky is blue.",
+        "Think carefully: is a tomato a fruit?",
+        "Walk me through how vaccines work.",
+        "Explica por qué el cielo es azul.",
+        "Justifica tu respuesta.",
+        "Razona la respuesta.",
+    ], [
+        "Why is the sky blue?",
+        "Es una decisión razonable.",
+        "Explain the rules of chess.",
+    ]),
+}
+WIDENED_CASES = [(signal, prompt, fires) for signal, (yes, no) in WIDENED.items()
+                 for prompt, fires in [*((p, True) for p in yes), *((p, False) for p in no)]]
+
+
+@pytest.mark.parametrize(("signal", "prompt", "fires"), WIDENED_CASES,
+                         ids=[f"{c[0]}-{c[1][:30]}" for c in WIDENED_CASES])
+def test_widened_signals(signal: str, prompt: str, fires: bool) -> None:
+    verdict = rules.evaluate(prompt, 150)
+    assert (signal in verdict.signals) is fires, verdict.signals
+    if fires:
+        assert verdict.mode is A
+
+
+def test_every_signal_is_named_and_tested_in_both_languages() -> None:
+    assert set(WIDENED) <= set(rules.SIGNAL_NAMES)
+    assert len(set(rules.SIGNAL_NAMES)) == len(rules.SIGNAL_NAMES)
+    for yes, no in WIDENED.values():
+        assert len(yes) >= 4 and no
+    for name in rules.SIGNAL_NAMES:  # every signal fires somewhere in the tables
+        assert any(name in rules.evaluate(p, 150).signals
+                   for p in [c[0] for c in CASES] + [c[1] for c in WIDENED_CASES]), name
+
+
+def test_the_text_is_read_whole_up_to_the_scan_limit_then_head_and_tail() -> None:
+    filler = "The weather was pleasant and we walked along the river. " * 200
+    assert "math" in rules.evaluate("What is 17 * 23?\n" + filler, 10**6).signals
+    assert "math" in rules.evaluate(filler + "\nWhat is 17 * 23?", 10**6).signals
+    middle = filler[:6000] + " What is 17 * 23? " + filler[:6000]
+    assert "math" in rules.signals_in(middle)
+    assert "math" not in rules.evaluate(middle, 10**6).signals
+
+
 def chat(content: object, *earlier: JSONObject) -> GenerateRequest:
     messages = [*earlier, {"role": "user", "content": content}]
     return GenerateRequest(Route.CHAT, {"model": "m", "messages": messages}, "rid")  # type: ignore[dict-item]
