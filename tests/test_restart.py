@@ -1,0 +1,84 @@
+"""Bodies and answers around a held generation: instruction placement, assembly, stripping."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from lkn.restart import append_instruction, assemble, strip_logprobs, token_texts
+from lkn.types import Chunk, GenerateRequest, Route
+
+pytestmark = pytest.mark.fast
+
+I = "Check your work."
+
+
+def test_instruction_goes_after_the_last_user_message_and_nothing_is_mutated() -> None:
+    messages = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"},
+                {"role": "assistant", "content": "Hello"}, {"role": "user", "content": "2+2?"}]
+    body = {"messages": messages}
+    out = append_instruction(body, I)
+    assert out["messages"][:3] == messages[:3]
+    assert out["messages"][3] == {"role": "user", "content": "2+2?\n\n" + I}
+    assert messages[3]["content"] == "2+2?"  # the client's body is untouched
+
+
+def test_instruction_after_content_parts_and_without_a_user_message() -> None:
+    parts = [{"type": "text", "text": "Look"}, {"type": "image_url", "image_url": {"url": "x"}}]
+    out = append_instruction({"messages": [{"role": "user", "content": parts}]}, I)
+    assert out["messages"][0]["content"] == [*parts, {"type": "text", "text": I}]
+    lone = append_instruction({"messages": [{"role": "system", "content": "S"}]}, I)
+    assert lone["messages"][-1] == {"role": "user", "content": I}
+
+
+def test_instruction_after_a_prompt() -> None:
+    assert append_instruction({"prompt": "Q:"}, I)["prompt"] == "Q:\n\n" + I
+    assert append_instruction({"prompt": ["Q:"]}, I)["prompt"] == ["Q:\n\n" + I]
+    ids = {"prompt": [1, 2, 3]}
+    assert append_instruction(ids, I) is ids  # token ids cannot be extended here
+
+
+def test_strip_logprobs_keeps_everything_else() -> None:
+    raw = json.dumps({"id": "x", "choices": [{"index": 0, "delta": {"content": "é"},
+                                              "logprobs": {"content": [{"token": "é"}]}}]})
+    stripped = json.loads(strip_logprobs(raw.encode()))
+    assert stripped == {"id": "x", "choices": [{"index": 0, "delta": {"content": "é"},
+                                                "logprobs": None}]}
+
+
+def test_token_texts_from_chat_and_completions_events() -> None:
+    chat = {"choices": [{"logprobs": {"content": [{"token": " a"}, {"token": "b"}]}}]}
+    legacy = {"choices": [{"logprobs": {"tokens": [" x", "y"]}}]}
+    assert token_texts(chat) == [" a", "b"] and token_texts(legacy) == [" x", "y"]
+    assert token_texts({"choices": []}) == []
+
+
+def chunk(event: dict[str, object]) -> Chunk:
+    return Chunk(raw=json.dumps(event).encode())
+
+
+def test_assemble_completions_with_logprobs() -> None:
+    request = GenerateRequest(Route.COMPLETION, {"prompt": "p"}, "r")
+    head = {"id": "c1", "created": 5, "model": "m"}
+    chunks = [
+        chunk({**head, "choices": [{"index": 0, "text": "Hel", "finish_reason": None,
+                                    "logprobs": {"tokens": ["Hel"], "token_logprobs": [-0.1],
+                                                 "top_logprobs": [{"Hel": -0.1}],
+                                                 "text_offset": [0]}}]}),
+        chunk({**head, "choices": [{"index": 0, "text": "lo", "finish_reason": "stop",
+                                    "logprobs": {"tokens": ["lo"], "token_logprobs": [-0.2],
+                                                 "top_logprobs": [{"lo": -0.2}],
+                                                 "text_offset": [3]}}]}),
+        chunk({**head, "choices": [], "usage": {"prompt_tokens": 1, "completion_tokens": 2,
+                                                "total_tokens": 3}}),
+    ]
+    raw, body = assemble(request, chunks, keep_logprobs=True)
+    assert json.loads(raw) == body
+    choice = body["choices"][0]  # type: ignore[index]
+    assert body["object"] == "text_completion" and body["id"] == "c1"
+    assert choice["text"] == "Hello" and choice["finish_reason"] == "stop"
+    assert choice["logprobs"]["tokens"] == ["Hel", "lo"]
+    assert body["usage"]["total_tokens"] == 3  # type: ignore[index]
+    _, plain = assemble(request, chunks, keep_logprobs=False)
+    assert plain["choices"][0]["logprobs"] is None  # type: ignore[index]
