@@ -16,6 +16,7 @@ import uuid
 
 from lkn.config import Settings
 from lkn.decision import Decider
+from lkn.decision.homeostat import Load
 from lkn.errors import LknError, TooManyRequests, Unauthorized, is_counted, mark_counted
 from lkn.lifecycle import Exchange, Shape
 from lkn.metrics import Metrics
@@ -44,6 +45,7 @@ class Gateway:
         self.metrics = metrics
         self._active = 0
         self._streams: set[Exchange] = set()
+        decider.homeostat.watch(lambda: Load(self._active, settings.max_concurrency))
         self.stopping = False
 
     @classmethod

@@ -39,6 +39,7 @@ from lkn.engines.wire import parse_completion
 from lkn.errors import DeadlineExceeded, EngineError, EngineTimeout, LknError, ShuttingDown
 from lkn.outcome import CLIENT_GONE_ERRORS, Kind, Outcome, classify
 from lkn.pool import Lease
+from lkn.speculative import hold
 from lkn.types import (
     PASSTHROUGH,
     Chunk,
@@ -182,9 +183,10 @@ class Exchange:
             )
             if self.shape is Shape.STREAM:
                 gateway.opened(self)
-            gateway.metrics.child(gateway.metrics.ttft, self.request.route.label).observe(
-                time.monotonic() - self.started
-            )
+            ttft = time.monotonic() - self.started
+            gateway.metrics.child(gateway.metrics.ttft, self.request.route.label).observe(ttft)
+            if self.shape is Shape.STREAM:
+                gateway.decider.homeostat.observe_ttft(ttft)
         except BaseException as exc:
             self._end(exc)
             raise
@@ -198,16 +200,27 @@ class Exchange:
             self._probe = _ObservedEngine(client)
             self.decision = await self.decide(self._probe)
             return
-        self.decision = await self.decide(client)
-        body = self.engine_body(self.decision)
+        # entropy/hybrid: the generation itself may be the probe (lkn.speculative).
+        held = hold(client, self.request, self.gateway.settings.decision, self._deadline)
+        try:
+            self.decision = await self.decide(held or client)
+        except BaseException:
+            if held is not None:
+                await held.aclose()
+            raise
         request = self.request
         if self.shape is Shape.COMPLETE:
             pool = self.gateway.pool
             try:
-                raw, parsed = await client.complete(
-                    request.route, body, self.request_id, self._deadline,
-                    answered=lambda: pool.confirm(lease),
-                )
+                if held is not None:
+                    raw, parsed = await held.open_complete(
+                        self.decision, self.engine_body, answered=lambda: pool.confirm(lease)
+                    )
+                else:
+                    raw, parsed = await client.complete(
+                        request.route, self.engine_body(self.decision), self.request_id,
+                        self._deadline, answered=lambda: pool.confirm(lease),
+                    )
             except EngineError as exc:
                 raise self._map_deadline(exc) from None
             text, finish, usage = parse_completion(parsed)
@@ -215,7 +228,16 @@ class Exchange:
             self.completion = Completion(raw, text, finish, usage, self.decision, client.name,
                                          self.request_id)  # fmt: skip
             return
-        chunks = client.stream(request.route, body, self.request_id, self._deadline)
+        try:
+            if held is not None:
+                chunks = await held.open_stream(self.decision, self.engine_body)
+            else:
+                chunks = client.stream(request.route, self.engine_body(self.decision),
+                                       self.request_id, self._deadline)  # fmt: skip
+        except BaseException:
+            if held is not None:
+                await held.aclose()
+            raise
         try:
             first = await chunks.__anext__()
         except StopAsyncIteration:

@@ -69,6 +69,21 @@ def holdable(request: GenerateRequest, settings: DecisionSettings) -> bool:
     return top is None or top >= 2
 
 
+def hold(
+    client: EngineClient,
+    request: GenerateRequest,
+    settings: DecisionSettings,
+    deadline: float | None,
+) -> HeldGeneration | None:
+    """A held generation for the engine's decision step, when the strategy probes and the
+    request can be held; None otherwise (the request goes out as it always did)."""
+    if settings.mode == "passthrough" or settings.strategy == "rules":
+        return None
+    if not holdable(request, settings):
+        return None
+    return HeldGeneration(client, request, settings, deadline)
+
+
 class HeldGeneration:
     """The engine, as the decider and the request lifecycle see it during one request."""
 
@@ -108,8 +123,40 @@ class HeldGeneration:
         return self.client.name
 
     @property
+    def url(self) -> str:
+        return self.client.url
+
+    @property
     def model_id(self) -> str | None:
         return self.client.model_id
+
+    @property
+    def max_model_len(self) -> int | None:
+        return self.client.max_model_len
+
+    async def complete(
+        self,
+        route: Route | str,
+        body: JSONObject,
+        rid: str,
+        deadline: float | None = None,
+        answered: Callable[[], None] | None = None,
+    ) -> tuple[bytes, JSONObject]:
+        return await self.client.complete(route, body, rid, deadline, answered)
+
+    def stream(
+        self, route: Route, body: JSONObject, rid: str, deadline: float | None = None
+    ) -> AsyncIterator[Chunk]:
+        return self.client.stream(route, body, rid, deadline)
+
+    async def check_ready(self, timeout: float) -> bool:
+        return await self.client.check_ready(timeout)
+
+    def abort(self, rid: str) -> None:
+        self.client.abort(rid)
+
+    async def close(self) -> None:
+        await self.aclose()
 
     async def probe(self, route: Route, body: JSONObject, rid: str, top_k: int, tokens: int,
                     deadline: float | None = None) -> ProbeResult:  # fmt: skip
@@ -172,7 +219,7 @@ class HeldGeneration:
 
     # ---- what the request lifecycle sees ----------------------------------------------
 
-    async def stream(self, decision: Decision, body_for: BodyFor) -> AsyncIterator[Chunk]:
+    async def open_stream(self, decision: Decision, body_for: BodyFor) -> AsyncIterator[Chunk]:
         """The chunks the client gets for ``decision`` (``body_for`` builds engine bodies)."""
         request = self.request
         if self.probed and await self._keep(decision):
@@ -187,7 +234,7 @@ class HeldGeneration:
         return self.client.stream(request.route, body_for(decision), request.request_id,
                                   self.deadline)  # fmt: skip
 
-    async def complete(
+    async def open_complete(
         self, decision: Decision, body_for: BodyFor, answered: Callable[[], None] | None = None
     ) -> tuple[bytes, JSONObject]:
         """The non-streamed answer for ``decision``."""
@@ -204,10 +251,7 @@ class HeldGeneration:
             body, rid = restart_body(request, decision, body_for, self.settings), rid + RESTART_SUFFIX
         else:
             body = body_for(decision)
-        answer = await self.client.complete(request.route, body, rid, self.deadline)
-        if answered is not None:
-            answered()
-        return answer
+        return await self.client.complete(request.route, body, rid, self.deadline, answered)
 
     async def _keep(self, decision: Decision) -> bool:
         """Whether the held generation is the answer; drops it when it is not."""

@@ -76,7 +76,8 @@ async def test_probe_runs_on_the_generating_engine_and_drives_the_mode(
 ) -> None:
     flat, peaked = doubles
     gw = await start_gateway(make_settings(flat.url, peaked.url, grpc_enabled=False,
-                                           decision={"strategy": "entropy"}))
+                                           decision={"strategy": "entropy",
+                                                     "speculative": False}))
     modes: dict[str, str] = {}
     for _ in range(6):
         status, headers, _ = await post(http, gw.v1 + "/chat/completions", chat(SIMPLE))
@@ -118,7 +119,8 @@ async def test_completions_probe_uses_native_generate(
 ) -> None:
     async with SGLangDouble(top_logprobs=FLAT) as double:
         gw = await start_gateway(make_settings(double.url, grpc_enabled=False,
-                                               decision={"strategy": "entropy"}))
+                                               decision={"strategy": "entropy",
+                                                         "speculative": False}))
         status, headers, _ = await post(http, gw.v1 + "/completions",
                                         {"model": "smollm2", "prompt": "Once upon", "max_tokens": 3})
         assert status == 200 and headers["X-LKN-Mode"] == "ANALITICO"
@@ -156,7 +158,7 @@ async def test_stalled_probe_times_out_and_only_the_probe_is_aborted(
     async with SGLangDouble(top_logprobs=FLAT) as double:
         gw = await start_gateway(make_settings(
             double.url, grpc_enabled=False,
-            decision={"strategy": "entropy", "probe_timeout": 0.2}))
+            decision={"strategy": "entropy", "probe_timeout": 0.2, "speculative": False}))
         double.script(Fault.STALL)
         loop = asyncio.get_running_loop()
         started = loop.time()

@@ -14,7 +14,7 @@ import pytest
 
 from lkn.config import DecisionSettings
 from lkn.decision import Decider
-from lkn.engines import EngineClient
+from lkn.engines import HttpEngineClient as EngineClient
 from lkn.metrics import Metrics
 from lkn.speculative import HELD_SUFFIX, RESTART_SUFFIX, HeldGeneration
 from lkn.types import Chunk, Decision, GenerateRequest, JSONObject, Mode, Route
@@ -66,7 +66,7 @@ async def held_stream(
 ) -> tuple[Decision, HeldGeneration, AsyncIterator[Chunk]]:
     held = HeldGeneration(client, request, d.settings, None)
     decision = await d.decide(request, held, None, override=override)  # type: ignore[arg-type]
-    return decision, held, await held.stream(decision, body_for(d, request))
+    return decision, held, await held.open_stream(decision, body_for(d, request))
 
 
 def generations(double: SGLangDouble) -> list[Any]:
@@ -128,7 +128,7 @@ async def test_non_streamed_fluido_is_put_back_together() -> None:
         held = HeldGeneration(client, request, d.settings, None)
         decision = await d.decide(request, held, None)  # type: ignore[arg-type]
         confirmed: list[bool] = []
-        raw, parsed = await held.complete(decision, body_for(d, request),
+        raw, parsed = await held.open_complete(decision, body_for(d, request),
                                           lambda: confirmed.append(True))
         assert decision.mode is Mode.FLUIDO and held.path == "released" and confirmed
         assert json.loads(raw) == parsed
@@ -193,7 +193,7 @@ async def test_non_streamed_analitico_restarts_non_streamed() -> None:
         request = chat(stream=False)
         held = HeldGeneration(client, request, d.settings, None)
         decision = await d.decide(request, held, None)  # type: ignore[arg-type]
-        _, parsed = await held.complete(decision, body_for(d, request))
+        _, parsed = await held.open_complete(decision, body_for(d, request))
         assert decision.mode is Mode.ANALITICO and held.path == "restarted"
         restart = generations(double)[1]
         assert restart.get("stream") is False and restart["rid"].endswith(RESTART_SUFFIX)
@@ -308,3 +308,38 @@ async def test_speculation_off_uses_the_separate_probe() -> None:
         decision, held, chunks = await held_stream(d, client, chat())
         [c async for c in chunks]
         assert not held.probed and len(generations(double)) == 2
+
+
+# ---- through the gateway -------------------------------------------------------------
+
+
+async def test_gateway_streams_the_held_generation_and_reports_the_homeostat(
+    start_gateway: Any,
+) -> None:
+    import aiohttp
+
+    async with SGLangDouble() as double:
+        gw = await start_gateway(make_settings(double.url, grpc_enabled=False,
+                                               decision={"strategy": "entropy"}))
+        body = {"model": "smollm2", "max_tokens": 6, "stream": True,
+                "messages": [{"role": "user", "content": SIMPLE}]}
+        async with aiohttp.ClientSession() as http:
+            async with http.post(gw.v1 + "/chat/completions", json=body) as r:
+                assert r.status == 200 and r.headers["X-LKN-Mode"] == "FLUIDO"
+                raw = await r.read()
+            events = [json.loads(line[6:]) for line in raw.split(b"\n")
+                      if line.startswith(b"data: {")]
+            assert "".join((c["choices"][0]["delta"].get("content") or "")
+                           for c in events if c["choices"])
+            assert all(ch.get("logprobs") is None for e in events for ch in e["choices"])
+            (only,) = generations(double)
+            assert only["rid"].endswith(HELD_SUFFIX) and only["logprobs"] is True
+            async with http.get(gw.url + "/ready") as r:
+                state = (await r.json())["homeostat"]
+            assert state["shed_level"] == "none" and state["threshold"] == 0.6
+            assert state["load"]["limit"] == 256
+            async with http.post(gw.v1 + "/lkn/probe", json=body) as r:
+                probe = await r.json()
+            assert probe["homeostat"]["window"] == 0 and probe["score"] is not None
+            async with http.get(gw.url + "/metrics") as r:
+                assert "lkn_homeostat_threshold 0.6" in await r.text()

@@ -128,7 +128,8 @@ async def probe(request: web.Request) -> web.StreamResponse:
     async with gateway.probe(req) as answer:
         decision = answer.decision
         response = web.json_response(
-            decision_json(decision, req.request_id),
+            {**decision_json(decision, req.request_id),
+             "homeostat": gateway.decider.homeostat.state()},
             headers=decision_headers(decision, req.request_id, None),
         )
         await response.prepare(request)
@@ -170,12 +171,14 @@ async def ready(request: web.Request) -> web.Response:
         }
         for e in gateway.pool.engines
     ]
+    homeostat = gateway.decider.homeostat.state()
     if gateway.ready():
-        return web.json_response({"status": "ready", "engines": engines})
+        return web.json_response({"status": "ready", "engines": engines, "homeostat": homeostat})
     retry = gateway.pool.retry_after()
     error = NoEngineAvailable("no inference engine is ready", retry_after=retry)
     return web.json_response(
-        {"status": "unavailable", "engines": engines, "error": error.to_openai()},
+        {"status": "unavailable", "engines": engines, "homeostat": homeostat,
+         "error": error.to_openai()},
         status=503,
         headers={"Retry-After": str(max(1, round(retry)))},
     )

@@ -56,6 +56,8 @@ class Scenario:
     mid_stream: bool = False
     #: Whether the text is exact (a dropped connection may lose the last buffered tokens).
     expect_mode: str = "FLUIDO"
+    #: The double's top logprobs at every position (None: a confident distribution).
+    top_logprobs: list[tuple[str, float]] | None = None
 
 
 SCENARIOS = [
@@ -80,6 +82,19 @@ SCENARIOS = [
              faults=(Fault.DROP_MID_STREAM,), error=EngineError, mid_stream=True),
     Scenario("mid-stream-abort", {"messages": HELLO, "max_tokens": 10}, stream=True,
              faults=(Fault.ABORT_503,), error=EngineUnavailable, mid_stream=True),
+    # Speculative FLUIDO: the generation is its own probe (released, or dropped and restarted).
+    Scenario("speculative-fluido", {"messages": HELLO, "max_tokens": 8},
+             settings={"decision": {"strategy": "entropy", "probe_tokens": 3}}),
+    Scenario("speculative-fluido-streaming", {"messages": HELLO, "max_tokens": 8}, stream=True,
+             settings={"decision": {"strategy": "entropy", "probe_tokens": 3}}),
+    Scenario("speculative-prompt", {"prompt": "once upon a time", "max_tokens": 5},
+             settings={"decision": {"strategy": "entropy"}}),
+    Scenario("speculative-analitico-streaming", {"messages": HELLO, "max_tokens": 8},
+             stream=True, settings={"decision": {"strategy": "hybrid", "probe_tokens": 2}},
+             top_logprobs=[(f" w{i}", -2.302585) for i in range(10)], expect_mode="ANALITICO"),
+    Scenario("speculative-analitico", {"messages": HELLO, "max_tokens": 8},
+             settings={"decision": {"strategy": "entropy"}},
+             top_logprobs=[(f" w{i}", -2.302585) for i in range(10)], expect_mode="ANALITICO"),
 ]  # fmt: skip
 
 
@@ -172,7 +187,7 @@ async def run_grpc(gw: GatewayUnderTest, s: Scenario) -> Outcome:
 
 
 async def run(s: Scenario, start_gateway: GatewayFactory, protocol: str) -> Outcome:
-    async with SGLangDouble() as double:
+    async with SGLangDouble(top_logprobs=s.top_logprobs) as double:
         gw = await start_gateway(make_settings(double.url, **s.settings))
         if s.setup is not None:
             s.setup(gw)
