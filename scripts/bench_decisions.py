@@ -404,14 +404,14 @@ TTFT_PROMPTS = [
 ]
 
 
-async def phase_ttft(stack: Stack, ports: list[int], tokens: int, rounds: int,
-                     warmup: int) -> dict[str, Any]:  # fmt: skip
+async def phase_ttft(stack: Stack, ports: list[int], tokens: int, rounds: int, warmup: int,
+                     threshold: float, max_tokens: int) -> dict[str, Any]:  # fmt: skip
+    entropy = {"LKN_DECISION_STRATEGY": "entropy", "LKN_PROBE_TOKENS": str(tokens),
+               "LKN_ENTROPY_THRESHOLD": str(threshold)}
     gateways = {
         "rules": await stack.gateway("rules", ports[0]),
-        "spec": await stack.gateway("spec", ports[1], LKN_DECISION_STRATEGY="entropy",
-                                    LKN_PROBE_TOKENS=str(tokens)),
-        "probe": await stack.gateway("probe", ports[2], LKN_DECISION_STRATEGY="entropy",
-                                     LKN_PROBE_TOKENS=str(tokens), LKN_SPECULATIVE="false"),
+        "spec": await stack.gateway("spec", ports[1], **entropy),
+        "probe": await stack.gateway("probe", ports[2], LKN_SPECULATIVE="false", **entropy),
     }
     prompts = [p for _ in range(rounds) for p in TTFT_PROMPTS]
     results: list[dict[str, Any]] = []
@@ -431,7 +431,7 @@ async def phase_ttft(stack: Stack, ports: list[int], tokens: int, rounds: int,
             row: dict[str, Any] = {"prompt": prompt}
             for path in order:
                 url = stack.engine_url if path == "direct" else gateways[path]
-                answer = await stream_chat(session, url, messages, 12)
+                answer = await stream_chat(session, url, messages, max_tokens)
                 row[path] = {"ttft": answer.ttft, "mode": answer.mode, "usage": answer.usage,
                              "times": answer.token_times, "fallback": answer.fallback}
             results.append(row)
@@ -609,13 +609,17 @@ async def main() -> int:
     parser.add_argument("--engine-port", type=int, default=0)
     parser.add_argument("--gateway-ports", default="", help="comma-separated, else free ports")
     parser.add_argument("--items", type=Path, default=ROOT / "lkn/eval/data/items.jsonl")
-    parser.add_argument("--per-language", type=int, default=100)
-    parser.add_argument("--answer-tokens", type=int, default=48)
+    parser.add_argument("--per-language", type=int, default=40)
+    parser.add_argument("--answer-tokens", type=int, default=20)
+    parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--records", type=Path, help="reuse answers from an earlier auroc run")
     parser.add_argument("--stream", type=int, default=3000)
     parser.add_argument("--probe-tokens", type=int, default=1)
     parser.add_argument("--rounds", type=int, default=1)
-    parser.add_argument("--warmup", type=int, default=40)
+    parser.add_argument("--warmup", type=int, default=30)
+    parser.add_argument("--threshold", type=float, default=0.3,
+                        help="LKN_ENTROPY_THRESHOLD of the entropy gateways in the ttft phase")
+    parser.add_argument("--ttft-tokens", type=int, default=4)
     parser.add_argument("--overload", default="20,45,60,6", help="base,step,after s,clients")
     parser.add_argument("--target-rate", type=float, default=0.3)
     parser.add_argument("--out", type=Path, default=Path("bench_decisions.json"))
@@ -636,7 +640,8 @@ async def main() -> int:
         elif phases & {"auroc", "rate"}:
             items = load_items(args.items, args.per_language)
             say(f"answering {len(items)} questions with logprobs")
-            records = await answer_items(stack.engine_url, items, args.answer_tokens, 2)
+            records = await answer_items(stack.engine_url, items, args.answer_tokens,
+                                         args.concurrency)
             (workdir / "records.json").write_text(json.dumps(records))
             say(f"answers kept in {workdir / 'records.json'}")
         if "auroc" in phases:
@@ -645,7 +650,7 @@ async def main() -> int:
             report["rate"] = report_rate(records, args.stream, args.probe_tokens)
         if "ttft" in phases:
             report["ttft"] = await phase_ttft(stack, ports, args.probe_tokens, args.rounds,
-                                              args.warmup)  # fmt: skip
+                                              args.warmup, args.threshold, args.ttft_tokens)
             for proc in stack.gateways:
                 proc.terminate()
         if "overload" in phases:

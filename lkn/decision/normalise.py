@@ -16,9 +16,9 @@ from collections import deque
 from dataclasses import dataclass
 
 _CATEGORIES = (
-    ("code", ("code_fence", "stack_trace", "code", "code_topic")),
-    ("math", ("math", "math_words")),
-    ("multi_step", ("multi_step",)),
+    ("code", ("code_fence", "stack_trace", "code", "code_topic", "code_request")),
+    ("math", ("math", "math_words", "word_problem", "proof", "counting_probability")),
+    ("multi_step", ("multi_step", "reasoning_cue")),
     ("long", ("long_prompt",)),
 )
 

@@ -29,6 +29,7 @@ def test_language_of_reads_a_bounded_head() -> None:
 @pytest.mark.parametrize(("signals", "category"), [
     ((), "plain"), (("math", "math_words"), "math"), (("long_prompt", "code"), "code"),
     (("multi_step",), "multi_step"), (("long_prompt",), "long"),
+    (("word_problem",), "math"), (("code_request",), "code"), (("reasoning_cue",), "multi_step"),
 ])
 def test_category_of(signals: tuple[str, ...], category: str) -> None:
     assert category_of(signals) == category

@@ -1,0 +1,55 @@
+"""The decision benchmark's own maths, and its replay of the homeostat (no engine needed)."""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+import random
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+pytestmark = pytest.mark.fast
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def bench() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("bench_decisions",
+                                                  ROOT / "scripts/bench_decisions.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["bench_decisions"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_auroc_matches_hand_counts() -> None:
+    b = bench()
+    assert b.auroc([0.9, 0.8, 0.1, 0.2], [True, True, False, False]) == 1.0
+    assert b.auroc([0.1, 0.2, 0.9, 0.8], [True, True, False, False]) == 0.0
+    # One tie between a positive and a negative counts half: (1 + 0.5) / 2.
+    assert b.auroc([0.5, 0.9, 0.5], [True, True, False]) == pytest.approx(0.75)
+    assert b.auroc([0.5], [True]) is None
+    point, low, high = b.auroc_ci([0.9, 0.8, 0.1, 0.2] * 5, [True, True, False, False] * 5)
+    assert point == 1.0 and low is not None and high is not None and low <= point <= high
+
+
+def record(lang: str, p: float, wrong: bool, index: int) -> dict[str, object]:
+    rest = (1.0 - p) / 3
+    position = [["Yes", math.log(p)]] + [[f"n{i}", math.log(rest)] for i in range(3)]
+    return {"id": f"{lang}-{index}", "lang": lang, "category": "c", "wrong": wrong,
+            "prompt": ("What is it?" if lang == "en" else "¿Qué es?") + f" {index}",
+            "positions": [position], "chosen": ["Yes"]}
+
+
+def test_replay_holds_the_set_point() -> None:
+    b = bench()
+    rnd = random.Random(4)
+    records = [record(lang, rnd.uniform(0.3, 0.99), rnd.random() < 0.3, i)
+               for i in range(80) for lang in ("en", "es")]
+    row = b.replay(records, 0.2, 2000, 1, 1, "max")
+    assert abs(row["realised_after_warmup"] - 0.2) <= 0.03
+    assert abs(row["realised_unseen"] - 0.2) <= 0.05
