@@ -47,6 +47,7 @@ class Gateway:
         self._streams: set[Exchange] = set()
         decider.homeostat.watch(lambda: Load(self._active, settings.max_concurrency))
         self.stopping = False
+        self._cut = False
 
     @classmethod
     async def start(cls, settings: Settings) -> Gateway:
@@ -169,14 +170,14 @@ class Gateway:
 
     # ---- the end of every request ---------------------------------------------------
 
-    def finished(self, exchange: Exchange, outcome: Outcome, error: BaseException | None) -> None:
+    def finished(self, exchange: Exchange, outcome: Outcome) -> None:
         """One finished exchange: count it, log it once."""
         usage = exchange.usage
         if usage is not None:
             self.metrics.child(self.metrics.tokens, "prompt").inc(usage.prompt_tokens)
             self.metrics.child(self.metrics.tokens, "completion").inc(usage.completion_tokens)
-        self._report(exchange.frontend, exchange.request.route.label, exchange.request_id,
-                     exchange.engine, outcome, error, exchange)  # fmt: skip
+        self._report(exchange.frontend, exchange.route, exchange.request_id, exchange.engine,
+                     outcome, outcome.error, exchange)
 
     def _report(self, frontend: str, route: str, rid: str, engine: str, outcome: Outcome,
                 error: BaseException | None, exchange: Exchange | None) -> None:  # fmt: skip
@@ -216,6 +217,8 @@ class Gateway:
 
     def opened(self, exchange: Exchange) -> None:
         self._streams.add(exchange)
+        if self._cut:  # it started after the grace period ended
+            exchange.interrupt()
 
     def closed(self, exchange: Exchange) -> None:
         self._streams.discard(exchange)
@@ -227,6 +230,7 @@ class Gateway:
         deadline = time.monotonic() + grace
         while self._streams and time.monotonic() < deadline:
             await asyncio.sleep(min(0.05, max(0.0, deadline - time.monotonic())))
+        self._cut = True
         streams = list(self._streams)
         if streams:
             log.warning("shutdown grace over: ending open streams count=%d", len(streams))

@@ -161,6 +161,11 @@ class Exchange:
         self._waiting: asyncio.Task[object] | None = None
 
     @property
+    def route(self) -> str:
+        """The route label it is counted under (``probe`` for a decision only)."""
+        return "probe" if self.shape is Shape.PROBE else self.request.route.label
+
+    @property
     def engine(self) -> str:
         """The engine serving the request, or the last one tried ("" before any)."""
         return self._engine
@@ -175,6 +180,7 @@ class Exchange:
             gateway.log_prompt(self.request)
             model = gateway.engine_model(self.request)
             if self.shape is Shape.PROBE and not gateway.decider.needs_engine:
+                gateway.pool.candidates(model)  # an unknown model is still 404
                 self.decision = await self.decide(None)
                 return self
             pool = gateway.pool
@@ -183,10 +189,11 @@ class Exchange:
             )
             if self.shape is Shape.STREAM:
                 gateway.opened(self)
-            ttft = time.monotonic() - self.started
-            gateway.metrics.child(gateway.metrics.ttft, self.request.route.label).observe(ttft)
-            if self.shape is Shape.STREAM:
-                gateway.decider.homeostat.observe_ttft(ttft)
+            if self.shape is not Shape.PROBE:
+                ttft = time.monotonic() - self.started
+                gateway.metrics.child(gateway.metrics.ttft, self.route).observe(ttft)
+                if self.shape is Shape.STREAM:
+                    gateway.decider.homeostat.observe_ttft(ttft)
         except BaseException as exc:
             self._end(exc)
             raise
@@ -376,7 +383,7 @@ class Exchange:
             gateway.leave()
         if self.shape is Shape.STREAM:
             gateway.closed(self)
-        gateway.finished(self, outcome, error)
+        gateway.finished(self, outcome)
 
     def _probe_verdict(self, verdict: Verdict) -> Verdict:
         """A probe settles by how the probe itself ended: failure for an engine error,

@@ -56,9 +56,16 @@ class Fault(enum.Enum):
     ERROR_EVENT = "error_event"
     ABORT_503 = "abort_503"
     SLOW = "slow"
+    #: Mid-stream: `[DONE]` with no finish chunk (a proxy that cut the stream short).
+    DONE_EARLY = "done_early"
+    #: Mid-stream: an event that is not JSON, then silence until the request is aborted.
+    MALFORMED = "malformed"
 
 
-_MID_STREAM = frozenset({Fault.DROP_MID_STREAM, Fault.STALL_MID_STREAM, Fault.ERROR_EVENT, Fault.ABORT_503})
+_MID_STREAM = frozenset(
+    {Fault.DROP_MID_STREAM, Fault.STALL_MID_STREAM, Fault.ERROR_EVENT, Fault.ABORT_503, Fault.DONE_EARLY,
+     Fault.MALFORMED}
+)
 
 
 @dataclass
@@ -415,8 +422,9 @@ class SGLangDouble:
     logprob is the chosen token's); otherwise a fixed confident distribution is used.
     Fault knobs: `slow_delay` is the per-token delay under Fault.SLOW, `fault_after` the number of
     content tokens sent before a mid-stream fault, `drop_grace` the pause before DROP_MID_STREAM
-    cuts the connection. Client disconnects cancel the handler (aiohttp `handler_cancellation`)
-    and are recorded in `cancelled_rids`."""
+    cuts the connection. `refuse_with` (a status, e.g. 503) makes every generation request answer
+    that status with SGLang's queue-full error until it is set back to None. Client disconnects
+    cancel the handler (aiohttp `handler_cancellation`) and are recorded in `cancelled_rids`."""
 
     def __init__(
         self, *, model: str = "smollm2", reply: str | None = None, token_delay: float = 0.0,
@@ -425,6 +433,7 @@ class SGLangDouble:
     ) -> None:  # fmt: skip
         self.model = model
         self.ready = ready
+        self.refuse_with: int | None = None
         self.url = ""
         self.port = 0
         self.received: list[Received] = []
@@ -594,6 +603,8 @@ class SGLangDouble:
             await resp.write(r.error_event(message) + _DONE)
             await resp.write_eof()
             return resp
+        if self.refuse_with is not None:
+            return r.error(self.refuse_with, QUEUE_FULL, str(self.refuse_with))
         fault = self._take_fault(request.path)
         if fault is Fault.HTTP_500:
             return r.error(500, "Internal server error: injected by SGLangDouble", "InternalServerError")
@@ -676,6 +687,14 @@ class SGLangDouble:
                 if fault is Fault.ABORT_503:
                     await resp.write(r.abort_503(done) + _DONE)
                     await resp.write_eof()
+                    return resp
+                if fault is Fault.DONE_EARLY:
+                    await resp.write(_DONE)
+                    await resp.write_eof()
+                    return resp
+                if fault is Fault.MALFORMED:
+                    await resp.write(b"data: {not json\n\n")
+                    await self._pause(job, 3600.0)
                     return resp
             await resp.write(r.end(done, "abort" if job.aborted else plan.finish, final_sent) + _DONE)
             await resp.write_eof()
