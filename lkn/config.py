@@ -162,6 +162,10 @@ class Settings:
     decision_note: bool = False
     #: Gateway processes sharing the ports (SO_REUSEPORT); 1 = this process serves alone.
     workers: int = 1
+    #: Continue a stream on another engine when its engine fails after the first byte.
+    resume: bool = False
+    #: Other engines tried to continue one stream.
+    resume_attempts: int = 2
 
 
 class _Reader:
@@ -382,6 +386,8 @@ def load_settings(
         model_variants=r.flag("LKN_MODEL_VARIANTS", True),
         decision=decision,
         workers=r.integer("LKN_WORKERS", 1, minimum=1, maximum=64),
+        resume=r.flag("LKN_RESUME", False),
+        resume_attempts=r.integer("LKN_RESUME_ATTEMPTS", 2, minimum=1, maximum=16),
         placement=PlacementSettings(
             policy=r.choice("LKN_PLACEMENT", "least_loaded", PLACEMENT_POLICIES),
             block_chars=r.integer("LKN_PLACEMENT_BLOCK_CHARS", 256, minimum=16, maximum=65536),

@@ -39,6 +39,7 @@ from lkn.engines.wire import parse_completion
 from lkn.errors import DeadlineExceeded, EngineError, EngineTimeout, LknError, ShuttingDown
 from lkn.outcome import CLIENT_GONE_ERRORS, Kind, Outcome, classify
 from lkn.pool import Lease
+from lkn.resume import Resume
 from lkn.speculative import hold
 from lkn.types import (
     PASSTHROUGH,
@@ -159,6 +160,10 @@ class Exchange:
         self._probe: _ObservedEngine | None = None
         self._interrupted = False
         self._waiting: asyncio.Task[object] | None = None
+        self._resume = (
+            Resume.of(request, gateway.settings.resume, gateway.settings.resume_attempts)
+            if shape is Shape.STREAM else None
+        )
 
     @property
     def route(self) -> str:
@@ -169,6 +174,10 @@ class Exchange:
     def engine(self) -> str:
         """The engine serving the request, or the last one tried ("" before any)."""
         return self._engine
+
+    @property
+    def deadline(self) -> float | None:
+        return self._deadline
 
     # ---- entry ------------------------------------------------------------------------
 
@@ -306,13 +315,19 @@ class Exchange:
                 try:
                     chunk = await self._rest.__anext__()
                 except StopAsyncIteration:
-                    self._finished = True
                     if self.finish_reason is None:
-                        raise self._stop(EngineError(
+                        cut = EngineError(
                             f"engine {self.engine} ended the stream without a finish reason",
-                            engine=self.engine)) from None  # fmt: skip
+                            engine=self.engine)  # fmt: skip
+                        if await self._resumed(cut):
+                            continue
+                        self._finished = True
+                        raise self._stop(cut) from None
+                    self._finished = True
                     raise
                 except LknError as exc:
+                    if await self._resumed(exc):
+                        continue
                     raise self._stop(exc) from None
                 except asyncio.CancelledError:
                     task = self._waiting
@@ -332,8 +347,26 @@ class Exchange:
             # The engine is always asked for usage; the client only sees it if it asked.
             if chunk.usage_only and not self.request.include_usage:
                 continue
+            if self._resume is not None:
+                self._resume.note(chunk)
             self.chunks += 1
             return chunk
+
+    async def _resumed(self, error: LknError) -> bool:
+        """With ``LKN_RESUME``: continue on another engine after a failure mid-stream."""
+        resume = self._resume
+        if resume is None or self._interrupted or self._deadline_passed() or not resume.wants(error):
+            return False
+        if self._rest is not None:
+            await _close(self._rest)  # the failed engine is told to drop the request
+        self._rest = None
+        rest = await resume.resume(self, error)
+        if rest is None:
+            return False
+        self._rest = rest
+        if self.lease is not None:
+            self._engine = self.lease.engine.name
+        return True
 
     def _stop(self, exc: BaseException) -> BaseException:
         self._finished = True

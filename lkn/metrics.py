@@ -46,6 +46,12 @@ class Metrics:
             "lkn_engine_retries", "Requests retried on another engine before the first byte.",
             registry=r,
         )
+        self.resumes = Counter(
+            "lkn_stream_resumes",
+            "Streams whose engine failed after the first byte (LKN_RESUME), by result: "
+            "resumed on another engine, failed (none could continue), budget_spent.",
+            ("result",), registry=r,
+        )
         self.engine_failures = Counter(
             "lkn_engine_failures", "Engine failures counted by the breakers.", ("engine",),
             registry=r,
