@@ -7,9 +7,11 @@ environment wins over the file. A bad value raises :class:`ConfigError` naming t
 
 from __future__ import annotations
 
+import difflib
+import math
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TypeVar
 from urllib.parse import urlsplit
@@ -166,13 +168,55 @@ class Settings:
     resume: bool = False
     #: Other engines tried to continue one stream.
     resume_attempts: int = 2
+    # -- client connections and exposure --
+    #: Seconds a client has to send a request's headers (from the connection or the last reply).
+    header_timeout: float = 10.0
+    #: Seconds a client has to send a request's body once its headers are in.
+    body_timeout: float = 30.0
+    #: Seconds an idle keep-alive connection (REST or gRPC) is kept open.
+    idle_timeout: float = 60.0
+    #: Open client connections on the REST port; more are closed at once.
+    max_connections: int = 1024
+    #: Serve /metrics without the API key (for a scraper on a trusted network).
+    metrics_public: bool = False
+    #: What X-LKN-Engine and the decision name: ``name`` (engine-1, ...) or ``address``.
+    engine_header: str = "name"
+    #: Problems worth a warning at start-up (unknown LKN_* names), not errors.
+    warnings: tuple[str, ...] = ()
+
+    def public_engine(self, name: str) -> str:
+        """How clients see an engine: ``engine-N`` (its place in LKN_ENGINE_URLS), or its
+        address with ``LKN_ENGINE_HEADER=address``."""
+        if self.engine_header == "address":
+            return name
+        for number, spec in enumerate(self.engines, start=1):
+            if spec.name == name:
+                return f"engine-{number}"
+        return "engine"
+
+
+#: The defaults, each written once (in the dataclasses above).
+D = Settings()
+DD = DecisionSettings()
+H = HomeostatSettings()
+P = PlacementSettings()
+#: ``LKN_*`` names the scripts and tools read, not the gateway.
+TOOL_NAMES = frozenset({
+    "LKN_ENV_FILE", "LKN_LOG_DIR", "LKN_CACHE", "LKN_ROOT", "LKN_PYTHON", "LKN_INSTALL",
+    "LKN_WITH_WEBUI", "LKN_FOREGROUND", "LKN_SMOKE", "LKN_GATEWAY_URL", "LKN_ENGINE_URL",
+    "LKN_WEBUI_URL", "LKN_CHROMIUM", "LKN_START_TIMEOUT", "LKN_STOP_TIMEOUT", "LKN_CPU_STUB",
+    "LKN_SGL_KERNEL_STUB_TRACE", "LKN_PID_DIR", "LKN_WORKER",
+})
 
 
 class _Reader:
     def __init__(self, values: Mapping[str, str]) -> None:
         self._values = values
+        #: Every name a setting was looked up under (the known names).
+        self.asked: set[str] = set()
 
     def raw(self, name: str) -> str | None:
+        self.asked.add(name)
         value = self._values.get(name)
         if value is None:
             return None
@@ -207,12 +251,14 @@ class _Reader:
     ) -> float:
         def parse(raw: str) -> float:
             value = float(raw)
-            if value != value or value < minimum or (maximum is not None and value > maximum):
+            if not math.isfinite(value):
+                raise ValueError("not a finite number")
+            if value < minimum or (maximum is not None and value > maximum):
                 raise ValueError("out of range")
             return value
 
         upper = f" and <= {maximum}" if maximum is not None else ""
-        return self.get(name, default, parse, f"a number >= {minimum}{upper}")
+        return self.get(name, default, parse, f"a finite number >= {minimum}{upper}")
 
     def flag(self, name: str, default: bool) -> bool:
         def parse(raw: str) -> bool:
@@ -236,8 +282,14 @@ class _Reader:
 
 
 def parse_engines(raw: str) -> tuple[EngineSpec, ...]:
-    """``[kind=]url[,[kind=]url...]`` -> engine specs; kind is ``sglang`` (default) or ``openai``."""
+    """``[kind=]url[,[kind=]url...]`` -> engine specs; kind is ``sglang`` (default) or ``openai``.
+
+    A URL is the engine's base (``http://host:port``); a trailing ``/v1`` is accepted and
+    dropped (the gateway adds the API paths itself), any other path is refused. Two URLs
+    naming the same host and port are refused.
+    """
     specs: list[EngineSpec] = []
+    seen: dict[tuple[str, int], str] = {}
     for item in raw.split(","):
         item = item.strip()
         if not item:
@@ -247,19 +299,40 @@ def parse_engines(raw: str) -> tuple[EngineSpec, ...]:
             kind, item = (part.strip() for part in item.split("=", 1))
             if kind not in ENGINE_KINDS:
                 raise ValueError(f"unknown engine kind {kind!r}")
-        parts = urlsplit(item)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(f"{item!r} is not an http(s) URL")
-        try:
-            parts.port
-        except ValueError:
-            raise ValueError(f"{item!r} has a bad port") from None
-        specs.append(EngineSpec(url=item.rstrip("/"), kind=kind))
+        url, where = normalise_engine_url(item)
+        if where in seen:
+            raise ValueError(f"{item!r} and {seen[where]!r} are the same engine")
+        seen[where] = item
+        specs.append(EngineSpec(url=url, kind=kind))
     if not specs:
         raise ValueError("no engine URL")
-    if len({spec.url for spec in specs}) != len(specs):
-        raise ValueError("an engine URL is listed twice")
     return tuple(specs)
+
+
+def normalise_engine_url(item: str) -> tuple[str, tuple[str, int]]:
+    """The base URL (lower-case scheme and host, no ``/v1``) and its (host, port)."""
+    parts = urlsplit(item)
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"{item!r} is not an http(s) URL")
+    try:
+        port = parts.port
+    except ValueError:
+        raise ValueError(f"{item!r} has a bad port") from None
+    if parts.query or parts.fragment or parts.username or parts.password:
+        raise ValueError(f"{item!r} must be a plain http(s)://host:port URL")
+    path = parts.path.rstrip("/")
+    if path.lower() == "/v1":
+        path = ""
+    if path:
+        raise ValueError(f"{item!r} has the path {parts.path!r}: give the engine's base URL "
+                         "(http://host:port; the gateway adds /v1/... itself)")
+    scheme = parts.scheme.lower()
+    host = parts.hostname.lower()
+    if port is None:
+        port = 443 if scheme == "https" else 80
+    shown = f"[{host}]" if ":" in host else host
+    netloc = shown if parts.port is None else f"{shown}:{port}"
+    return f"{scheme}://{netloc}", (host, port)
 
 
 def parse_origins(raw: str) -> tuple[str, ...]:
@@ -302,17 +375,17 @@ def _homeostat_settings(r: _Reader) -> HomeostatSettings:
     return HomeostatSettings(
         target_rate=None if target is None or target.lower() == "off"
         else r.number("LKN_TARGET_RATE", 0.0, 0.0, 1.0),
-        window=r.integer("LKN_HOMEOSTAT_WINDOW", 200, minimum=10, maximum=100_000),
-        min_samples=r.integer("LKN_HOMEOSTAT_MIN_SAMPLES", 30, minimum=1),
-        band=r.number("LKN_HOMEOSTAT_BAND", 0.02, 0.0, 1.0),
-        dwell=r.number("LKN_HOMEOSTAT_DWELL", 2.0),
-        integral_gain=r.number("LKN_HOMEOSTAT_GAIN", 0.003, 0.0, 0.1),
-        shed=r.flag("LKN_SHED", True),
-        queue_set_point=r.number("LKN_SHED_QUEUE", 8.0),
-        ttft_set_point=r.number("LKN_SHED_TTFT", 5.0),
-        ttft_horizon=r.number("LKN_SHED_TTFT_HORIZON", 10.0, minimum=0.1),
-        in_flight_limit=r.integer("LKN_SHED_IN_FLIGHT", 0),
-        restore=r.number("LKN_SHED_RESTORE", 0.6, 0.0, 1.0),
+        window=r.integer("LKN_HOMEOSTAT_WINDOW", H.window, minimum=10, maximum=100_000),
+        min_samples=r.integer("LKN_HOMEOSTAT_MIN_SAMPLES", H.min_samples, minimum=1),
+        band=r.number("LKN_HOMEOSTAT_BAND", H.band, 0.0, 1.0),
+        dwell=r.number("LKN_HOMEOSTAT_DWELL", H.dwell),
+        integral_gain=r.number("LKN_HOMEOSTAT_GAIN", H.integral_gain, 0.0, 0.1),
+        shed=r.flag("LKN_SHED", H.shed),
+        queue_set_point=r.number("LKN_SHED_QUEUE", H.queue_set_point),
+        ttft_set_point=r.number("LKN_SHED_TTFT", H.ttft_set_point),
+        ttft_horizon=r.number("LKN_SHED_TTFT_HORIZON", H.ttft_horizon, minimum=0.1),
+        in_flight_limit=r.integer("LKN_SHED_IN_FLIGHT", H.in_flight_limit),
+        restore=r.number("LKN_SHED_RESTORE", H.restore, 0.0, 1.0),
     )
 
 
@@ -335,71 +408,102 @@ def load_settings(
         raise ConfigError(f"LKN_ENV_FILE={str(path)!r} is invalid: the file does not exist")
 
     r = _Reader(env)
-    max_tokens_fluido = r.integer("LKN_MAX_TOKENS_FLUIDO", 150, minimum=1)
+    max_tokens_fluido = r.integer("LKN_MAX_TOKENS_FLUIDO", DD.max_tokens_fluido, minimum=1)
     decision = DecisionSettings(
-        mode=r.choice("LKN_MODE", "homeostatic", MODES),
-        strategy=r.choice("LKN_DECISION_STRATEGY", "rules", STRATEGIES),
-        entropy_threshold=r.number("LKN_ENTROPY_THRESHOLD", 0.6, 0.0, 1.0),
-        probe_top_k=r.integer("LKN_PROBE_TOP_K", 10, minimum=1, maximum=20),
-        probe_tokens=r.integer("LKN_PROBE_TOKENS", 1, minimum=1, maximum=16),
-        probe_timeout=r.number("LKN_PROBE_TIMEOUT", 2.0, minimum=0.01),
+        mode=r.choice("LKN_MODE", DD.mode, MODES),
+        strategy=r.choice("LKN_DECISION_STRATEGY", DD.strategy, STRATEGIES),
+        entropy_threshold=r.number("LKN_ENTROPY_THRESHOLD", DD.entropy_threshold, 0.0, 1.0),
+        probe_top_k=r.integer("LKN_PROBE_TOP_K", DD.probe_top_k, minimum=1, maximum=20),
+        probe_tokens=r.integer("LKN_PROBE_TOKENS", DD.probe_tokens, minimum=1, maximum=16),
+        probe_timeout=r.number("LKN_PROBE_TIMEOUT", DD.probe_timeout, minimum=0.01),
         max_tokens_fluido=max_tokens_fluido,
-        intervention=r.text("LKN_INTERVENTION_PROMPT", DEFAULT_INTERVENTION),
-        shadow=r.flag("LKN_SHADOW", False),
-        score_feature=r.choice("LKN_SCORE_FEATURE", "max", SCORE_FEATURES),
-        score_normalise=r.flag("LKN_SCORE_NORMALISE", True),
+        intervention=r.text("LKN_INTERVENTION_PROMPT", DD.intervention),
+        shadow=r.flag("LKN_SHADOW", DD.shadow),
+        score_feature=r.choice("LKN_SCORE_FEATURE", DD.score_feature, SCORE_FEATURES),
+        score_normalise=r.flag("LKN_SCORE_NORMALISE", DD.score_normalise),
         homeostat=_homeostat_settings(r),
-        speculative=r.flag("LKN_SPECULATIVE", True),
-        restart_placement=r.choice("LKN_RESTART_PLACEMENT", "after", ("after", "system")),
+        speculative=r.flag("LKN_SPECULATIVE", DD.speculative),
+        restart_placement=r.choice("LKN_RESTART_PLACEMENT", DD.restart_placement,
+                                   ("after", "system")),
     )
-    return Settings(
+    settings = Settings(
         engines=r.get(
             "LKN_ENGINE_URLS",
-            Settings.engines,
+            D.engines,
             parse_engines,
             "a comma-separated list of http(s) URLs, each optionally prefixed 'openai='",
         ),
-        engine_model=r.text("ENGINE_MODEL", Settings.engine_model),
-        engine_mem_fraction=r.number("ENGINE_MEM_FRACTION", 0.85, 0.0, 1.0),
-        host=r.text("LKN_HOST", "127.0.0.1"),
-        port=r.integer("LKN_PORT", 8000, maximum=65535),
-        grpc_host=r.text("LKN_GRPC_HOST", r.text("LKN_HOST", "127.0.0.1")),
-        grpc_port=r.integer("LKN_GRPC_PORT", 50051, maximum=65535),
-        grpc_enabled=r.flag("LKN_GRPC_ENABLED", True),
-        api_key=r.raw("LKN_API_KEY"),
-        breaker_failures=r.integer("LKN_BREAKER_FAILURES", 5, minimum=1),
-        breaker_reset=r.number("LKN_BREAKER_RESET", 30.0, minimum=0.01),
-        breaker_trial_wait=r.number("LKN_BREAKER_TRIAL_WAIT", 10.0),
-        connect_timeout=r.number("LKN_CONNECT_TIMEOUT", 5.0, minimum=0.01),
-        read_timeout=r.number("LKN_READ_TIMEOUT", 300.0, minimum=0.01),
-        request_timeout=r.number("LKN_REQUEST_TIMEOUT", 0.0),
-        health_interval=r.number("LKN_HEALTH_INTERVAL", 2.0, minimum=0.05),
-        health_timeout=r.number("LKN_HEALTH_TIMEOUT", 2.0, minimum=0.05),
-        ready_failures=r.integer("LKN_READY_FAILURES", 3, minimum=1),
-        ready_successes=r.integer("LKN_READY_SUCCESSES", 2, minimum=1),
-        max_body_bytes=r.integer("LKN_MAX_BODY_BYTES", 4 * 1024 * 1024, minimum=1024),
-        max_concurrency=r.integer("LKN_MAX_CONCURRENCY", 256, minimum=1),
-        engine_connections=r.integer("LKN_ENGINE_CONNECTIONS", 512, minimum=1),
-        shutdown_grace=r.number("LKN_SHUTDOWN_GRACE", 10.0),
-        log_level=r.choice("LKN_LOG_LEVEL", "info", ("debug", "info", "warning", "error")).upper(),
-        log_prompts=r.flag("LKN_LOG_PROMPTS", False),
-        model_variants=r.flag("LKN_MODEL_VARIANTS", True),
+        engine_model=r.text("ENGINE_MODEL", D.engine_model),
+        engine_mem_fraction=r.number("ENGINE_MEM_FRACTION", D.engine_mem_fraction, 0.0, 1.0),
+        host=r.text("LKN_HOST", D.host),
+        port=r.integer("LKN_PORT", D.port, maximum=65535),
+        grpc_host=r.text("LKN_GRPC_HOST", r.text("LKN_HOST", D.host)),
+        grpc_port=r.integer("LKN_GRPC_PORT", D.grpc_port, maximum=65535),
+        grpc_enabled=r.flag("LKN_GRPC_ENABLED", D.grpc_enabled),
+        api_key=_api_key(r, env),
+        breaker_failures=r.integer("LKN_BREAKER_FAILURES", D.breaker_failures, minimum=1),
+        breaker_reset=r.number("LKN_BREAKER_RESET", D.breaker_reset, minimum=0.01),
+        breaker_trial_wait=r.number("LKN_BREAKER_TRIAL_WAIT", D.breaker_trial_wait),
+        connect_timeout=r.number("LKN_CONNECT_TIMEOUT", D.connect_timeout, minimum=0.01),
+        read_timeout=r.number("LKN_READ_TIMEOUT", D.read_timeout, minimum=0.01),
+        request_timeout=r.number("LKN_REQUEST_TIMEOUT", D.request_timeout),
+        health_interval=r.number("LKN_HEALTH_INTERVAL", D.health_interval, minimum=0.05),
+        health_timeout=r.number("LKN_HEALTH_TIMEOUT", D.health_timeout, minimum=0.05),
+        ready_failures=r.integer("LKN_READY_FAILURES", D.ready_failures, minimum=1),
+        ready_successes=r.integer("LKN_READY_SUCCESSES", D.ready_successes, minimum=1),
+        max_body_bytes=r.integer("LKN_MAX_BODY_BYTES", D.max_body_bytes, minimum=1024),
+        max_concurrency=r.integer("LKN_MAX_CONCURRENCY", D.max_concurrency, minimum=1),
+        engine_connections=r.integer("LKN_ENGINE_CONNECTIONS", D.engine_connections, minimum=1),
+        shutdown_grace=r.number("LKN_SHUTDOWN_GRACE", D.shutdown_grace),
+        log_level=r.choice("LKN_LOG_LEVEL", D.log_level.lower(),
+                           ("debug", "info", "warning", "error")).upper(),
+        log_prompts=r.flag("LKN_LOG_PROMPTS", D.log_prompts),
+        model_variants=r.flag("LKN_MODEL_VARIANTS", D.model_variants),
         decision=decision,
-        workers=r.integer("LKN_WORKERS", 1, minimum=1, maximum=64),
-        resume=r.flag("LKN_RESUME", False),
-        resume_attempts=r.integer("LKN_RESUME_ATTEMPTS", 2, minimum=1, maximum=16),
+        workers=r.integer("LKN_WORKERS", D.workers, minimum=1, maximum=64),
+        resume=r.flag("LKN_RESUME", D.resume),
+        resume_attempts=r.integer("LKN_RESUME_ATTEMPTS", D.resume_attempts, minimum=1, maximum=16),
         placement=PlacementSettings(
-            policy=r.choice("LKN_PLACEMENT", "least_loaded", PLACEMENT_POLICIES),
-            block_chars=r.integer("LKN_PLACEMENT_BLOCK_CHARS", 256, minimum=16, maximum=65536),
-            max_blocks=r.integer("LKN_PLACEMENT_MAX_BLOCKS", 128, minimum=1, maximum=4096),
-            record_blocks=r.integer("LKN_PLACEMENT_RECORD_BLOCKS", 16384, minimum=1,
+            policy=r.choice("LKN_PLACEMENT", P.policy, PLACEMENT_POLICIES),
+            block_chars=r.integer("LKN_PLACEMENT_BLOCK_CHARS", P.block_chars, minimum=16,
+                                  maximum=65536),
+            max_blocks=r.integer("LKN_PLACEMENT_MAX_BLOCKS", P.max_blocks, minimum=1,
+                                 maximum=4096),
+            record_blocks=r.integer("LKN_PLACEMENT_RECORD_BLOCKS", P.record_blocks, minimum=1,
                                     maximum=1 << 22),
-            max_imbalance=r.integer("LKN_PLACEMENT_MAX_IMBALANCE", 4),
+            max_imbalance=r.integer("LKN_PLACEMENT_MAX_IMBALANCE", P.max_imbalance),
         ),
         engine_api_key=r.raw("ENGINE_API_KEY"),
-        sse_keepalive=r.number("LKN_SSE_KEEPALIVE", 15.0),
-        cors_origins=r.get("LKN_CORS_ORIGINS", (), parse_origins,
+        sse_keepalive=r.number("LKN_SSE_KEEPALIVE", D.sse_keepalive),
+        cors_origins=r.get("LKN_CORS_ORIGINS", D.cors_origins, parse_origins,
                            "a comma-separated list of origins like https://chat.example.org, or *"),
-        reasoning_field=r.choice("LKN_REASONING_FIELD", "reasoning_content", REASONING_FIELDS),
-        decision_note=r.flag("LKN_DECISION_NOTE", False),
+        reasoning_field=r.choice("LKN_REASONING_FIELD", D.reasoning_field, REASONING_FIELDS),
+        decision_note=r.flag("LKN_DECISION_NOTE", D.decision_note),
+        header_timeout=r.number("LKN_HEADER_TIMEOUT", D.header_timeout, minimum=0.1),
+        body_timeout=r.number("LKN_BODY_TIMEOUT", D.body_timeout, minimum=0.1),
+        idle_timeout=r.number("LKN_IDLE_TIMEOUT", D.idle_timeout, minimum=0.1),
+        max_connections=r.integer("LKN_MAX_CONNECTIONS", D.max_connections, minimum=1),
+        metrics_public=r.flag("LKN_METRICS_PUBLIC", D.metrics_public),
+        engine_header=r.choice("LKN_ENGINE_HEADER", D.engine_header, ("name", "address")),
     )
+    return replace(settings, warnings=unknown_names(env, r.asked))
+
+
+def _api_key(r: _Reader, env: Mapping[str, str]) -> str | None:
+    key = r.raw("LKN_API_KEY")
+    if key is None and "LKN_API_KEY" in env:
+        raise ConfigError("LKN_API_KEY is set but empty: set a key, or remove the line to run "
+                          "without one")
+    return key
+
+
+def unknown_names(env: Mapping[str, str], known: set[str]) -> tuple[str, ...]:
+    """A warning for each ``LKN_*`` name no setting reads, with the closest known name."""
+    warnings = []
+    for name in sorted(env):
+        if not name.startswith("LKN_") or name in known or name in TOOL_NAMES:
+            continue
+        close = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.6)
+        hint = f"; did you mean {close[0]}?" if close else ""
+        warnings.append(f"{name} is not a setting of the gateway and is ignored{hint}")
+    return tuple(warnings)

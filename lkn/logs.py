@@ -1,10 +1,34 @@
-"""Structured logging: one logfmt line per event (``ts=… level=… logger=… msg=…``)."""
+"""Structured logging: one logfmt line per event (``ts=… level=… logger=… msg=…``).
+
+Every text value formatted into a line is escaped (quoted when it holds a space, ``=``, a
+quote or a control character), so a value a client chose (a request id, a model name) can
+neither forge a line nor a key; a line never spans two lines.
+"""
 
 from __future__ import annotations
 
+import json
 import logging
+import re
 import sys
 import time
+
+#: A value with any other character is quoted.
+_UNPLAIN = re.compile(r"[^A-Za-z0-9\-_.,:/@+*%()\[\]<>!?#~^&|;'$]")
+#: Characters JSON leaves as they are that would still break a line or its encoding.
+_ODD = re.compile("[\x7f\u0085\u2028\u2029\ud800-\udfff]")
+
+
+def escape(value: str) -> str:
+    """``value`` as a logfmt value: unchanged when plain, else double-quoted and escaped."""
+    if value and _UNPLAIN.search(value) is None:
+        return value
+    quoted = json.dumps(value, ensure_ascii=False)  # escapes quotes, backslashes, controls
+    return _ODD.sub(lambda odd: f"\\u{ord(odd.group()):04x}", quoted)
+
+
+def _one_line(text: str) -> str:
+    return text.replace("\r", "\\r").replace("\n", "\\n")
 
 
 class LogfmtFormatter(logging.Formatter):
@@ -12,11 +36,22 @@ class LogfmtFormatter(logging.Formatter):
         ts = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
         line = (
             f"ts={ts}.{int(record.msecs):03d}Z level={record.levelname.lower()} "
-            f"logger={record.name} {record.getMessage()}"
+            f"logger={record.name} {_one_line(self._message(record))}"
         )
         if record.exc_info:
-            line += " exc=" + repr(self.formatException(record.exc_info))
+            line += " exc=" + escape(self.formatException(record.exc_info))
         return line
+
+    @staticmethod
+    def _message(record: logging.LogRecord) -> str:
+        args = record.args
+        if isinstance(args, tuple) and args:
+            safe = tuple(escape(a) if isinstance(a, str) else a for a in args)
+            try:
+                return str(record.msg) % safe
+            except (TypeError, ValueError):
+                pass
+        return record.getMessage()
 
 
 def configure(level: str) -> None:

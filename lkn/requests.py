@@ -11,6 +11,7 @@ from lkn.types import GenerateRequest, JSONObject, JSONValue, Route
 
 _ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
 OVERRIDES = frozenset({"fluido", "analitico", "auto"})
+_INT32_MAX = 2**31 - 1
 
 
 def _is_int(value: JSONValue) -> bool:
@@ -33,15 +34,22 @@ def _check_int(body: JSONObject, key: str, minimum: int, maximum: int | None = N
         raise BadRequest(f"'{key}' must be >= {minimum}{upper}, got {value}", param=key)
 
 
-def _check_number(body: JSONObject, key: str, minimum: float, maximum: float) -> None:
+def _check_number(
+    body: JSONObject, key: str, minimum: float, maximum: float, above_minimum: bool = False
+) -> None:
+    """A finite number in ``[minimum, maximum]`` (``(minimum, maximum]`` with ``above_minimum``);
+    NaN and infinities fail every range."""
     value = body.get(key)
     if value is None:
         return
     if not _is_number(value):
         raise BadRequest(f"'{key}' must be a number", param=key)
     assert isinstance(value, (int, float))
-    if not minimum <= value <= maximum:
-        raise BadRequest(f"'{key}' must be between {minimum} and {maximum}", param=key)
+    low_ok = value > minimum if above_minimum else value >= minimum
+    if not (low_ok and value <= maximum):
+        bounds = (f"above {minimum} and at most {maximum}" if above_minimum
+                  else f"between {minimum} and {maximum}")
+        raise BadRequest(f"'{key}' must be {bounds}", param=key)
 
 
 def _check_common(body: JSONObject) -> tuple[bool, bool]:
@@ -71,6 +79,13 @@ def _check_common(body: JSONObject) -> tuple[bool, bool]:
     _check_number(body, "top_p", 0.0, 1.0)
     _check_number(body, "presence_penalty", -2.0, 2.0)
     _check_number(body, "frequency_penalty", -2.0, 2.0)
+    # SGLang's sampling extensions (also the gRPC SamplingParams): the engine's own ranges.
+    _check_number(body, "min_p", 0.0, 1.0)
+    _check_number(body, "repetition_penalty", 0.0, 2.0, above_minimum=True)
+    _check_int(body, "top_k", -1, _INT32_MAX)
+    if body.get("top_k") == 0:
+        raise BadRequest("'top_k' must be -1 (off) or at least 1", param="top_k")
+    _check_int(body, "seed", -(2**63), 2**63 - 1)
     stop = body.get("stop")
     if stop is not None and not isinstance(stop, str):
         if not (isinstance(stop, list) and all(isinstance(s, str) for s in stop)):

@@ -14,6 +14,7 @@ from aiohttp import web
 from lkn.config import Settings
 from lkn.gateway import Gateway
 from lkn.rest import create_app
+from lkn.rest.limits import BoundedSite, ConnectionGuard
 from lkn.rpc import RpcServer, start_rpc
 
 log = logging.getLogger(__name__)
@@ -45,7 +46,8 @@ async def running(settings: Settings) -> AsyncIterator[Running]:
     await runner.setup()
     rpc: RpcServer | None = None
     try:
-        site = web.TCPSite(runner, settings.host, settings.port, backlog=1024,
+        guard = ConnectionGuard(settings, gateway.metrics.registry)
+        site = BoundedSite(runner, guard, settings.host, settings.port, backlog=1024,
                            reuse_port=settings.workers > 1 or None)
         await site.start()
         server = site._server
@@ -73,6 +75,8 @@ async def serve(settings: Settings) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     async with running(settings) as run:
+        for warning in settings.warnings:
+            log.warning("config %s", warning)
         engines = ", ".join(e.url for e in settings.engines)
         grpc = f"{settings.grpc_host}:{run.grpc_port}" if run.grpc_port is not None else "off"
         log.info(

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import time
 from dataclasses import dataclass
 
@@ -21,7 +20,6 @@ from lkn.types import GenerateRequest, JSONObject, ProbeResult, Route
 
 log = logging.getLogger("lkn.decision")
 
-_UNSAFE = re.compile(r"[^\x20-\x7e]+")
 
 
 @dataclass(frozen=True)
@@ -44,8 +42,10 @@ def probe_body(request: GenerateRequest) -> JSONObject:
 
 
 def _failed(exc: BaseException) -> ProbeOutcome:
-    # The text travels in a response header: one printable ASCII line, kept short.
-    detail = _UNSAFE.sub(" ", str(exc)).strip()[:160]
+    # It travels in a response header: the error's kind and the engine's status, never its
+    # text (which can quote the request) or the engine's address.
+    status = getattr(exc, "upstream_status", None)
+    detail = f"engine status {status}" if isinstance(status, int) else ""
     name = type(exc).__name__
     return ProbeOutcome(
         fallback=f"probe_failed: {name}: {detail}" if detail else f"probe_failed: {name}",

@@ -87,6 +87,8 @@ class HttpEngineClient:
         if deadline is None:
             return self._default_timeout
         remaining = max(0.001, deadline - time.monotonic())
+        if self._settings.request_timeout:  # one rule: the tighter of the two bounds
+            remaining = min(remaining, self._settings.request_timeout)
         return aiohttp.ClientTimeout(
             total=remaining,
             sock_connect=min(self._settings.connect_timeout, remaining),

@@ -23,6 +23,7 @@ from lkn.errors import (
 #: Statuses that say "at capacity, come back later": 429 and 503 (SGLang's full queue and
 #: its request timeouts) and 529 (overloaded). They never count against an engine.
 OVERLOAD_STATUSES = frozenset({429, 503, 529})
+from lkn.privacy import scrub
 from lkn.types import Chunk, JSONObject, JSONValue, TopToken, Usage
 
 
@@ -30,6 +31,7 @@ def error_for_status(
     status: int, message: str, engine: str, retry_after: float | None = None
 ) -> EngineError:
     """Map an engine status code to the typed error the gateway raises."""
+    message = scrub(message)  # engines quote the request back: keep it out of logs and bodies
     text = f"engine {engine}: {message}" if message else f"engine {engine} answered {status}"
     if status in (408, 504):
         return EngineTimeout(text, engine=engine, upstream_status=status)

@@ -12,6 +12,8 @@ from lkn.gateway import Gateway, new_request_id
 from lkn.lifecycle import Exchange
 from lkn.metrics import CONTENT_TYPE
 from lkn.requests import parse_request
+from lkn.rest import access
+from lkn.rest.body import read_json
 from lkn.outcome import CLIENT_GONE_ERRORS
 from lkn.rest.errors import (
     GATEWAY,
@@ -33,32 +35,11 @@ _SSE_HEADERS = {
     "X-Accel-Buffering": "no",
 }
 _DONE = b"data: [DONE]\n\n"
-_PUBLIC = frozenset({"/health", "/ready", "/metrics"})
-
-
-@web.middleware
-async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    if request.path not in _PUBLIC:
-        header = request.headers.get("Authorization", "")
-        token = header[7:].strip() if header[:7].lower() == "bearer " else None
-        request.app[GATEWAY].authorize(token)
-    return await handler(request)
 
 
 async def _read_json(request: web.Request) -> JSONValue:
-    gateway = request.app[GATEWAY]
-    limit = gateway.settings.max_body_bytes
-    if request.content_length is not None and request.content_length > limit:
-        raise BodyTooLarge(
-            f"the request body is {request.content_length} bytes; the limit is {limit}",
-            code="request_too_large",
-        )
-    raw = await request.read()
-    try:
-        body: JSONValue = json.loads(raw)
-    except ValueError as exc:
-        raise BadRequest(f"the request body is not valid JSON: {exc}", code="invalid_json") from None
-    return body
+    settings = request.app[GATEWAY].settings
+    return await read_json(request, settings.max_body_bytes, settings.body_timeout)
 
 
 def _to_request(request: web.Request, route: Route, body: JSONValue) -> GenerateRequest:
@@ -192,10 +173,11 @@ async def metrics(request: web.Request) -> web.Response:
 def create_app(gateway: Gateway) -> web.Application:
     """The aiohttp application for one gateway (the caller owns the gateway's lifetime)."""
     app = web.Application(
-        middlewares=[error_middleware, auth_middleware],
+        middlewares=[error_middleware, access.auth_middleware],
         client_max_size=gateway.settings.max_body_bytes,
     )
     app[GATEWAY] = gateway
+    access.install(app)
     app.router.add_post("/v1/chat/completions", chat_completions)
     app.router.add_post("/v1/completions", completions)
     app.router.add_post("/v1/lkn/probe", probe)

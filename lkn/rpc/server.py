@@ -20,6 +20,7 @@ from grpc_reflection.v1alpha import reflection, reflection_pb2, reflection_pb2_g
 from lkn._proto.lkn.v1 import gateway_pb2, gateway_pb2_grpc
 from lkn.config import Settings
 from lkn.gateway import Gateway
+from lkn.rpc.decode import DecodeGuard
 from lkn.rpc.servicer import GatewayServicer
 
 log = logging.getLogger(__name__)
@@ -120,7 +121,10 @@ async def start_rpc(gateway: Gateway, settings: Settings) -> RpcServer:
             # Never share the port silently with another process (only with sibling workers).
             ("grpc.so_reuseport", 1 if settings.workers > 1 else 0),
             ("grpc.max_receive_message_length", settings.max_body_bytes),
-        ]
+            # An idle client connection is closed like an idle REST keep-alive connection.
+            ("grpc.max_connection_idle_ms", int(settings.idle_timeout * 1000)),
+        ],
+        interceptors=[DecodeGuard(gateway)],
     )
     _register(gateway_pb2_grpc.add_GatewayServicer_to_server, GatewayServicer(gateway), server)
     health_servicer = HealthServicer()

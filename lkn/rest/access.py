@@ -1,0 +1,67 @@
+"""Who may see what on the REST surface.
+
+With ``LKN_API_KEY`` set, every path needs the key except ``/health`` (a liveness probe),
+``/metrics`` when ``LKN_METRICS_PUBLIC`` opens it to a scraper, and ``/ready``, which without
+the key says only whether the gateway is ready (its engine details need the key). Responses
+carry no ``Server`` version banner, and ``X-LKN-Engine`` names the engine (``engine-1``)
+unless ``LKN_ENGINE_HEADER=address``.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from lkn.errors import NoEngineAvailable, Unauthorized
+from lkn.rest.errors import GATEWAY, Handler
+
+_SERVER = "lkn"
+
+
+def bearer_token(request: web.Request) -> str | None:
+    """The bearer token, or ``""`` for one that cannot be a key (not valid UTF-8)."""
+    header = request.headers.get("Authorization", "")
+    if header[:7].lower() != "bearer ":
+        return None
+    token = header[7:].strip()
+    try:
+        token.encode("utf-8")
+    except UnicodeEncodeError:  # aiohttp keeps undecodable header bytes as surrogates
+        return ""
+    return token
+
+
+def _ready_summary(request: web.Request) -> web.Response:
+    gateway = request.app[GATEWAY]
+    if gateway.ready():
+        return web.json_response({"status": "ready"})
+    retry = gateway.pool.retry_after()
+    error = NoEngineAvailable("no inference engine is ready", retry_after=retry)
+    return web.json_response({"status": "unavailable", "error": error.to_openai()}, status=503,
+                             headers={"Retry-After": str(max(1, round(retry)))})
+
+
+@web.middleware
+async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    gateway = request.app[GATEWAY]
+    path = request.path
+    if path == "/health" or (path == "/metrics" and gateway.settings.metrics_public):
+        return await handler(request)
+    try:
+        gateway.authorize(bearer_token(request))
+    except Unauthorized:
+        if path == "/ready":
+            return _ready_summary(request)
+        raise
+    return await handler(request)
+
+
+async def _headers(request: web.Request, response: web.StreamResponse) -> None:
+    response.headers["Server"] = _SERVER
+    engine = response.headers.get("X-LKN-Engine")
+    if engine is not None:
+        response.headers["X-LKN-Engine"] = request.app[GATEWAY].settings.public_engine(engine)
+
+
+def install(app: web.Application) -> None:
+    """No version banner, and engines named, not addressed, on every response of ``app``."""
+    app.on_response_prepare.append(_headers)
