@@ -117,8 +117,8 @@ async def test_entropy_threshold_is_strictly_above() -> None:
 @pytest.mark.parametrize(("error", "prefix", "reason"), [
     (EngineError("engine x answered 500", engine="x"), "probe_failed: EngineError", "failed"),
     (EngineTimeout("engine x did not answer in time", engine="x"), "probe_timeout", "timeout"),
-    (RuntimeError("bug\nwith newline"), "probe_failed: RuntimeError: bug with newline",
-     "failed"),
+    # Only the kind of error: its text can quote the request or name the engine's address.
+    (RuntimeError("bug\nwith newline"), "probe_failed: RuntimeError", "failed"),
 ])
 async def test_failed_probe_falls_back_to_rules(
     error: BaseException, prefix: str, reason: str
