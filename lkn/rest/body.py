@@ -115,12 +115,12 @@ def parse_json(raw: bytes) -> JSONValue:
 
 async def read_json(request: web.Request, limit: int, timeout: float) -> JSONValue:
     """The request's JSON body, read within ``timeout`` seconds and ``limit`` bytes."""
-    check_media_type(request)
     if request.content_length is not None and request.content_length > limit:
         raise BodyTooLarge(
             f"the request body is {request.content_length} bytes; the limit is {limit}",
             code="request_too_large",
         )
+    check_media_type(request)
     try:
         raw = await asyncio.wait_for(request.read(), timeout)
     except asyncio.TimeoutError:
