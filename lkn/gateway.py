@@ -190,13 +190,13 @@ class Gateway:
             metrics.child(metrics.duration, route).observe(elapsed)
             elapsed_ms = elapsed * 1000.0
         if outcome.kind is Kind.SUCCESS:
-            if log.isEnabledFor(logging.INFO):
-                decision = exchange.decision if exchange is not None else None
+            if log.isEnabledFor(logging.INFO) and exchange is not None:
+                decision = exchange.decision
                 log.info(
-                    "request rid=%s engine=%s frontend=%s route=%s mode=%s status=200 "
-                    "outcome=success duration_ms=%.1f",
-                    rid, engine or "-", frontend, route,
-                    decision.mode.value if decision is not None else "-", elapsed_ms,
+                    "request rid=%s engine=%s frontend=%s route=%s mode=%s strategy=%s "
+                    "signals=%s score=%s status=200 outcome=success duration_ms=%.1f",
+                    rid, engine or "-", frontend, route, decision.mode.value, decision.strategy,
+                    ",".join(decision.signals) or "-", decision.score_text or "-", elapsed_ms,
                 )
             return
         if error is not None:

@@ -1,13 +1,15 @@
 """Benchmark the gateway against the SGLang test double: CPU per request, added TTFT, streaming
-throughput against the double alone (REST and gRPC), and peak memory.
+throughput against the double alone (REST and gRPC), and peak memory; and the same figures for
+a minimal aiohttp pass-through proxy (scripts/passthrough_proxy.py) as a reference.
 
     PYTHONPATH=. python scripts/bench.py [--quick] [--json-only]
 
-The double and the gateway each run in their own process (``python -m tests.sglang_double``,
-``python -m lkn serve`` with default settings apart from ports and the engine URL); the load
-generator runs here, so its CPU never counts as the gateway's. CPU time is read from
-``/proc/<pid>/stat``, peak RSS from ``VmHWM`` in ``/proc/<pid>/status`` (Linux only).
-Prints a table with the targets, then one JSON line with every figure.
+The double, the gateway and the proxy each run in their own process (``python -m
+tests.sglang_double``, ``python -m lkn serve`` at its default settings apart from ports and the
+engine URL: info logging, rules decisions, metrics); the load generator runs here, so its CPU
+never counts as theirs. CPU time is read from ``/proc/<pid>/stat``, peak RSS from ``VmHWM`` in
+``/proc/<pid>/status`` (Linux only). Prints a table with the targets, then one JSON line with
+every figure.
 """
 
 from __future__ import annotations
@@ -48,12 +50,16 @@ REQUEST_TIMEOUT = 30.0
 #: A process that used this many cores during a run is reported as (nearly) saturating one.
 SATURATED = 0.8
 
+#: Concurrency of the CPU-per-request and TTFT-under-load figures.
+LOAD_C = 64
+
 TARGETS: dict[str, tuple[str, float, str]] = {
     # figure: (comparison, bound, unit)
-    "gateway_cpu_ms_per_request": ("<=", 0.7, "ms"),
-    "rest_throughput_ratio_c64": (">=", 0.95, "x"),
-    "added_ttft_p50_ms": ("<=", 2.0, "ms"),
-    "gateway_peak_rss_mib": ("<=", 100.0, "MiB"),
+    "gateway_cpu_ms_per_request": ("<=", 0.35, "ms"),
+    "gateway_cpu_ms_per_stream_rest": ("<=", 4.0, "ms"),
+    "added_ttft_p50_ms_c64": ("<=", 5.0, "ms"),
+    "rest_throughput_ratio_c64": (">=", 0.98, "x"),
+    "gateway_peak_rss_mib": ("<=", 80.0, "MiB"),
 }
 
 
@@ -165,6 +171,18 @@ def child_env() -> dict[str, str]:
 def start_double(token_delay: float, name: str, logdir: Path) -> tuple[Child, str]:
     argv = [sys.executable, "-m", "tests.sglang_double", "--port", "0",
             "--token-delay", str(token_delay)]  # fmt: skip
+    return start_announcing(name, argv, logdir)
+
+
+def start_proxy(upstream: str, name: str, logdir: Path) -> tuple[Child, str]:
+    """The minimal pass-through reference in front of ``upstream``."""
+    argv = [sys.executable, str(ROOT / "scripts" / "passthrough_proxy.py"),
+            "--upstream", upstream]  # fmt: skip
+    return start_announcing(name, argv, logdir)
+
+
+def start_announcing(name: str, argv: list[str], logdir: Path) -> tuple[Child, str]:
+    """Start a process that prints ``READY <url>`` once it listens."""
     child = Child(name, argv, child_env(), logdir, stdout_pipe=True)
     assert child.proc.stdout is not None
     deadline = time.monotonic() + 20.0
@@ -454,17 +472,19 @@ def per_ms(seconds: float, count: int) -> float | None:
 
 async def cpu_per_request(report: Report, plan: Plan, gw: GatewayProc, double: Child,
                           key: str, label: str) -> None:  # fmt: skip
-    """Gateway CPU per non-streamed 16-token answer, token delay 0, concurrency 16; the median of
-    three rounds so one burst of outside load does not decide the figure."""
+    """CPU of ``gw`` per non-streamed 16-token answer, token delay 0, concurrency 64; the median
+    of three rounds so one burst of outside load does not decide the figure."""
     watched = {"gateway": gw.child, "double": double}
     connector = aiohttp.TCPConnector(limit=0)
     async with aiohttp.ClientSession(connector=connector) as session:
         one = rest_unary(session, gw.url, 16)
-        await drive(f"{label} warm-up", one, min(200, plan.requests), 16, plan.duration, watched)
+        await drive(f"{label} warm-up", one, min(200, plan.requests), LOAD_C, plan.duration,
+                    watched)  # fmt: skip
         rounds = []
         total = Run(label)
         for _ in range(3):
-            run = await drive(label, one, max(1, plan.requests // 3), 16, plan.duration, watched)
+            run = await drive(label, one, max(1, plan.requests // 3), LOAD_C, plan.duration,
+                              watched)  # fmt: skip
             total.add(run)
             if run.ok:
                 rounds.append(run.cpu["gateway"] * 1000.0 / run.ok)
@@ -474,20 +494,20 @@ async def cpu_per_request(report: Report, plan: Plan, gw: GatewayProc, double: C
 
 
 async def cpu_per_stream(report: Report, plan: Plan, gw: GatewayProc, double: Child,
-                         channel: grpc.aio.Channel) -> None:  # fmt: skip
-    """Gateway CPU per streamed answer of ``plan.tokens`` tokens (token delay 0, concurrency 16)."""
+                         channel: grpc.aio.Channel | None, prefix: str = "gateway") -> None:  # fmt: skip
+    """CPU of ``gw`` per streamed answer of ``plan.tokens`` tokens (token delay 0, concurrency
+    16); gRPC too when a channel is given."""
     watched = {"gateway": gw.child, "double": double}
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
-        kinds: dict[str, OneRequest] = {
-            "rest": rest_stream(session, gw.url, plan.tokens),
-            "grpc": grpc_stream(channel, plan.tokens),
-        }
+        kinds: dict[str, OneRequest] = {"rest": rest_stream(session, gw.url, plan.tokens)}
+        if channel is not None:
+            kinds["grpc"] = grpc_stream(channel, plan.tokens)
         for kind, one in kinds.items():
-            await drive(f"{kind} stream warm-up", one, 32, 16, plan.duration, watched)
-            run = await drive(f"{kind} stream cpu c16 delay0", one, plan.streams, 16, plan.duration,
-                              watched)  # fmt: skip
+            await drive(f"{prefix} {kind} stream warm-up", one, 32, 16, plan.duration, watched)
+            run = await drive(f"{prefix} {kind} stream cpu c16 delay0", one, plan.streams, 16,
+                              plan.duration, watched)  # fmt: skip
             report.record(run)
-            report.figures[f"gateway_cpu_ms_per_stream_{kind}"] = per_ms(run.cpu["gateway"], run.ok)
+            report.figures[f"{prefix}_cpu_ms_per_stream_{kind}"] = per_ms(run.cpu["gateway"], run.ok)
 
 
 async def saturation(report: Report, plan: Plan, gw: GatewayProc, double: Child,
@@ -543,17 +563,54 @@ async def ttft(report: Report, plan: Plan, gw: GatewayProc, double: Child, doubl
         report.figures[f"added_ttft_{q}_ms"] = added
 
 
+async def ttft_under_load(report: Report, plan: Plan, targets: dict[str, tuple[str, Child]],
+                          double: Child) -> None:  # fmt: skip
+    """Time to first content at concurrency 64 (token delay ``plan.token_delay``): waves of 64
+    streams per target, the targets taking turns wave by wave so drift hits all alike.
+    ``targets``: name -> (base URL, process); "direct" is the double itself."""
+    tokens = 8
+    waves = max(2, plan.waves)
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
+        runs = {name: Run(f"ttft {name} c{LOAD_C}") for name in targets}
+        ones = {name: rest_stream(session, url, tokens) for name, (url, _) in targets.items()}
+        for name, one in ones.items():
+            await drive(f"ttft {name} warm-up", one, LOAD_C, LOAD_C, plan.duration, {})
+        for wave in range(waves):
+            order = list(targets) if wave % 2 == 0 else list(reversed(targets))
+            for name in order:
+                watched = {"gateway": targets[name][1], "double": double}
+                runs[name].add(await drive(runs[name].label, ones[name], LOAD_C, LOAD_C,
+                                           plan.duration, watched))  # fmt: skip
+    direct = None
+    for name, run in runs.items():
+        report.record(run)
+        ms = [t * 1000.0 for t in run.ttfts]
+        p50 = round(percentile(ms, 0.5), 3) if ms else None
+        report.figures[f"ttft_{name}_p50_ms_c{LOAD_C}"] = p50
+        if name == "direct":
+            direct = p50
+    for name in targets:
+        if name == "direct":
+            continue
+        p50 = report.figures[f"ttft_{name}_p50_ms_c{LOAD_C}"]
+        added = round(p50 - direct, 3) if p50 is not None and direct is not None else None
+        key = f"added_ttft_p50_ms_c{LOAD_C}" if name == "gateway" else f"{name}_added_ttft_p50_ms_c{LOAD_C}"
+        report.figures[key] = added
+
+
 async def throughput(report: Report, plan: Plan, gw: GatewayProc, double: Child, double_url: str,
-                     channel: grpc.aio.Channel) -> None:  # fmt: skip
+                     channel: grpc.aio.Channel, proxy: GatewayProc) -> None:  # fmt: skip
     """Streamed answers of ``plan.tokens`` tokens at ``plan.token_delay`` s/token: tokens per
     second through the gateway (REST, gRPC) over tokens per second direct, per concurrency.
-    Each target runs ``plan.waves`` waves of ``c`` requests, split ABC then CBA against drift."""
+    Each target runs ``plan.waves`` waves of ``c`` requests, split ABC then CBA against drift;
+    the pass-through proxy runs beside them as the reference."""
     watched = {"gateway": gw.child, "double": double}
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
         targets: dict[str, OneRequest] = {
             "direct": rest_stream(session, double_url, plan.tokens),
             "rest": rest_stream(session, gw.url, plan.tokens),
             "grpc": grpc_stream(channel, plan.tokens),
+            "passthrough": rest_stream(session, proxy.url, plan.tokens),
         }
         for c in plan.concurrency:
             suffix = f"c{c}_delay{plan.token_delay:g}"
@@ -565,8 +622,10 @@ async def throughput(report: Report, plan: Plan, gw: GatewayProc, double: Child,
                     continue
                 order = list(targets) if half == 0 else list(reversed(targets))
                 for name in order:
+                    who = {"gateway": proxy.child if name == "passthrough" else gw.child,
+                           "double": double}
                     totals[name].add(await drive(totals[name].label, targets[name], waves * c, c,
-                                                 plan.duration, watched))  # fmt: skip
+                                                 plan.duration, who))  # fmt: skip
             base = totals["direct"]
             base_rate = base.tokens / base.wall if base.wall else 0.0
             report.figures[f"direct_tokens_per_s_c{c}"] = round(base_rate, 1)
@@ -579,9 +638,9 @@ async def throughput(report: Report, plan: Plan, gw: GatewayProc, double: Child,
                 report.figures[f"{name}_throughput_ratio_c{c}"] = (
                     round(rate / base_rate, 4) if base_rate else None
                 )
-                report.figures[f"gateway_cpu_ms_per_stream_{name}_{suffix}"] = per_ms(
-                    run.cpu["gateway"], run.ok
-                )
+                key = ("passthrough_cpu_ms_per_stream_rest" if name == "passthrough"
+                       else f"gateway_cpu_ms_per_stream_{name}")
+                report.figures[f"{key}_{suffix}"] = per_ms(run.cpu["gateway"], run.ok)
 
 
 async def bench(plan: Plan, report: Report, workdir: Path, profile: Path | None) -> None:
@@ -601,15 +660,24 @@ async def bench(plan: Plan, report: Report, workdir: Path, profile: Path | None)
     gateways = [gw_fast, gw_slow]
     for gw in gateways:
         log(f"{gw.child.name} ready at {gw.url}, grpc {gw.grpc_target} (pid {gw.child.pid})")
+    proxies = []
+    for name, url in (("passthrough-delay0", url0), ("passthrough-delayed", urld)):
+        child, proxy_url = start_proxy(url, name, workdir)
+        proxies.append(GatewayProc(child, proxy_url, ""))
+        log(f"{name} (reference) at {proxy_url} (pid {child.pid})")
+    proxy_fast, proxy_slow = proxies
     idle = {g.child.name: g.child.cpu() for g in gateways}
     await asyncio.sleep(2.0)  # one health-check period of the default settings
     report.figures["gateway_idle_cores"] = round(
         max(g.child.cpu() - idle[g.child.name] for g in gateways) / 2.0, 4
     )
 
-    log(f"non-streamed CPU: {plan.requests} requests, 16 tokens, concurrency 16, log level info")
+    log(f"non-streamed CPU: {plan.requests} requests, 16 tokens, concurrency {LOAD_C}, "
+        "default settings (log level info)")  # fmt: skip
     await cpu_per_request(report, plan, gw_fast, double0, "gateway_cpu_ms_per_request",
-                          "rest unary c16 delay0 info")  # fmt: skip
+                          f"rest unary c{LOAD_C} delay0")  # fmt: skip
+    await cpu_per_request(report, plan, proxy_fast, double0, "passthrough_cpu_ms_per_request",
+                          f"passthrough unary c{LOAD_C} delay0")  # fmt: skip
     if plan.warning_log:
         log("non-streamed CPU again with LKN_LOG_LEVEL=warning")
         gw_quiet = await start_gateway(url0, "gateway-warning", workdir, env_file,
@@ -617,7 +685,7 @@ async def bench(plan: Plan, report: Report, workdir: Path, profile: Path | None)
         gateways.append(gw_quiet)
         await cpu_per_request(report, plan, gw_quiet, double0,
                               "gateway_cpu_ms_per_request_log_warning",
-                              "rest unary c16 delay0 warning")  # fmt: skip
+                              f"rest unary c{LOAD_C} delay0 warning")  # fmt: skip
         report.figures["gateway_quiet_peak_rss_mib"] = round(gw_quiet.child.peak_rss_mib(), 1)
         gw_quiet.child.stop()
         gateways.remove(gw_quiet)
@@ -625,19 +693,28 @@ async def bench(plan: Plan, report: Report, workdir: Path, profile: Path | None)
     async with grpc.aio.insecure_channel(gw_fast.grpc_target) as fast_channel:
         log(f"streamed CPU: {plan.streams} streams of {plan.tokens} tokens, REST and gRPC")
         await cpu_per_stream(report, plan, gw_fast, double0, fast_channel)
+    await cpu_per_stream(report, plan, proxy_fast, double0, None, prefix="passthrough")
     log("saturation check: streams at concurrency 64, token delay 0")
     await saturation(report, plan, gw_fast, double0, url0)
 
     log(f"TTFT: {plan.ttft_pairs} pairs at concurrency 1, token delay {plan.token_delay:g} s")
     await ttft(report, plan, gw_slow, doubled, urld)
+    log(f"TTFT under load: waves of {LOAD_C} streams, direct, gateway and pass-through")
+    await ttft_under_load(report, plan, {
+        "direct": (urld, doubled), "gateway": (gw_slow.url, gw_slow.child),
+        "passthrough": (proxy_slow.url, proxy_slow.child),
+    }, doubled)  # fmt: skip
 
     async with grpc.aio.insecure_channel(gw_slow.grpc_target) as slow_channel:
         log(f"throughput: {plan.tokens}-token streams at {plan.token_delay:g} s/token, "
             f"concurrency {plan.concurrency}")  # fmt: skip
-        await throughput(report, plan, gw_slow, doubled, urld, slow_channel)
+        await throughput(report, plan, gw_slow, doubled, urld, slow_channel, proxy_slow)
 
     report.figures["gateway_peak_rss_mib"] = round(max(g.child.peak_rss_mib() for g in gateways), 1)
-    for g in gateways:
+    report.figures["passthrough_peak_rss_mib"] = round(
+        max(p.child.peak_rss_mib() for p in proxies), 1
+    )
+    for g in gateways + proxies:
         g.child.stop()
     double0.stop()
     doubled.stop()

@@ -86,6 +86,8 @@ class LiveEngine:
     log_dir: Path
     port: int = field(default_factory=free_port)
     start_timeout: float = 900.0
+    #: The model name it reports on /v1/models (None: the script's default).
+    served_name: str | None = None
 
     @property
     def url(self) -> str:
@@ -108,6 +110,8 @@ class LiveEngine:
         else:
             extra["ENGINE_LLAMACPP_PORT"] = str(self.port)
             extra["ENGINE_PORT"] = str(self.port)
+        if self.served_name is not None:
+            extra["ENGINE_SERVED_MODEL_NAME"] = self.served_name
         return script_env(self.log_dir, **extra)
 
     def start(self) -> None:

@@ -338,7 +338,7 @@ async def test_metrics_and_log_line_carry_the_decision(
     async with SGLangDouble(top_logprobs=FLAT) as double:
         gw = await start_gateway(make_settings(double.url, grpc_enabled=False,
                                                decision={"strategy": "hybrid"}))
-        with caplog.at_level(logging.INFO, logger="lkn.decision"):
+        with caplog.at_level(logging.DEBUG, logger="lkn.decision"):
             _, first, _ = await post(http, gw.v1 + "/chat/completions", chat(secret))
             _, second, _ = await post(http, gw.v1 + "/chat/completions", chat(HARD))
         async with http.get(gw.url + "/metrics") as r:

@@ -188,7 +188,7 @@ async def test_sockets_use_tcp_nodelay(gw: GatewayUnderTest) -> None:
     session = engine._session
     connector = session.connector
     assert connector is not None
-    async with session.get("health"):
+    async with session.get(engine._url("/health")):
         pass
     conns = [p.transport for protos in connector._conns.values() for p, _ in protos]
     assert conns, "keep-alive connection to the engine expected"

@@ -4,7 +4,8 @@ Order of precedence: ``LKN_MODE=passthrough`` (no decision at all), Open WebUI h
 (``### Task:``, always FLUIDO, never probed, even on a ``+analitico`` model variant), the
 per-request override, then the configured strategy (``rules``, ``entropy`` or ``hybrid``).
 A probe that fails or runs out of time falls back to the rules; it never fails a request.
-Every decision is counted and logged once (logger ``lkn.decision``, no prompt text).
+Every decision is counted once and logged at debug level (logger ``lkn.decision``, no prompt
+text); the request's info line names its mode, strategy and signals.
 """
 
 from __future__ import annotations
@@ -128,7 +129,11 @@ class Decider:
     ) -> None:
         applied = "true" if decision.applied else "false"
         self._metrics.child(self._metrics.decisions, decision.mode.value, decision.strategy, applied).inc()
-        log.info(
+        # The request's one info line (logger lkn.gateway) carries the decision; its details
+        # are logged here at debug level.
+        if not log.isEnabledFor(logging.DEBUG):
+            return
+        log.debug(
             "decision rid=%s engine=%s mode=%s strategy=%s score=%s threshold=%s signals=%s "
             "fallback=%s applied=%s probe_ms=%s est_tokens=%s",
             request.request_id,

@@ -20,6 +20,7 @@ from contextlib import contextmanager
 from types import TracebackType
 
 import aiohttp
+from yarl import URL
 
 from lkn.config import EngineSpec, Settings
 from lkn.engines.wire import (
@@ -61,7 +62,6 @@ class HttpEngineClient:
             sock_read=settings.read_timeout,
         )
         self._session = aiohttp.ClientSession(
-            base_url=spec.url + "/",
             connector=connector,
             timeout=self._default_timeout,
             auto_decompress=False,
@@ -72,9 +72,17 @@ class HttpEngineClient:
                      if settings.engine_api_key else None),
         )
         self._background: set[asyncio.Task[None]] = set()
+        #: Absolute URLs per path, built once (joining a base URL costs on every request).
+        self._urls: dict[str, URL] = {}
         #: The engine's served model name, learnt from ``/v1/models``.
         self.model_id: str | None = None
         self.max_model_len: int | None = None
+
+    def _url(self, path: str) -> URL:
+        url = self._urls.get(path)
+        if url is None:
+            url = self._urls[path] = URL(self.url + path)
+        return url
 
     async def close(self) -> None:
         if self._background:
@@ -111,7 +119,7 @@ class HttpEngineClient:
             wire["model"] = self.model_id
         with self._errors(rid, "before answering"):
             response = await self._session.post(
-                path.lstrip("/"),
+                self._url(path),
                 data=json.dumps(wire).encode(),
                 headers=_JSON_HEADERS,
                 timeout=self._timeout(deadline),
@@ -226,7 +234,7 @@ class HttpEngineClient:
     async def _abort(self, rid: str) -> None:
         try:
             async with self._session.post(
-                "abort_request",
+                self._url("/abort_request"),
                 data=json.dumps({"rid": rid}).encode(),
                 headers=_JSON_HEADERS,
                 timeout=aiohttp.ClientTimeout(total=5.0),
@@ -297,7 +305,8 @@ class HttpEngineClient:
         client_timeout = aiohttp.ClientTimeout(total=timeout)
         try:
             for path in ("ready", "health"):
-                async with self._session.get(path, timeout=client_timeout) as response:
+                async with self._session.get(self._url("/" + path),
+                                             timeout=client_timeout) as response:
                     await response.read()
                     if response.status in (404, 405) and path == "ready":
                         continue
@@ -319,7 +328,7 @@ class HttpEngineClient:
             ) from None
 
     async def _learn_model(self, timeout: aiohttp.ClientTimeout) -> None:
-        async with self._session.get("v1/models", timeout=timeout) as response:
+        async with self._session.get(self._url("/v1/models"), timeout=timeout) as response:
             if response.status != 200:
                 return
             try:

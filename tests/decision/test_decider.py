@@ -263,7 +263,7 @@ async def test_one_log_line_and_metrics_per_decision_without_prompt_text(
     metrics = Metrics()
     d = make(metrics, strategy="entropy")
     secret = "my secret diary entry about quantum physics"
-    with caplog.at_level(logging.INFO, logger="lkn.decision"):
+    with caplog.at_level(logging.DEBUG, logger="lkn.decision"):
         await d.decide(chat(secret), engine(positions=(FLAT,)), None)
     lines = [r.getMessage() for r in caplog.records if r.name == "lkn.decision"]
     assert len(lines) == 1
