@@ -1,0 +1,296 @@
+"""Cache-aware placement against least-loaded, on two live SGLang engines.
+
+    python scripts/bench_placement.py                      # starts two SGLang CPU engines
+    python scripts/bench_placement.py --engines URL1,URL2  # engines already running
+                                                           # (with --enable-cache-report)
+
+For each policy (least_loaded, then cache_aware) it empties both engines' prefix caches
+(``/flush_cache``), starts a gateway with ``LKN_PLACEMENT=<policy>``, and runs the same
+workload: ``--chats`` three-turn conversations, ``--concurrency`` of them at a time, every
+turn streamed. Each conversation opens with its own document, so a later turn's prompt is
+mostly history. The figures come from SGLang itself: ``usage.prompt_tokens_details.
+cached_tokens`` (``--enable-cache-report``). A later turn *reuses its conversation's
+prefix* when the engine had at least the previous turn's whole prompt cached. Time to first
+token is measured at the client, to the first content chunk.
+
+Decisions are off (``LKN_MODE=passthrough``) so that the prompts the engines see are the
+clients' own; everything else is at the gateway's defaults. Everything it starts is stopped
+at the end; logs go to ``--log-dir``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import aiohttp
+
+ROOT = Path(__file__).resolve().parents[1]
+WORDS = (
+    "river stone market lantern harbor engine garden winter copper signal forest candle "
+    "ladder orbit meadow thunder basket canyon violin glacier pepper tunnel marble falcon "
+    "quiet bright narrow ancient rapid golden hollow gentle silver crooked distant humble"
+).split()
+SYSTEM = "You are a concise assistant. Answer in one or two sentences."
+FOLLOW_UPS = ("Summarise that in five words.", "Now give one more detail.")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def document(seed: int, words: int) -> str:
+    rng = random.Random(seed)
+    return " ".join(rng.choice(WORDS) for _ in range(words))
+
+
+@dataclass
+class Turn:
+    chat: int
+    turn: int
+    engine: str
+    prompt_tokens: int
+    cached_tokens: int
+    ttft: float
+
+
+@dataclass
+class Run:
+    policy: str
+    turns: list[Turn] = field(default_factory=list)
+    errors: int = 0
+
+
+async def one_turn(http: aiohttp.ClientSession, url: str, model: str,
+                   messages: list[dict[str, str]], max_tokens: int) -> tuple[str, str, dict, float]:
+    body = {"model": model, "messages": messages, "max_tokens": max_tokens, "temperature": 0,
+            "stream": True, "stream_options": {"include_usage": True}}
+    started = time.perf_counter()
+    ttft = 0.0
+    text: list[str] = []
+    usage: dict = {}
+    async with http.post(url + "/v1/chat/completions", json=body) as response:
+        if response.status != 200:
+            raise RuntimeError(f"HTTP {response.status}: {await response.text()}")
+        engine = response.headers.get("X-LKN-Engine", "?")
+        async for raw in response.content:
+            line = raw.strip()
+            if not line.startswith(b"data: ") or line == b"data: [DONE]":
+                continue
+            event = json.loads(line[6:])
+            if "error" in event:
+                raise RuntimeError(f"error event: {event['error']}")
+            for choice in event.get("choices") or ():
+                piece = (choice.get("delta") or {}).get("content")
+                if piece:
+                    if not ttft:
+                        ttft = time.perf_counter() - started
+                    text.append(piece)
+            if event.get("usage"):
+                usage = event["usage"]
+    return engine, "".join(text), usage, ttft or (time.perf_counter() - started)
+
+
+async def conversation(http: aiohttp.ClientSession, url: str, model: str, index: int,
+                       doc_words: int, max_tokens: int, run: Run) -> None:
+    messages = [{"role": "system", "content": SYSTEM},
+                {"role": "user", "content": f"Read this note and tell me its theme.\n\n"
+                                            f"{document(index, doc_words)}"}]
+    for turn in range(3):
+        try:
+            engine, answer, usage, ttft = await one_turn(http, url, model, messages, max_tokens)
+        except (RuntimeError, aiohttp.ClientError, asyncio.TimeoutError) as exc:
+            print(f"  chat {index} turn {turn + 1} failed: {exc}", file=sys.stderr)
+            run.errors += 1
+            return
+        details = usage.get("prompt_tokens_details") or {}
+        run.turns.append(Turn(index, turn + 1, engine, int(usage.get("prompt_tokens", 0)),
+                              int(details.get("cached_tokens", 0)), ttft))
+        if turn < 2:
+            messages += [{"role": "assistant", "content": answer},
+                         {"role": "user", "content": FOLLOW_UPS[turn]}]
+
+
+async def workload(url: str, policy: str, args: argparse.Namespace) -> Run:
+    run = Run(policy)
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=600)) as http:
+        async with http.get(url + "/v1/models") as r:
+            model = (await r.json())["data"][0]["id"]
+        queue = list(range(args.chats))
+
+        async def user() -> None:
+            while queue:
+                index = queue.pop(0)
+                await conversation(http, url, model, index, args.doc_words, args.max_tokens, run)
+
+        await asyncio.gather(*(user() for _ in range(args.concurrency)))
+    return run
+
+
+def flush(engines: list[str]) -> None:
+    for engine in engines:
+        for _ in range(60):
+            try:
+                request = urllib.request.Request(engine + "/flush_cache", method="POST")
+                with urllib.request.urlopen(request, timeout=30) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                pass
+            time.sleep(1)  # 400 while requests still run
+        else:
+            raise SystemExit(f"could not flush the cache of {engine}")
+
+
+def wait_http(url: str, timeout: float, process: subprocess.Popen[bytes] | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=5) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        if process is not None and process.poll() is not None:
+            raise SystemExit(f"process for {url} exited")
+        if time.monotonic() > deadline:
+            raise SystemExit(f"{url} not ready within {timeout:.0f} s")
+        time.sleep(0.5)
+
+
+def start_gateway(engines: list[str], policy: str, log_dir: Path) -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    env = dict(os.environ, PYTHONPATH=str(ROOT), LKN_ENV_FILE=str(ROOT / "config/.env.example"),
+               LKN_ENGINE_URLS=",".join(engines), LKN_PORT=str(port), LKN_GRPC_ENABLED="false",
+               LKN_PLACEMENT=policy, LKN_MODE="passthrough", LKN_READ_TIMEOUT="300")
+    log = open(log_dir / f"gateway-{policy}.log", "ab")
+    process = subprocess.Popen([sys.executable, "-m", "lkn", "serve"], cwd=ROOT, env=env,
+                               stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    wait_http(url + "/ready", 60, process)
+    return process, url
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def start_engines(ports: list[int], log_dir: Path) -> list[tuple[str, dict[str, str]]]:
+    started = []
+    for port in ports:
+        env = dict(os.environ, LKN_LOG_DIR=str(log_dir / f"engine-{port}"),
+                   LKN_ENV_FILE=str(ROOT / "config/.env.example"), ENGINE_KIND="sglang",
+                   ENGINE_DEVICE="cpu", ENGINE_PORT=str(port),
+                   ENGINE_EXTRA_ARGS="--enable-cache-report")
+        started.append((f"http://127.0.0.1:{port}", env))
+    procs = [subprocess.Popen(["bash", "scripts/start_engine.sh"], cwd=ROOT, env=env,
+                              stdout=subprocess.PIPE) for _, env in started]
+    for proc in procs:
+        if proc.wait() != 0:
+            for _, env in started:
+                subprocess.run(["bash", "scripts/stop_engine.sh", "sglang"], cwd=ROOT, env=env)
+            raise SystemExit("an engine did not start (see its log under --log-dir)")
+    return started
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
+
+
+def report(run: Run) -> dict[str, float]:
+    by_chat: dict[int, dict[int, Turn]] = {}
+    for t in run.turns:
+        by_chat.setdefault(t.chat, {})[t.turn] = t
+    later = [t for t in run.turns if t.turn > 1]
+    reused = [t for t in later
+              if t.turn - 1 in by_chat[t.chat]
+              and t.cached_tokens >= by_chat[t.chat][t.turn - 1].prompt_tokens]
+    prompt = sum(t.prompt_tokens for t in later)
+    cached = sum(t.cached_tokens for t in later)
+    ttfts = [t.ttft * 1000 for t in later]
+    engines: dict[str, int] = {}
+    for t in run.turns:
+        engines[t.engine] = engines.get(t.engine, 0) + 1
+    figures = {
+        "later_turns": len(later),
+        "reused": len(reused),
+        "reuse_rate": len(reused) / len(later) if later else 0.0,
+        "cached_share": cached / prompt if prompt else 0.0,
+        "ttft_p50_ms": statistics.median(ttfts) if ttfts else float("nan"),
+        "ttft_p90_ms": percentile(ttfts, 0.9),
+        "ttft_mean_ms": statistics.fmean(ttfts) if ttfts else float("nan"),
+        "first_ttft_p50_ms": statistics.median([t.ttft * 1000 for t in run.turns if t.turn == 1]
+                                               or [float("nan")]),
+    }
+    print(f"{run.policy:>12}: later turns reusing their conversation's prefix "
+          f"{figures['reused']}/{figures['later_turns']} ({figures['reuse_rate']:.0%}); "
+          f"cached share of later-turn prompt tokens {figures['cached_share']:.0%}; "
+          f"later-turn TTFT p50 {figures['ttft_p50_ms']:.0f} ms, p90 {figures['ttft_p90_ms']:.0f} "
+          f"ms, mean {figures['ttft_mean_ms']:.0f} ms; first-turn TTFT p50 "
+          f"{figures['first_ttft_p50_ms']:.0f} ms; requests per engine {engines}; "
+          f"failed conversations {run.errors}")
+    return figures
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--engines", help="two running SGLang engine URLs, comma-separated")
+    parser.add_argument("--ports", default="35080,35081", help="ports for engines it starts")
+    parser.add_argument("--chats", type=int, default=20)
+    parser.add_argument("--concurrency", type=int, default=4)
+    parser.add_argument("--doc-words", type=int, default=120)
+    parser.add_argument("--max-tokens", type=int, default=16)
+    parser.add_argument("--log-dir", type=Path, default=ROOT / "logs" / "bench_placement")
+    parser.add_argument("--json", type=Path, help="also write the figures here")
+    args = parser.parse_args()
+    args.log_dir.mkdir(parents=True, exist_ok=True)
+
+    started: list[tuple[str, dict[str, str]]] = []
+    if args.engines:
+        engines = [u.strip().rstrip("/") for u in args.engines.split(",") if u.strip()]
+    else:
+        started = start_engines([int(p) for p in args.ports.split(",")], args.log_dir)
+        engines = [url for url, _ in started]
+    results: dict[str, dict[str, float]] = {}
+    print(f"{args.chats} three-turn chats, {args.concurrency} at a time, over {engines}")
+    try:
+        for policy in ("least_loaded", "cache_aware"):
+            flush(engines)
+            gateway, url = start_gateway(engines, policy, args.log_dir)
+            try:
+                run = asyncio.run(workload(url, policy, args))
+            finally:
+                stop(gateway)
+            results[policy] = report(run)
+    finally:
+        for _, env in started:
+            subprocess.run(["bash", "scripts/stop_engine.sh", "sglang"], cwd=ROOT, env=env,
+                           capture_output=True)
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
