@@ -17,6 +17,7 @@ import uuid
 from lkn.config import Settings
 from lkn.decision import Decider
 from lkn.decision.homeostat import Load
+from lkn.queues import QueueWatcher
 from lkn.errors import LknError, TooManyRequests, Unauthorized, is_counted, mark_counted
 from lkn.lifecycle import Exchange, Shape
 from lkn.metrics import Metrics
@@ -46,6 +47,7 @@ class Gateway:
         self._active = 0
         self._streams: set[Exchange] = set()
         decider.homeostat.watch(lambda: Load(self._active, settings.max_concurrency))
+        self._queues: QueueWatcher | None = None
         self.stopping = False
         self._cut = False
 
@@ -56,9 +58,13 @@ class Gateway:
         pool = EnginePool.from_settings(settings, metrics)
         gateway = cls(settings, pool, Decider(settings.decision, metrics), metrics)
         await pool.start()
+        gateway._queues = QueueWatcher(pool, gateway.decider.homeostat, settings.health_interval)
+        gateway._queues.start()
         return gateway
 
     async def close(self) -> None:
+        if self._queues is not None:
+            await self._queues.close()
         await self.pool.close()
 
     # ---- requests -------------------------------------------------------------------

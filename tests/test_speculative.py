@@ -334,8 +334,13 @@ async def test_gateway_streams_the_held_generation_and_reports_the_homeostat(
             assert all(ch.get("logprobs") is None for e in events for ch in e["choices"])
             (only,) = generations(double)
             assert only["rid"].endswith(HELD_SUFFIX) and only["logprobs"] is True
-            async with http.get(gw.url + "/ready") as r:
-                state = (await r.json())["homeostat"]
+            for _ in range(100):  # the engine's queue, read from its /v1/loads
+                async with http.get(gw.url + "/ready") as r:
+                    state = (await r.json())["homeostat"]
+                if state["load"]["queue"] is not None:
+                    break
+                await asyncio.sleep(0.05)
+            assert state["load"]["queue"] == 0.0 and double.requests_to("/v1/loads")
             assert state["shed_level"] == "none" and state["threshold"] == 0.6
             assert state["load"]["limit"] == 256
             async with http.post(gw.v1 + "/lkn/probe", json=body) as r:
@@ -343,3 +348,21 @@ async def test_gateway_streams_the_held_generation_and_reports_the_homeostat(
             assert probe["homeostat"]["window"] == 0 and probe["score"] is not None
             async with http.get(gw.url + "/metrics") as r:
                 assert "lkn_homeostat_threshold 0.6" in await r.text()
+
+
+async def test_queue_watcher_reads_sglang_loads_and_skips_servers_without_them() -> None:
+    from lkn.decision.homeostat import Homeostat
+    from lkn.pool import EnginePool
+    from lkn.queues import QueueWatcher
+
+    async with SGLangDouble() as double:
+        settings = make_settings(double.url, f"openai={double.url}/other")
+        pool = EnginePool.from_settings(settings, Metrics())
+        homeostat = Homeostat(DecisionSettings())
+        watcher = QueueWatcher(pool, homeostat, 1.0)
+        try:
+            assert await watcher.poll() == 0.0
+            assert homeostat.state()["load"]["queue"] == 0.0  # type: ignore[index]
+            assert len(double.requests_to("/v1/loads")) == 1  # the openai= engine is skipped
+        finally:
+            await pool.close()

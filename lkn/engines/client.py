@@ -327,6 +327,26 @@ class HttpEngineClient:
                 f"engine {self.name} is unreachable: {type(exc).__name__}", engine=self.name
             ) from None
 
+    async def waiting(self, timeout: float) -> float | None:
+        """Requests waiting in the engine's queue (SGLang ``GET /v1/loads``, summed over its
+        data-parallel ranks); None when the engine does not say."""
+        try:
+            async with self._session.get(
+                "v1/loads", timeout=aiohttp.ClientTimeout(total=timeout)
+            ) as response:
+                if response.status != 200:
+                    await response.read()
+                    return None
+                data = await response.json(content_type=None)
+        except (aiohttp.ClientError, asyncio.TimeoutError, OSError, ValueError):
+            return None
+        loads = data.get("loads") if isinstance(data, dict) else None
+        if not isinstance(loads, list):
+            return None
+        counts = [entry.get("num_waiting_reqs") for entry in loads if isinstance(entry, dict)]
+        numbers = [c for c in counts if isinstance(c, (int, float)) and not isinstance(c, bool)]
+        return float(sum(numbers)) if numbers else None
+
     async def _learn_model(self, timeout: aiohttp.ClientTimeout) -> None:
         async with self._session.get(self._url("/v1/models"), timeout=timeout) as response:
             if response.status != 200:
