@@ -60,7 +60,9 @@ def browser_engine(live_sglang: LiveEngine) -> Iterator[LiveEngine]:
 
 @pytest.fixture(scope="session")
 def browser_gateway(browser_engine: LiveEngine, browser_logs: Path) -> Iterator[LiveGateway]:
-    with ready_gateway(browser_engine.url, browser_logs, LKN_READ_TIMEOUT="120") as gateway:
+    # Debug level: the suite reads each decision's details line (logger lkn.decision).
+    with ready_gateway(browser_engine.url, browser_logs, LKN_READ_TIMEOUT="120",
+                       LKN_LOG_LEVEL="debug") as gateway:
         yield gateway
 
 

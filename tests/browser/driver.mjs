@@ -9,6 +9,7 @@
 //   model        model id to pick in the model selector (optional: keep the default)
 //   expect       "answer" (default) or "error": how the reply is expected to end
 //   show_usage   hover the reply's Info button and read its tooltip (default false)
+//   stop         click the Stop button as soon as the reply has begun (default false)
 //   timeout_ms   overall budget for the reply (default 180000)
 // Result: {ok, answer, error_text, usage_text, model_shown, partials, elapsed_ms, steps}
 // or {ok: false, failure, page_text, steps}. Diagnostics go to stderr.
@@ -89,11 +90,18 @@ async function run(page) {
 
   const partials = new Set();
   let state = null;
+  let stoppedAt = 0;
   const deadline = t0 + timeoutMs;
   for (;;) {
     state = await replyState(page);
     if (state && state.text && !state.done) partials.add(state.text);
     if (state && (state.done || state.banner)) break;
+    if (spec.stop && !stoppedAt && partials.size > 0) {
+      await page.click('button[aria-label="Stop"]', { timeout: 10000 });
+      stoppedAt = Date.now();
+      step('stop clicked');
+    }
+    if (stoppedAt && Date.now() - stoppedAt > 15000) break;
     if (Date.now() > deadline) {
       throw new Error(`no complete reply within ${timeoutMs} ms (last: ${JSON.stringify(state)})`);
     }

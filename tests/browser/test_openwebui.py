@@ -140,6 +140,33 @@ def test_e_the_analitico_model_variant_overrides_the_rules(
     assert system_prompt(engine_requests(browser_engine)[chat["rid"]]) == INSTRUCTION
 
 
+def requests_counted(gateway: LiveGateway) -> dict[str, float]:
+    """``lkn_requests_total`` of REST requests by outcome (status), from /metrics."""
+    with urllib.request.urlopen(gateway.url + "/metrics", timeout=10) as response:
+        text = response.read().decode()
+    counts: dict[str, float] = {}
+    for line in text.splitlines():
+        if line.startswith("lkn_requests_total{") and 'frontend="rest"' in line:
+            outcome = re.search(r'outcome="(\d+)"', line)
+            if outcome:
+                counts[outcome[1]] = counts.get(outcome[1], 0.0) + float(line.rsplit(" ", 1)[1])
+    return counts
+
+
+def test_e_the_stop_button_is_counted_as_a_client_gone_never_a_server_error(
+    browse: Browse, browser_gateway: LiveGateway, model: str,
+) -> None:
+    before = requests_counted(browser_gateway)
+
+    browse("stop_button", "Count from 1 to 300, one number per line.", model=model, stop=True)
+
+    wait_idle(browser_gateway)
+    after = requests_counted(browser_gateway)
+    grew = {k: v - before.get(k, 0.0) for k, v in after.items() if v - before.get(k, 0.0)}
+    assert grew.get("499", 0.0) >= 1, grew
+    assert not any(status.startswith("5") for status in grew), grew
+
+
 def gateway_error(gateway: LiveGateway, model: str) -> str:
     """The message of the gateway's own error body for a chat request, right now."""
     status, response = _post_chat(gateway, model)

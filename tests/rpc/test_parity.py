@@ -7,6 +7,7 @@ status and a gRPC code that are the pair lkn.errors assigns to one error class.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,7 +23,10 @@ from lkn.breaker import Verdict
 from lkn.errors import (
     BadRequest,
     EngineError,
+    EngineOverloaded,
+    EngineRateLimited,
     EngineUnavailable,
+    ModelNotFound,
     LknError,
     NoEngineAvailable,
 )
@@ -58,6 +62,8 @@ class Scenario:
     expect_mode: str = "FLUIDO"
     #: The double's top logprobs at every position (None: a confident distribution).
     top_logprobs: list[tuple[str, float]] | None = None
+    #: The double answers every generation with this status (SGLang's queue-full error).
+    refuse_with: int | None = None
 
 
 SCENARIOS = [
@@ -78,6 +84,16 @@ SCENARIOS = [
     Scenario("engine-500", {"messages": HELLO}, faults=(Fault.HTTP_500,), error=EngineError),
     Scenario("engine-503-streaming", {"messages": HELLO}, stream=True, faults=(Fault.HTTP_503,),
              error=EngineUnavailable),
+    Scenario("unknown-model", {"model": "gpt-4", "messages": HELLO}, error=ModelNotFound),
+    Scenario("unknown-model-streaming", {"model": "gpt-4", "messages": HELLO}, stream=True,
+             error=ModelNotFound),
+    Scenario("engine-overloaded", {"messages": HELLO}, refuse_with=503, error=EngineOverloaded),
+    Scenario("engine-rate-limited-streaming", {"messages": HELLO}, stream=True, refuse_with=429,
+             error=EngineRateLimited),
+    Scenario("mid-stream-done-without-finish", {"messages": HELLO, "max_tokens": 10},
+             stream=True, faults=(Fault.DONE_EARLY,), error=EngineError, mid_stream=True),
+    Scenario("mid-stream-malformed", {"messages": HELLO, "max_tokens": 10}, stream=True,
+             faults=(Fault.MALFORMED,), error=EngineError, mid_stream=True),
     Scenario("mid-stream-drop", {"messages": HELLO, "max_tokens": 10}, stream=True,
              faults=(Fault.DROP_MID_STREAM,), error=EngineError, mid_stream=True),
     Scenario("mid-stream-abort", {"messages": HELLO, "max_tokens": 10}, stream=True,
@@ -108,6 +124,8 @@ class Outcome:
     #: REST: the HTTP status; gRPC: the status code's name.
     status: int | str | None = None
     error_type: str | None = None
+    #: How the gateway counted it (the ``outcome`` label of ``lkn_requests_total``).
+    counted: str | None = None
 
 
 async def run_rest(gw: GatewayUnderTest, s: Scenario) -> Outcome:
@@ -192,7 +210,22 @@ async def run(s: Scenario, start_gateway: GatewayFactory, protocol: str) -> Outc
         if s.setup is not None:
             s.setup(gw)
         double.script(*s.faults)
-        return await (run_rest if protocol == "rest" else run_grpc)(gw, s)
+        double.refuse_with = s.refuse_with
+        out = await (run_rest if protocol == "rest" else run_grpc)(gw, s)
+        for _ in range(100):  # a stream's end can reach the client just before it is counted
+            out.counted = counted(gw, protocol)
+            if out.counted is not None:
+                break
+            await asyncio.sleep(0.01)
+        return out
+
+
+def counted(gw: GatewayUnderTest, frontend: str) -> str | None:
+    for metric in gw.gateway.metrics.registry.collect():
+        for sample in metric.samples:
+            if sample.name == "lkn_requests_total" and sample.labels["frontend"] == frontend:
+                return sample.labels["outcome"]
+    return None
 
 
 @pytest.mark.parametrize("s", SCENARIOS, ids=[s.name for s in SCENARIOS])
@@ -203,7 +236,10 @@ async def test_rest_and_grpc_agree(s: Scenario, start_gateway: GatewayFactory) -
     if s.error is None or s.mid_stream:
         assert (rest.mode, rest.strategy) == (rpc.mode, rpc.strategy)
         assert rest.mode == s.expect_mode
+    # Counted once, with the same outcome, whichever front-end it came through.
+    assert rest.counted is not None and rest.counted == rpc.counted
     if s.error is None:
+        assert rest.counted == "200"
         assert (rest.status, rpc.status) == (200, "OK")
         assert rest.text and rest.text == rpc.text
         assert rest.finish_reason and rest.finish_reason == rpc.finish_reason
@@ -211,6 +247,7 @@ async def test_rest_and_grpc_agree(s: Scenario, start_gateway: GatewayFactory) -
         assert rest.error_type is None and rpc.error_type is None
         return
 
+    assert rest.counted == str(s.error.http_status)
     # The same error class, rendered once per protocol.
     assert rest.error_type == rpc.error_type == s.error.openai_type
     assert rpc.status == s.error.grpc_code
