@@ -1,0 +1,40 @@
+"""The bundled evaluation set (``data/items.jsonl``, written by :mod:`lkn.eval.build_set`)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+ITEMS_FILE = Path(__file__).with_name("data") / "items.jsonl"
+
+
+@dataclass(frozen=True)
+class Item:
+    id: str
+    category: str
+    lang: str
+    prompt: str
+    answer: dict[str, Any]
+    quick: bool
+
+
+def load_items(path: Path = ITEMS_FILE, quick: bool = False) -> list[Item]:
+    """The items of ``path`` (only the ``--quick`` subset when ``quick``)."""
+    items: list[Item] = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+            item = Item(
+                id=str(record["id"]), category=str(record["category"]), lang=str(record["lang"]),
+                prompt=str(record["prompt"]), answer=dict(record["answer"]),
+                quick=bool(record.get("quick", False)),
+            )
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ValueError(f"{path}:{number}: not an evaluation item ({exc})") from None
+        if not quick or item.quick:
+            items.append(item)
+    return items
