@@ -1,4 +1,5 @@
-"""Command line: ``lkn [serve]`` runs the gateway; ``lkn calibrate`` picks an entropy threshold."""
+"""Command line: ``lkn [serve]`` runs the gateway; ``lkn calibrate`` picks an entropy threshold;
+``lkn eval`` measures the gateway's care on the bundled evaluation set."""
 
 from __future__ import annotations
 
@@ -28,6 +29,10 @@ def main(argv: list[str] | None = None) -> int:
     cal.add_argument("--tokens", type=int, help="tokens per probe (default: LKN_PROBE_TOKENS)")
     cal.add_argument("--timeout", type=float, default=30.0, help="seconds per probe (default 30)")
     cal.add_argument("--concurrency", type=int, default=4, help="probes in flight (default 4)")
+    from lkn.eval.command import add_arguments
+
+    add_arguments(sub.add_parser(
+        "eval", help="measure accuracy and latency of the gateway's care on the bundled set"))
     args = parser.parse_args(argv)
 
     try:
@@ -41,6 +46,10 @@ def main(argv: list[str] | None = None) -> int:
     logs.configure(settings.log_level)
     if args.command == "calibrate":
         return _calibrate(args, settings)
+    if args.command == "eval":
+        from lkn.eval.command import main as eval_main
+
+        return eval_main(args, settings.host, settings.port, settings.api_key)
     import uvloop
 
     from lkn.server import serve

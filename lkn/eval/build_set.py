@@ -423,12 +423,12 @@ def build() -> list[Item]:
         add("logic", lang, p, a)
     for lang, p, topic in CHAT:
         add("chat", lang, p, open_(*topic))
-    # The quick subset: every fifth item of each category, stratified by construction.
+    # The quick subset: every eighth item of each category (both languages alternate).
     seen: dict[str, int] = {}
     for item in items:
         n = seen.get(item["category"], 0)
         seen[item["category"]] = n + 1
-        item["quick"] = n % 5 == 0
+        item["quick"] = n % 8 == 0
     return items
 
 

@@ -6,7 +6,7 @@ the whole answer. It never looks for the intervention's own words, so a step-by-
 and a one-word answer are graded by the same rule. Answer specs (``answer`` in an item):
 
 - ``{"type": "number", "value": v, "tolerance": t, "probability": bool}``:
-  the last number in the final claim equals ``v`` (within ``t``, default 1e-6 relative).
+  the last number stated right after a marker (else the last number at all) equals ``v`` (within ``t``, default 1e-6 relative).
   Numbers may be written ``1,000`` / ``1.000`` / ``2,5`` / ``1/6`` / ``25%`` / ``twelve`` /
   ``doce``; for probabilities ``1 in 6`` counts too; ``4:30`` is 4.5 (hours).
 - ``{"type": "text", "aliases": [...]}``: one alias occurs as whole words in the final claim
@@ -55,6 +55,9 @@ _NUM = re.compile(
     r"(?<![\w.,])(-?)(\d{1,3}(?:[.,]\d{3})+(?![\d])|\d+(?:[.,]\d+)?)(?:\s*/\s*(\d+))?"
     r"(\s*%|\s+(?:in|de cada|entre)\s+(\d+))?"
 )
+#: How far after a marker its number may start (room for "approximately", "$", ":").
+_MARK_REACH = 16
+_FIRST_DIGIT = re.compile(r"-?\d")
 _CLOCK = re.compile(r"\b(\d{1,2}):(\d{2})\b")
 _WORD = re.compile(r"[a-z]+")
 
@@ -153,14 +156,34 @@ def _close(got: float, want: float, tolerance: float | None) -> bool:
     return math.isclose(got, want, rel_tol=1e-6, abs_tol=1e-9)
 
 
+def marked_numbers(answer: str, odds: bool = False) -> list[NumberToken]:
+    """Numbers stated right after a marker ("= 7", "the answer is 7", "**7**"), in order.
+
+    Only a number within a few characters of its marker counts: "the result is a fraction
+    with a denominator of 13" states no result.
+    """
+    folded = fold(answer)
+    found: list[tuple[int, NumberToken]] = []
+    for match in _MARKERS.finditer(folded):
+        window = folded[match.end(): match.end() + _MARK_REACH + 24]
+        tokens = numbers(window, odds)
+        first = _FIRST_DIGIT.search(window)
+        if tokens and first is not None and first.start() <= _MARK_REACH:
+            found.append((match.start(), tokens[0]))
+    for bold in _BOLD.finditer(folded):
+        tokens = numbers(bold.group(1), odds)
+        if tokens:
+            found.append((bold.start(), tokens[-1]))
+    found.sort(key=lambda pair: pair[0])
+    return [token for _, token in found]
+
+
 def _grade_number(answer: str, spec: Mapping[str, Any]) -> bool:
     want = float(spec["value"])
     tolerance = spec.get("tolerance")
     tol = float(tolerance) if tolerance is not None else None
     odds = bool(spec.get("probability"))
-    claim = numbers(final_claim(answer), odds)
-    if not claim:
-        claim = numbers(answer, odds)
+    claim = marked_numbers(answer, odds) or numbers(answer, odds)
     if not claim:
         return False
     token = claim[-1]

@@ -26,6 +26,7 @@ NUM = {"type": "number", "value": 7}
     "Seven.",
     "Therefore, 7 apples remain.",
     "7.0",
+    "12 - 5 = 7.\n\nIn this case the result is a fraction with a denominator of 13.",
 ])
 def test_number_right(answer: str) -> None:
     assert grade(answer, NUM)
@@ -38,6 +39,7 @@ def test_number_right(answer: str) -> None:
     "12 - 5 = 6",
     "She had 12 and gives away 5, so she has 17.",
     "Seven is a lucky number, but the answer is 70.",
+    "12 - 5 = 6. The result is a fraction with a denominator of 7.",
 ])
 def test_number_wrong(answer: str) -> None:
     assert not grade(answer, NUM)

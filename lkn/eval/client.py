@@ -1,0 +1,101 @@
+"""Sends one evaluation request to the gateway's REST surface and times it.
+
+Requests are streamed (with usage) so time to first token is measured as a client sees it;
+the decision the gateway took is read from its response headers.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+
+import aiohttp
+
+from lkn.eval.arms import Arm
+from lkn.eval.items import Item
+
+
+@dataclass
+class Answer:
+    text: str = ""
+    finish_reason: str | None = None
+    completion_tokens: int = 0
+    ttft_s: float | None = None
+    latency_s: float = 0.0
+    error: str | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def request_body(item: Item, arm: Arm, model: str, max_tokens: int) -> dict[str, object]:
+    body: dict[str, object] = {
+        "model": model,
+        "messages": [{"role": "user", "content": item.prompt}],
+        "max_tokens": max_tokens,
+        "stream": True,
+        "stream_options": {"include_usage": True},
+    }
+    body.update(arm.sampling())
+    return body
+
+
+_KEPT_HEADERS = ("x-lkn-mode", "x-lkn-strategy", "x-lkn-intervention", "x-lkn-policy",
+                 "x-lkn-signals", "x-lkn-engine")
+
+
+async def ask(
+    session: aiohttp.ClientSession,
+    url: str,
+    item: Item,
+    arm: Arm,
+    model: str,
+    max_tokens: int,
+    api_key: str | None = None,
+) -> Answer:
+    """One streamed chat completion; failures are returned in ``Answer.error``, never raised."""
+    headers = {"Content-Type": "application/json", **arm.headers}
+    if api_key:
+        headers["Authorization"] = f"Bearer {api_key}"
+    answer = Answer()
+    parts: list[str] = []
+    started = time.monotonic()
+    try:
+        async with session.post(
+            url + "/v1/chat/completions",
+            data=json.dumps(request_body(item, arm, model, max_tokens)),
+            headers=headers,
+        ) as response:
+            answer.headers = {k: v for k, v in response.headers.items()
+                              if k.lower() in _KEPT_HEADERS}
+            if response.status != 200:
+                answer.error = f"HTTP {response.status}: {(await response.text())[:200]}"
+                return answer
+            async for raw_line in response.content:
+                line = raw_line.strip()
+                if not line.startswith(b"data:"):
+                    continue  # keep-alive comments, blank separators
+                data = line[5:].strip()
+                if data == b"[DONE]":
+                    break
+                event = json.loads(data)
+                if "error" in event:
+                    answer.error = str(event["error"].get("message", event["error"]))
+                    break
+                usage = event.get("usage")
+                if usage:
+                    answer.completion_tokens = int(usage.get("completion_tokens") or 0)
+                for choice in event.get("choices") or ():
+                    delta = choice.get("delta") or {}
+                    content = delta.get("content")
+                    if content:
+                        if answer.ttft_s is None:
+                            answer.ttft_s = time.monotonic() - started
+                        parts.append(content)
+                    if choice.get("finish_reason"):
+                        answer.finish_reason = choice["finish_reason"]
+    except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+        answer.error = f"{type(exc).__name__}: {exc}"
+    finally:
+        answer.latency_s = time.monotonic() - started
+        answer.text = "".join(parts)
+    return answer

@@ -1,0 +1,140 @@
+"""Turns graded records into figures: per arm and category, with intervals and paired tests."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from lkn.eval.arms import BASELINE
+from lkn.eval.runner import Record
+from lkn.eval.stats import mcnemar, wilson
+
+ALL = "all"
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One arm on one group of items."""
+
+    arm: str
+    group: str
+    n: int
+    correct: int
+    low: float
+    high: float
+    tokens: float
+    ttft_s: float | None
+    latency_s: float
+    errors: int
+    #: Paired against always-FLUIDO at temperature 0, and against FLUIDO in the same shape.
+    vs_baseline: tuple[int, int, float] | None
+    vs_shape: tuple[int, int, float] | None
+
+    @property
+    def accuracy(self) -> float:
+        return self.correct / self.n if self.n else 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        def paired(p: tuple[int, int, float] | None) -> dict[str, Any] | None:
+            return None if p is None else {"wins": p[0], "losses": p[1], "p_value": p[2]}
+
+        return {
+            "arm": self.arm, "group": self.group, "n": self.n, "correct": self.correct,
+            "accuracy": self.accuracy, "ci95": [self.low, self.high],
+            "mean_completion_tokens": self.tokens, "mean_ttft_s": self.ttft_s,
+            "mean_latency_s": self.latency_s, "errors": self.errors,
+            "vs_fluido_greedy": paired(self.vs_baseline), "vs_fluido_same_shape": paired(self.vs_shape),
+        }
+
+
+def _mean(values: Iterable[float]) -> float | None:
+    data = list(values)
+    return sum(data) / len(data) if data else None
+
+
+def _paired(
+    records: dict[tuple[str, str], Record], arm: str, baseline: str, ids: Sequence[str]
+) -> tuple[int, int, float] | None:
+    if arm == baseline or not all((i, baseline) in records for i in ids):
+        return None
+    result = mcnemar([records[(i, arm)].correct for i in ids],
+                     [records[(i, baseline)].correct for i in ids])
+    return (result.wins, result.losses, result.p_value)
+
+
+def cells(records: Sequence[Record], arms: Sequence[str]) -> list[Cell]:
+    """One cell per arm for all items and per category."""
+    by_key = {(r.item, r.arm): r for r in records}
+    groups: dict[str, list[str]] = {ALL: []}
+    for r in records:
+        if r.arm == arms[0]:
+            groups[ALL].append(r.item)
+            groups.setdefault(r.category, []).append(r.item)
+    return group_cells(by_key, arms, groups)
+
+
+def group_cells(
+    by_key: dict[tuple[str, str], Record], arms: Sequence[str], groups: dict[str, list[str]]
+) -> list[Cell]:
+    out: list[Cell] = []
+    for group, ids in groups.items():
+        for arm in arms:
+            rows = [by_key[(i, arm)] for i in ids if (i, arm) in by_key]
+            if not rows:
+                continue
+            correct = sum(r.correct for r in rows)
+            low, high = wilson(correct, len(rows))
+            shape_base = "fluido@" + arm.partition("@")[2]
+            out.append(Cell(
+                arm=arm, group=group, n=len(rows), correct=correct, low=low, high=high,
+                tokens=_mean(r.completion_tokens for r in rows) or 0.0,
+                ttft_s=_mean(r.ttft_s for r in rows if r.ttft_s is not None),
+                latency_s=_mean(r.latency_s for r in rows) or 0.0,
+                errors=sum(r.error is not None for r in rows),
+                vs_baseline=_paired(by_key, arm, BASELINE, ids),
+                vs_shape=None if shape_base == BASELINE else _paired(by_key, arm, shape_base, ids),
+            ))
+    return out
+
+
+def _paired_text(p: tuple[int, int, float] | None) -> str:
+    return "-" if p is None else f"+{p[0]}/-{p[1]} p={p[2]:.3f}"
+
+
+def table(all_cells: Sequence[Cell], arms: Sequence[str]) -> str:
+    """The overall table (one row per arm), then accuracy per category and arm."""
+    overall = {c.arm: c for c in all_cells if c.group == ALL}
+    base_latency = overall[BASELINE].latency_s if BASELINE in overall else None
+    lines = [
+        f"{'arm':<26} {'accuracy':>8} {'95% CI':>13} {'vs fluido@greedy':>20} "
+        f"{'vs fluido, same shape':>22} {'tokens':>6} {'TTFT s':>7} {'latency s':>9} "
+        f"{'x lat':>5} {'err':>4}",
+    ]
+    for arm in arms:
+        c = overall.get(arm)
+        if c is None:
+            continue
+        ratio = f"{c.latency_s / base_latency:.2f}" if base_latency else "-"
+        ttft = f"{c.ttft_s:.2f}" if c.ttft_s is not None else "-"
+        lines.append(
+            f"{arm:<26} {c.accuracy:>8.1%} {f'[{c.low:.1%}, {c.high:.1%}]':>13} "
+            f"{_paired_text(c.vs_baseline):>20} {_paired_text(c.vs_shape):>22} "
+            f"{c.tokens:>6.1f} {ttft:>7} {c.latency_s:>9.2f} {ratio:>5} {c.errors:>4}"
+        )
+    groups = [g for g in dict.fromkeys(c.group for c in all_cells) if g != ALL]
+    lines += ["", "accuracy per category (n items):",
+              f"{'category':<22} {'n':>4} " + " ".join(f"{a[:16]:>16}" for a in arms)]
+    for group in groups:
+        row = {c.arm: c for c in all_cells if c.group == group}
+        n = next(iter(row.values())).n
+        lines.append(f"{group:<22} {n:>4} " + " ".join(
+            f"{row[a].accuracy:>16.1%}" if a in row else f"{'-':>16}" for a in arms))
+    lines += ["", "mean latency per category (s):",
+              f"{'category':<22} {'n':>4} " + " ".join(f"{a[:16]:>16}" for a in arms)]
+    for group in groups:
+        row = {c.arm: c for c in all_cells if c.group == group}
+        n = next(iter(row.values())).n
+        lines.append(f"{group:<22} {n:>4} " + " ".join(
+            f"{row[a].latency_s:>16.2f}" if a in row else f"{'-':>16}" for a in arms))
+    return "\n".join(lines)

@@ -1,0 +1,124 @@
+"""Runs every item through every arm against a live gateway, interleaved per item.
+
+The machine the stack runs on is usually shared, so latencies are noisy: the arms of one
+item are sent together (in a shuffled order) so every arm sees the same load over the run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any, TextIO
+
+import aiohttp
+
+from lkn.decision import rules
+from lkn.eval.arms import Arm
+from lkn.eval.client import Answer, ask
+from lkn.eval.grader import grade
+from lkn.eval.items import Item
+
+
+@dataclass
+class Record:
+    item: str
+    category: str
+    lang: str
+    arm: str
+    correct: bool
+    signals: list[str]
+    text: str
+    finish_reason: str | None
+    completion_tokens: int
+    ttft_s: float | None
+    latency_s: float
+    error: str | None
+    headers: dict[str, str]
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def item_signals(item: Item, max_tokens_fluido: int = 150) -> list[str]:
+    """The rule signals the gateway's rules see in this item (the policy's keys)."""
+    return list(rules.evaluate(item.prompt, max_tokens_fluido).signals)
+
+
+class Progress:
+    """A one-line progress bar on a terminal (plain lines every 10% elsewhere)."""
+
+    def __init__(self, total: int, out: TextIO = sys.stderr) -> None:
+        self.total = max(1, total)
+        self.done = 0
+        self.errors = 0
+        self.started = time.monotonic()
+        self._out = out
+        self._tty = out.isatty()
+        self._last_decile = -1
+
+    def step(self, error: bool) -> None:
+        self.done += 1
+        self.errors += int(error)
+        elapsed = time.monotonic() - self.started
+        eta = elapsed / self.done * (self.total - self.done)
+        filled = int(30 * self.done / self.total)
+        line = (f"[{'#' * filled}{'.' * (30 - filled)}] {self.done}/{self.total} "
+                f"{elapsed:5.0f}s elapsed, ~{eta:4.0f}s left, {self.errors} errors")
+        if self._tty:
+            self._out.write("\r" + line)
+            if self.done == self.total:
+                self._out.write("\n")
+        else:
+            decile = 10 * self.done // self.total
+            if decile != self._last_decile:
+                self._last_decile = decile
+                self._out.write(line + "\n")
+        self._out.flush()
+
+
+async def run(
+    url: str,
+    items: Sequence[Item],
+    arms: Sequence[Arm],
+    *,
+    model: str,
+    max_tokens: int,
+    concurrency: int,
+    timeout: float,
+    api_key: str | None = None,
+    seed: int = 0,
+    progress: Progress | None = None,
+) -> list[Record]:
+    """Every (item, arm) answer, graded; the order of the result follows ``items``."""
+    rng = random.Random(seed)
+    jobs: list[tuple[Item, Arm]] = []
+    for item in items:
+        order = list(arms)
+        rng.shuffle(order)
+        jobs.extend((item, arm) for arm in order)
+    gate = asyncio.Semaphore(concurrency)
+    signals = {item.id: item_signals(item) for item in items}
+    progress = progress or Progress(len(jobs))
+    client_timeout = aiohttp.ClientTimeout(total=timeout, sock_connect=10)
+    connector = aiohttp.TCPConnector(limit=concurrency)
+
+    async with aiohttp.ClientSession(timeout=client_timeout, connector=connector) as session:
+        async def one(item: Item, arm: Arm) -> Record:
+            async with gate:
+                answer: Answer = await ask(session, url, item, arm, model, max_tokens, api_key)
+            progress.step(answer.error is not None)
+            correct = answer.error is None and grade(answer.text, item.answer,
+                                                     answer.finish_reason)
+            return Record(
+                item=item.id, category=item.category, lang=item.lang, arm=arm.name,
+                correct=correct, signals=signals[item.id], text=answer.text,
+                finish_reason=answer.finish_reason,
+                completion_tokens=answer.completion_tokens, ttft_s=answer.ttft_s,
+                latency_s=answer.latency_s, error=answer.error, headers=answer.headers,
+            )
+
+        return list(await asyncio.gather(*(one(item, arm) for item, arm in jobs)))
