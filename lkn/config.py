@@ -13,10 +13,15 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
+if TYPE_CHECKING:
+    from lkn.decision.policy import Policy
+
 DEFAULT_ENV_FILE = "config/.env"
+#: The policy measured for the embedded CPU model (``lkn eval --choose``), shipped with L-kn.
+DEFAULT_POLICY = "none"
 DEFAULT_INTERVENTION = (
     "Think carefully, verify your assumptions, and reason step-by-step before answering."
 )
@@ -92,6 +97,18 @@ class DecisionSettings:
     #: Where a restarted ANALITICO request's instruction goes: after the conversation
     #: (keeps the engine's cached prefix) or in the system prompt (the seed's placement).
     restart_placement: str = "after"
+    # -- care: the interventions and the measured policy (lkn.decision.interventions, .policy)
+    #: What an ANALITICO request gets when no policy rule says otherwise (and for the
+    #: ``analitico`` override): an intervention spec such as ``prompt`` or ``sampling+prompt``.
+    care_intervention: str = "prompt"
+    prompt_placement: str = "system"
+    careful_temperature: float = 0.0
+    careful_top_p: float = 1.0
+    consistency_k: int = 5
+    consistency_temperature: float = 0.7
+    consistency_max_tokens: int = 256
+    #: The measured policy in force (``LKN_POLICY``), or None.
+    policy: Policy | None = None
 
 
 PLACEMENT_POLICIES = ("least_loaded", "cache_aware")
@@ -389,6 +406,36 @@ def _homeostat_settings(r: _Reader) -> HomeostatSettings:
     )
 
 
+def _care_settings(r: _Reader) -> dict[str, Any]:
+    """The interventions' settings and the policy file (validated here, at start-up)."""
+    from lkn.decision import interventions
+    from lkn.decision.policy import PolicyError, load_policy
+
+    placement = r.choice("LKN_PROMPT_PLACEMENT", "system", interventions.PLACEMENTS)
+    k = r.integer("LKN_CONSISTENCY_K", 5, minimum=2, maximum=16)
+    care = r.get("LKN_INTERVENTION", "prompt",
+                 lambda raw: interventions.parse(raw, placement, k).name,
+                 "an intervention such as none, prompt, prompt:suffix, sampling, "
+                 "sampling+prompt or consistency")
+    policy_path = r.text("LKN_POLICY", DEFAULT_POLICY)
+    policy = None
+    if policy_path.lower() not in ("", "none", "off"):
+        try:
+            policy = load_policy(Path(policy_path), placement, k)
+        except PolicyError as exc:
+            raise ConfigError(f"LKN_POLICY={policy_path!r} is invalid: {exc}") from None
+    return {
+        "care_intervention": care,
+        "prompt_placement": placement,
+        "careful_temperature": r.number("LKN_CAREFUL_TEMPERATURE", 0.0, 0.0, 2.0),
+        "careful_top_p": r.number("LKN_CAREFUL_TOP_P", 1.0, 0.01, 1.0),
+        "consistency_k": k,
+        "consistency_temperature": r.number("LKN_CONSISTENCY_TEMPERATURE", 0.7, 0.0, 2.0),
+        "consistency_max_tokens": r.integer("LKN_CONSISTENCY_MAX_TOKENS", 256, minimum=1),
+        "policy": policy,
+    }
+
+
 def load_settings(
     environ: Mapping[str, str] | None = None, env_file: str | Path | None = None
 ) -> Settings:
@@ -425,6 +472,7 @@ def load_settings(
         speculative=r.flag("LKN_SPECULATIVE", DD.speculative),
         restart_placement=r.choice("LKN_RESTART_PLACEMENT", DD.restart_placement,
                                    ("after", "system")),
+        **_care_settings(r),
     )
     settings = Settings(
         engines=r.get(

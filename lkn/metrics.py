@@ -72,6 +72,10 @@ class Metrics:
             "lkn_decisions", "Homeostatic decisions by mode and strategy.",
             ("mode", "strategy", "applied"), registry=r,
         )
+        self.interventions = Counter(
+            "lkn_interventions", "Decisions by the intervention they chose.",
+            ("intervention", "applied"), registry=r,
+        )
         self.entropy = Histogram(
             "lkn_probe_entropy", "Normalised entropy measured by probes (max over tokens).",
             buckets=_ENTROPY_BUCKETS, registry=r,

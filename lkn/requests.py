@@ -167,3 +167,20 @@ def parse_request(
         mode_override=mode_override,
         timeout=timeout,
     )
+
+
+def requested_intervention(value: str | None) -> str | None:
+    """A client's ``X-LKN-Intervention`` (REST header, gRPC metadata), checked; None if absent.
+
+    Raises :class:`BadRequest` (400 / INVALID_ARGUMENT) for a malformed spec.
+    """
+    if value is None or not value.strip():
+        return None
+    from lkn.decision.interventions import parse
+
+    try:
+        parse(value)  # placement and k are the gateway's: the decider parses it again
+    except ValueError as exc:
+        raise BadRequest(f"X-LKN-Intervention: {exc}", param="X-LKN-Intervention",
+                         code="invalid_intervention") from None
+    return value.strip().lower()

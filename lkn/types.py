@@ -45,6 +45,8 @@ class GenerateRequest:
     mode_override: str | None = None
     #: Deadline for the whole request, in seconds from now (gRPC deadlines), if any.
     timeout: float | None = None
+    #: An intervention spec the client asked for (``X-LKN-Intervention``), if any.
+    intervention: str | None = None
 
 
 @dataclass(frozen=True)
@@ -88,6 +90,10 @@ class Decision:
     score_group: str | None = None
     #: The homeostat's shed level when it made care cheaper or skipped it (else None).
     shed: str | None = None
+    #: The intervention applied (``none``, ``prompt:system``, ``sampling+prompt:suffix`` ...)
+    #: and which policy rule (or setting) chose it.
+    intervention: str = "none"
+    policy: str | None = None
 
     @property
     def score_text(self) -> str:

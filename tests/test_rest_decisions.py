@@ -15,12 +15,15 @@ import pytest
 from multidict import CIMultiDict
 
 from lkn.config import DEFAULT_INTERVENTION
+from lkn.decision.care import model_system_prompt
 from tests.conftest import GatewayFactory, GatewayUnderTest, make_settings
 from tests.sglang_double import Fault, Received, SGLangDouble
 
 pytestmark = pytest.mark.fast
 
 I = DEFAULT_INTERVENTION
+#: With no system message, the instruction goes under the model's own default system prompt.
+SYSTEM_I = f"{model_system_prompt('smollm2')}\n\n{I}"
 FLAT = [(f" w{i}", math.log(0.1)) for i in range(10)]
 PEAKED = [(" Paris", math.log(0.97)), *((f" w{i}", math.log(0.003)) for i in range(9))]
 SIMPLE = "What is the capital of France?"
@@ -96,7 +99,7 @@ async def test_probe_runs_on_the_generating_engine_and_drives_the_mode(
         assert body["temperature"] == 0.0 and body["stream"] is False
         assert body["messages"] == chat(SIMPLE)["messages"]  # the prompt, before any intervention
     # ANALITICO generations carry the instruction; FLUIDO ones are untouched.
-    assert all(g.body["messages"][0] == {"role": "system", "content": I} for g in generations(flat))
+    assert all(g.body["messages"][0] == {"role": "system", "content": SYSTEM_I} for g in generations(flat))
     assert all(g.body["messages"] == chat(SIMPLE)["messages"] for g in generations(peaked))
 
 
@@ -272,7 +275,7 @@ async def test_header_override_wins_over_the_strategy(
         assert (headers["X-LKN-Mode"], headers["X-LKN-Strategy"]) == ("FLUIDO", "override")
         assert probes(double) == []
         first, second = generations(double)
-        assert first.body["messages"][0] == {"role": "system", "content": I}
+        assert first.body["messages"][0] == {"role": "system", "content": SYSTEM_I}
         assert second.body["messages"] == chat(HARD)["messages"]
 
 
@@ -288,7 +291,7 @@ async def test_model_variant_override(
     assert (headers["X-LKN-Mode"], headers["X-LKN-Strategy"]) == ("FLUIDO", "override")
     first, second = generations(double)
     assert first.body["model"] == second.body["model"] == "smollm2"
-    assert first.body["messages"][0] == {"role": "system", "content": I}
+    assert first.body["messages"][0] == {"role": "system", "content": SYSTEM_I}
     assert I not in json.dumps(second.body)
 
 

@@ -1,11 +1,12 @@
-"""Decides FLUIDO or ANALITICO for each request and applies the ANALITICO intervention.
+"""Decides FLUIDO or ANALITICO for each request, which intervention it gets, and applies it.
 
 Order of precedence: ``LKN_MODE=passthrough`` (no decision at all), Open WebUI housekeeping
-(``### Task:``, always FLUIDO, never probed, even on a ``+analitico`` model variant), the
-per-request override, then the configured strategy (``rules``, ``entropy`` or ``hybrid``).
-A probe that fails or runs out of time falls back to the rules; it never fails a request.
-Every decision is counted once and logged at debug level (logger ``lkn.decision``, no prompt
-text); the request's info line names its mode, strategy and signals.
+(``### Task:``, always FLUIDO, never probed, even on a ``+analitico`` model variant), an
+intervention the request names (``X-LKN-Intervention``), the per-request mode override, then
+the configured strategy (``rules``, ``entropy`` or ``hybrid``); :mod:`.chooser` then picks
+the intervention (the measured policy, ``LKN_POLICY``). A failed or late probe falls back to
+the rules, never failing a request. Every decision is counted once and logged at debug level
+(logger ``lkn.decision``, no prompt text); the request's info line names its mode and signals.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from dataclasses import replace
 from lkn.config import DecisionSettings
 from lkn.decision import rules
 from lkn.decision.homeostat import Homeostat, Shed
-from lkn.decision.intervention import add_instruction
+from lkn.decision.chooser import CareChooser
 from lkn.decision.probe import run_probe
 from lkn.engines import EngineClient
 from lkn.metrics import Metrics
@@ -34,7 +35,10 @@ class Decider:
         self.settings = settings
         self._metrics = metrics
         self.homeostat = Homeostat(settings, metrics.registry)
+        self.chooser = CareChooser(settings)
 
+    def care_state(self) -> dict[str, object]:
+        return self.chooser.state()
     @property
     def needs_engine(self) -> bool:
         """Whether decisions probe the engine (then they run on the generating engine)."""
@@ -54,7 +58,11 @@ class Decider:
         """
         if self.settings.mode == "passthrough":
             return PASSTHROUGH
-        decision, tokens = await self._decide(request, engine, deadline, override)
+        if request.intervention is not None and not rules.is_housekeeping(request):
+            decision, tokens = self.chooser.requested(request.intervention), None
+        else:
+            decided, tokens = await self._decide(request, engine, deadline, override)
+            decision = self.chooser.with_care(decided)
         self._report(decision, request, engine, tokens)
         return decision
 
@@ -120,22 +128,18 @@ class Decider:
             applied=applied,
         ), verdict.estimated_tokens
 
-    def _report(
-        self,
-        decision: Decision,
-        request: GenerateRequest,
-        engine: EngineClient | None,
-        tokens: int | None,
-    ) -> None:
+    def _report(self, decision: Decision, request: GenerateRequest,
+                engine: EngineClient | None, tokens: int | None) -> None:  # fmt: skip
         applied = "true" if decision.applied else "false"
         self._metrics.child(self._metrics.decisions, decision.mode.value, decision.strategy, applied).inc()
+        self._metrics.child(self._metrics.interventions, decision.intervention, applied).inc()
         # The request's one info line (logger lkn.gateway) carries the decision; its details
         # are logged here at debug level.
         if not log.isEnabledFor(logging.DEBUG):
             return
         log.debug(
             "decision rid=%s engine=%s mode=%s strategy=%s score=%s threshold=%s signals=%s "
-            "fallback=%s applied=%s probe_ms=%s est_tokens=%s",
+            "fallback=%s applied=%s probe_ms=%s est_tokens=%s intervention=%s policy=%r",
             request.request_id,
             engine.name if engine is not None else "-",
             decision.mode.value,
@@ -147,13 +151,10 @@ class Decider:
             applied,
             "-" if decision.probe_latency_ms is None else f"{decision.probe_latency_ms:.1f}",
             "-" if tokens is None else tokens,
+            decision.intervention,
+            decision.policy or "-",
         )
 
     def apply(self, decision: Decision, body: JSONObject) -> JSONObject:
-        """The engine body for ``decision``: ``body`` with the ANALITICO instruction if applied.
-
-        Never mutates ``body``; returns it unchanged when there is nothing to add.
-        """
-        if decision.mode is not Mode.ANALITICO or not decision.applied:
-            return body
-        return add_instruction(body, self.settings.intervention)
+        """The engine body for ``decision``: ``body`` with its intervention, if applied."""
+        return self.chooser.apply(decision, body)

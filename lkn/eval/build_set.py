@@ -115,13 +115,13 @@ def word_problems(rng: random.Random) -> list[tuple[str, str, dict[str, Any]]]:
         else:
             start, minutes = rng.randint(1, 10), rng.choice([30, 60, 90, 120, 150, 180])
             end_min = start * 60 + minutes
-            value = end_min // 60
             extra = end_min % 60
-            if extra:
-                value = value + extra / 60
+            arrival = end_min // 60 + extra / 60
             p = (f"A train leaves at {start}:00 and the trip takes {minutes} minutes. At what hour does it arrive? Give the hour as a number (use .5 for half past)."
                  if lang == "en" else
                  f"Un tren sale a las {start}:00 y el viaje dura {minutes} minutos. ¿A qué hora llega? Da la hora como número (usa ,5 para y media).")
+            out.append((lang, p, number(arrival)))
+            continue
         out.append((lang, p, number(value)))
     return out
 
@@ -279,7 +279,7 @@ FACTS = [
     ("es", "¿Cuántos lados tiene un hexágono?", number(6)),
 ]
 
-CODE = [
+CODE: list[tuple[str, int | str]] = [
     ("print(2 + 3 * 4)", 14), ("print(10 // 3)", 3), ("print(10 % 4)", 2), ("print(2 ** 5)", 32),
     ("x = 5\nx += 3\nprint(x)", 8), ("print(len('hello'))", 5), ("print(len([1, 2, 3, 4]))", 4),
     ("a = [3, 1, 2]\nprint(max(a))", 3), ("print(sum([1, 2, 3, 4, 5]))", 15),
@@ -414,7 +414,7 @@ def build() -> list[Item]:
     for lang, p, a in FACTS:
         add("facts_capitals", lang, p, a)
     for index, (code, result) in enumerate(CODE):
-        answer = number(result) if isinstance(result, int) else text(result)
+        answer = text(result) if isinstance(result, str) else number(result)
         if index % 2 == 0:
             add("code_reading", "en", f"What does this Python code print?\n\n{code}", answer)
         else:

@@ -127,9 +127,10 @@ def numbers(text: str, odds: bool = False) -> list[NumberToken]:
     for match in _NUM.finditer(folded):
         if any(start <= match.start() < end for start, end in taken):
             continue
-        value = _parse_number(match.group(1), match.group(2), match.group(3))
-        if value is None:
+        parsed = _parse_number(match.group(1), match.group(2), match.group(3))
+        if parsed is None:
             continue
+        value = parsed
         suffix = match.group(4) or ""
         percent = "%" in suffix
         if match.group(5):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import replace
 
 from aiohttp import web
 
@@ -11,7 +12,7 @@ from lkn.errors import BadRequest, BodyTooLarge, LknError, NoEngineAvailable, No
 from lkn.gateway import Gateway, new_request_id
 from lkn.lifecycle import Exchange
 from lkn.metrics import CONTENT_TYPE
-from lkn.requests import parse_request
+from lkn.requests import parse_request, requested_intervention
 from lkn.rest import access
 from lkn.rest.body import read_json
 from lkn.outcome import CLIENT_GONE_ERRORS
@@ -45,7 +46,9 @@ async def _read_json(request: web.Request) -> JSONValue:
 def _to_request(request: web.Request, route: Route, body: JSONValue) -> GenerateRequest:
     rid = new_request_id()
     request[REQUEST_ID] = rid
-    return parse_request(route, body, rid, request.headers.get("X-LKN-Mode"))
+    parsed = parse_request(route, body, rid, request.headers.get("X-LKN-Mode"))
+    wanted = requested_intervention(request.headers.get("X-LKN-Intervention"))
+    return parsed if wanted is None else replace(parsed, intervention=wanted)
 
 
 async def _generate(request: web.Request, route: Route) -> web.StreamResponse:
@@ -110,7 +113,8 @@ async def probe(request: web.Request) -> web.StreamResponse:
         decision = answer.decision
         response = web.json_response(
             {**decision_json(decision, req.request_id),
-             "homeostat": gateway.decider.homeostat.state()},
+             "homeostat": gateway.decider.homeostat.state(),
+             "care": gateway.decider.care_state()},
             headers=decision_headers(decision, req.request_id, None),
         )
         await response.prepare(request)
@@ -153,12 +157,14 @@ async def ready(request: web.Request) -> web.Response:
         for e in gateway.pool.engines
     ]
     homeostat = gateway.decider.homeostat.state()
+    care = gateway.decider.care_state()
     if gateway.ready():
-        return web.json_response({"status": "ready", "engines": engines, "homeostat": homeostat})
+        return web.json_response({"status": "ready", "engines": engines, "homeostat": homeostat,
+                                  "care": care})
     retry = gateway.pool.retry_after()
     error = NoEngineAvailable("no inference engine is ready", retry_after=retry)
     return web.json_response(
-        {"status": "unavailable", "engines": engines, "homeostat": homeostat,
+        {"status": "unavailable", "engines": engines, "homeostat": homeostat, "care": care,
          "error": error.to_openai()},
         status=503,
         headers={"Retry-After": str(max(1, round(retry)))},

@@ -16,7 +16,12 @@ def decision_headers(decision: Decision, request_id: str, engine: str | None) ->
         "X-LKN-Mode": decision.mode.value,
         "X-LKN-Strategy": decision.strategy,
         "X-LKN-Score": decision.score_text,
+        "X-LKN-Intervention": decision.intervention,
     }
+    if decision.policy:
+        headers["X-LKN-Policy"] = decision.policy
+    if decision.signals:
+        headers["X-LKN-Signals"] = ",".join(decision.signals)
     if not decision.applied:
         headers["X-LKN-Applied"] = "false"
     if decision.fallback:
@@ -36,6 +41,8 @@ def decision_json(decision: Decision, request_id: str) -> JSONObject:
         "request_id": request_id,
         "mode": decision.mode.value,
         "strategy": decision.strategy,
+        "intervention": decision.intervention,
+        "policy": decision.policy,
         "score": _finite(decision.score),
         "threshold": _finite(decision.threshold),
         "signals": list(decision.signals),

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
+from typing import Any
 from collections.abc import AsyncGenerator
 
 import grpc
@@ -10,7 +12,7 @@ import grpc
 from lkn._proto.lkn.v1 import gateway_pb2 as pb
 from lkn._proto.lkn.v1 import gateway_pb2_grpc
 from lkn.gateway import Gateway, new_request_id
-from lkn.requests import parse_request
+from lkn.requests import parse_request, requested_intervention
 from lkn.rpc import convert, status
 from lkn.types import GenerateRequest
 
@@ -20,13 +22,18 @@ FRONTEND = "grpc"
 
 
 def _to_request(
-    message: convert.InputMessage, timeout: float | None, stream: bool
+    message: convert.InputMessage, context: grpc.aio.ServicerContext[Any, Any], stream: bool
 ) -> GenerateRequest:
     route, body = convert.request_body(message, stream)
     rid = new_request_id()
     if message.request_id:
         log.debug("grpc request rid=%s client_request_id=%s", rid, message.request_id)
-    return parse_request(route, body, rid, convert.mode_override(message.mode), timeout)
+    parsed = parse_request(route, body, rid, convert.mode_override(message.mode),
+                           context.time_remaining())
+    metadata = dict(context.invocation_metadata() or ())
+    wanted = metadata.get("x-lkn-intervention")
+    wanted = requested_intervention(wanted if isinstance(wanted, str) else None)
+    return parsed if wanted is None else replace(parsed, intervention=wanted)
 
 
 class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
@@ -46,7 +53,7 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
         context: grpc.aio.ServicerContext[pb.GenerateRequest, pb.GenerateResponse],
     ) -> AsyncGenerator[pb.GenerateResponse, None]:
         # The call's deadline bounds the whole request, engine work included.
-        req = _to_request(request, context.time_remaining(), stream=True)
+        req = _to_request(request, context, stream=True)
         async with self._gateway.stream(req, FRONTEND) as answer:
             yield convert.start(request.request_id, answer)
             async for chunk in answer:
@@ -60,7 +67,7 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
         request: pb.ProbeRequest,
         context: grpc.aio.ServicerContext[pb.ProbeRequest, pb.ProbeResponse],
     ) -> pb.ProbeResponse:
-        req = _to_request(request, context.time_remaining(), stream=False)
+        req = _to_request(request, context, stream=False)
         async with self._gateway.probe(req, FRONTEND) as answer:
             reply = pb.ProbeResponse(
                 request_id=request.request_id,

@@ -1,0 +1,85 @@
+"""Which intervention a decision gets, and the engine body that carries it.
+
+A strategy's verdict gets the measured policy's intervention (``LKN_POLICY``: by rule
+signals and entropy range; the mode is ANALITICO exactly when the policy names one); without
+a policy, ANALITICO gets ``LKN_INTERVENTION``. The ``analitico`` override gets
+``LKN_INTERVENTION``; an intervention the request names (``X-LKN-Intervention``) is used as
+it is. When the homeostat sheds care to the cheaper level, voting is dropped.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from lkn.config import DecisionSettings
+from lkn.decision import care
+from lkn.decision.care import CareSettings
+from lkn.decision.interventions import NONE, Intervention, parse
+from lkn.types import Decision, JSONObject, Mode
+
+
+class CareChooser:
+    def __init__(self, settings: DecisionSettings) -> None:
+        self._settings = settings
+        self.policy = settings.policy
+        self.care = CareSettings(
+            instruction=settings.intervention,
+            placement=settings.prompt_placement,
+            careful_temperature=settings.careful_temperature,
+            careful_top_p=settings.careful_top_p,
+            consistency_k=settings.consistency_k,
+            consistency_temperature=settings.consistency_temperature,
+            consistency_max_tokens=settings.consistency_max_tokens,
+        )
+        self.default = self.parse(settings.care_intervention)
+
+    def parse(self, spec: str) -> Intervention:
+        """An intervention spec with this gateway's placement and k; raises ``ValueError``."""
+        return parse(spec, self._settings.prompt_placement, self._settings.consistency_k)
+
+    def requested(self, spec: str) -> Decision:
+        """The decision for a request that names its intervention."""
+        chosen = self.parse(spec)
+        return Decision(Mode.ANALITICO if chosen.active else Mode.FLUIDO, "override",
+                        signals=("override",), intervention=chosen.name,
+                        policy="requested")  # fmt: skip
+
+    def with_care(self, decision: Decision) -> Decision:
+        """``decision`` with its intervention (and, under a policy, the mode it implies)."""
+        if decision.strategy in ("housekeeping", "passthrough") or decision.shed == "fluido":
+            return decision
+        if decision.strategy == "override" or self.policy is None:
+            if decision.mode is Mode.FLUIDO:
+                return decision
+            return replace(decision, intervention=self.default.name, policy="LKN_INTERVENTION")
+        chosen, why = self.policy.choose(decision.signals, decision.score)
+        if decision.shed == "cheaper" and chosen.consistency:
+            chosen, why = replace(chosen, consistency=0), why + " (voting shed)"
+        return replace(decision, mode=Mode.ANALITICO if chosen.active else Mode.FLUIDO,
+                       intervention=chosen.name, policy=why)
+
+    def apply(self, decision: Decision, body: JSONObject) -> JSONObject:
+        """The engine body for ``decision`` (``body`` itself when nothing changes).
+
+        An ANALITICO decision made without a chooser (intervention ``none``) gets the default.
+        """
+        if not decision.applied:
+            return body
+        if decision.intervention != NONE.name:
+            intervention = self.parse(decision.intervention)
+        elif decision.mode is Mode.ANALITICO:
+            intervention = self.default
+        else:
+            return body
+        model = body.get("model")
+        return care.apply(body, intervention, self.care, model if isinstance(model, str) else None)
+
+    def state(self) -> dict[str, object]:
+        """Which policy is in force and why (``/ready`` and the probe show it)."""
+        if self.policy is None:
+            return {"policy": None, "analitico_gets": self.default.name,
+                    "why": "no measured policy (LKN_POLICY=none): ANALITICO requests get "
+                           "LKN_INTERVENTION"}
+        return {"policy": self.policy.describe(), "analitico_override_gets": self.default.name,
+                "why": "a policy measured by lkn eval --choose: each rule applies an "
+                       "intervention only where it beat FLUIDO in the paired test"}

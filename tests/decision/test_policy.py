@@ -1,0 +1,91 @@
+"""The policy file: rules by signal and entropy range, validation, start-up errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from lkn.config import ConfigError, load_settings
+from lkn.decision.chooser import CareChooser
+from lkn.decision.policy import PolicyError, load_policy, parse_policy
+from lkn.types import Decision, Mode
+
+pytestmark = pytest.mark.fast
+
+SHIPPED = Path(__file__).resolve().parents[2] / "lkn" / "decision" / "policies"
+
+POLICY = {
+    "format": "lkn-policy/1", "name": "t", "model": "m", "significance": 0.05,
+    "rules": [
+        {"signals": ["math"], "intervention": "sampling+prompt:suffix", "why": "maths"},
+        {"signals": ["high_entropy"], "entropy": [0.7, 1.0], "intervention": "consistency:3"},
+        {"signals": ["*"], "intervention": "sampling"},
+    ],
+    "rejected": [{"signals": ["none"], "intervention": "prompt:system"}],
+}
+
+
+def test_rules_match_in_order() -> None:
+    policy = parse_policy(POLICY, "t.json")
+    assert policy.choose(("math", "code"), None)[0].name == "sampling+prompt:suffix"
+    assert policy.choose(("high_entropy",), 0.8)[0].name == "consistency:3"
+    # Out of the entropy range: the next rule that matches.
+    assert policy.choose(("high_entropy",), 0.5)[0].name == "sampling"
+    chosen, why = policy.choose((), None)
+    assert chosen.name == "none" and "no rule" in why
+    assert policy.describe()["rejected"] == POLICY["rejected"]
+
+
+def test_the_chooser_sets_the_mode_from_the_policy(tmp_path: Path) -> None:
+    path = tmp_path / "p.json"
+    path.write_text(json.dumps(POLICY))
+    empty = tmp_path / "empty.env"
+    empty.write_text("")
+    settings = load_settings({"LKN_POLICY": str(path)}, env_file=empty).decision
+    chooser = CareChooser(settings)
+    flagged = chooser.with_care(Decision(Mode.FLUIDO, "rules", signals=("math",)))
+    assert (flagged.mode, flagged.intervention) == (Mode.ANALITICO, "sampling+prompt:suffix")
+    assert flagged.policy and "t#0" in flagged.policy
+    plain = chooser.with_care(Decision(Mode.ANALITICO, "rules", signals=()))
+    assert (plain.mode, plain.intervention) == (Mode.FLUIDO, "none")
+    forced = chooser.with_care(Decision(Mode.ANALITICO, "override", signals=("override",)))
+    assert forced.intervention == "prompt:system"  # the analitico override: LKN_INTERVENTION
+    shed = chooser.with_care(Decision(Mode.FLUIDO, "entropy", signals=("high_entropy",),
+                                      score=0.9, shed="cheaper"))
+    assert shed.intervention == "none" and "voting shed" in (shed.policy or "")
+    assert chooser.state()["policy"]["name"] == "t"  # type: ignore[index]
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"format": "other"}, "'format'"),
+    ({"rules": {}}, "'rules' must be a list"),
+    ({"rules": [{"signals": [], "intervention": "sampling"}]}, "'signals'"),
+    ({"rules": [{"signals": ["math"], "intervention": "magic"}]}, "rules[0]"),
+    ({"rules": [{"signals": ["math"], "intervention": "sampling", "entropy": [0.9, 0.1]}]},
+     "'entropy'"),
+    ({"significance": 2}, "'significance'"),
+])
+def test_invalid_policies_say_what_is_wrong(change: dict[str, object], message: str) -> None:
+    with pytest.raises(PolicyError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        parse_policy({**POLICY, **change}, "bad.json")
+
+
+def test_start_up_errors_name_the_setting(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.env"
+    empty.write_text("")
+    broken = tmp_path / "broken.json"
+    broken.write_text("{not json")
+    for path, text in ((broken, "not valid JSON"), (tmp_path / "missing.json", "cannot read")):
+        with pytest.raises(ConfigError, match=f"LKN_POLICY=.*{text}"):
+            load_settings({"LKN_POLICY": str(path)}, env_file=empty)
+    assert load_settings({"LKN_POLICY": "none"}, env_file=empty).decision.policy is None
+    with pytest.raises(ConfigError, match="LKN_INTERVENTION"):
+        load_settings({"LKN_INTERVENTION": "prompt:middle"}, env_file=empty)
+
+
+def test_shipped_policies_are_valid() -> None:
+    for path in sorted(SHIPPED.glob("*.json")):
+        policy = load_policy(path)
+        assert policy.rules or policy.summary.get("rejected"), path
