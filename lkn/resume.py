@@ -113,7 +113,8 @@ class Resume:
         self._blocked = False
         self._last_raw: bytes | None = None
         self._answer_id: str | None = None
-        self.resumed = 0
+        #: Engines that failed this stream or refused its continuation (never asked again).
+        self._tried: list[Engine] = []
 
     @classmethod
     def of(cls, request: GenerateRequest, enabled: bool, attempts: int) -> Resume | None:
@@ -142,7 +143,7 @@ class Resume:
         pool = exchange.gateway.pool
         request = exchange.request
         failed = exchange.lease
-        tried: list[Engine] = []
+        tried = self._tried
         if failed is not None:
             pool.settle(failed, outcome_of(error))
             tried.append(failed.engine)
@@ -162,16 +163,16 @@ class Resume:
                 lease = await pool.acquire_waiting(model, tried, exchange.deadline)
             except NoEngineAvailable:
                 break
-            tried.append(lease.engine)
             if request.route is Route.CHAT and lease.engine.name not in sglang:
+                tried.append(lease.engine)
                 pool.settle(lease, Verdict.NEUTRAL)  # no assistant prefill on this engine
                 self._attempts_left += 1
                 continue
             chunks = await self._open(exchange, lease, body)
             if chunks is None:
+                tried.append(lease.engine)
                 continue
             exchange.lease = lease
-            self.resumed += 1
             metrics.child(metrics.resumes, "resumed").inc()
             log.warning(
                 "stream resumed rid=%s engine=%s failed_engine=%s delivered_chunks=%d error=%s",
@@ -182,9 +183,8 @@ class Resume:
             return chunks
         self._attempts_left = 0
         metrics.child(metrics.resumes, "failed").inc()
-        log.warning("stream not resumed rid=%s failed_engine=%s tried=%d: no engine could "
-                    "continue", exchange.request_id,
-                    failed.engine.name if failed is not None else "-", len(tried) - 1)
+        log.warning("stream not resumed rid=%s failed_engine=%s: no engine could continue",
+                    exchange.request_id, failed.engine.name if failed is not None else "-")
         return None
 
     async def _open(self, exchange: Exchange, lease: Lease, body: JSONObject
