@@ -332,7 +332,7 @@ class HttpEngineClient:
         data-parallel ranks); None when the engine does not say."""
         try:
             async with self._session.get(
-                "v1/loads", timeout=aiohttp.ClientTimeout(total=timeout)
+                self._url("/v1/loads"), timeout=aiohttp.ClientTimeout(total=timeout)
             ) as response:
                 if response.status != 200:
                     await response.read()
