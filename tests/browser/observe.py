@@ -71,6 +71,32 @@ def engine_requests(engine: LiveEngine) -> dict[str, dict[str, Any]]:
     return found
 
 
+def engine_request(engine: LiveEngine, rid: str, timeout: float = 90) -> dict[str, Any]:
+    """SGLang's record of request ``rid``, waiting for it: SGLang writes it once the request
+    has finished on its side, which can be after the client saw the end of the answer."""
+    found: dict[str, Any] = {}
+
+    def logged() -> bool:
+        found.update(engine_requests(engine).get(rid, {}))
+        return bool(found)
+
+    wait_until(f"SGLang's log entry for request {rid}", logged, timeout)
+    return found
+
+
+def words(text: str) -> list[str]:
+    """The words of a text, letters only: what survives Markdown rendering in the page."""
+    return re.findall(r"[^\W\d_]+", text.lower())
+
+
+def shows_engine_answer(shown: str, engine_record: dict[str, Any]) -> bool:
+    """Whether the page shows the answer the engine generated: its words, in order (the page
+    may add words of its own around them, e.g. a code block's "Copy" button)."""
+    wanted = words(str(engine_record["out"]["text"]))
+    remaining = iter(words(shown))
+    return bool(wanted) and all(word in remaining for word in wanted)
+
+
 def system_prompt(engine_record: dict[str, Any]) -> str:
     """The system turn of the prompt the engine ran (SmolLM2's ChatML template)."""
     text = str(engine_record["obj"]["text"])

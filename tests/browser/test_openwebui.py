@@ -20,8 +20,8 @@ import pytest
 
 from tests.browser.conftest import Browse
 from tests.browser.observe import (
-    counted_since, decision_counts, decisions, enable_request_log, engine_requests,
-    ready_state, system_prompt, wait_idle, wait_until,
+    counted_since, decision_counts, decisions, enable_request_log, engine_request,
+    ready_state, shows_engine_answer, system_prompt, wait_idle, wait_until,
 )
 from tests.livestack import LiveEngine, LiveGateway, wait_status
 
@@ -44,7 +44,7 @@ def wait_housekeeping(gateway: LiveGateway, log: GatewayLog, count: int) -> list
     wait_until(
         f"{count} housekeeping decisions",
         lambda: sum(d["strategy"] == "housekeeping" for d in decisions(log())) >= count,
-        timeout=120,
+        timeout=300,
     )
     wait_idle(gateway)
     return [d for d in decisions(log()) if d["strategy"] == "housekeeping"]
@@ -60,7 +60,6 @@ def test_a_simple_question_streams_a_fluido_answer_and_housekeeping_is_not_probe
                     model=model)
 
     assert result["model_shown"] == model
-    assert "Paris" in result["answer"]
     assert result["partials"] >= 1, "the answer appeared at once, not streamed"
     assert result["error_text"] == ""
 
@@ -75,11 +74,15 @@ def test_a_simple_question_streams_a_fluido_answer_and_housekeeping_is_not_probe
     }
     assert "capital of France" not in gateway_log(), "the gateway logged prompt text"
 
-    seen = engine_requests(browser_engine)
-    assert INSTRUCTION not in seen[chat["rid"]]["obj"]["text"]
+    # The page shows what the engine generated for this very request (whatever a 135M model
+    # answers), and the engine ran the prompt unchanged.
+    engine_chat = engine_request(browser_engine, chat["rid"])
+    assert shows_engine_answer(result["answer"], engine_chat), (result["answer"], engine_chat["out"])
+    assert INSTRUCTION not in engine_chat["obj"]["text"]
     for d in housekeeping:
-        assert "### Task:" in seen[d["rid"]]["obj"]["text"]
-        assert INSTRUCTION not in seen[d["rid"]]["obj"]["text"]
+        seen = engine_request(browser_engine, d["rid"])
+        assert "### Task:" in seen["obj"]["text"]
+        assert INSTRUCTION not in seen["obj"]["text"]
 
 
 def test_b_a_maths_question_goes_analitico_and_the_engine_gets_the_instruction(
@@ -97,7 +100,7 @@ def test_b_a_maths_question_goes_analitico_and_the_engine_gets_the_instruction(
     assert {"math", "multi_step"} <= set(chat["signals"].split(","))
     assert counted_since(before, browser_gateway)[("ANALITICO", "rules", "true")] == 1.0
     # Open WebUI sends no system message: the instruction is the system turn SGLang ran.
-    assert system_prompt(engine_requests(browser_engine)[chat["rid"]]) == INSTRUCTION
+    assert system_prompt(engine_request(browser_engine, chat["rid"])) == INSTRUCTION
 
 
 def test_c_the_info_tooltip_shows_the_token_usage_the_engine_reported(
@@ -110,7 +113,7 @@ def test_c_the_info_tooltip_shows_the_token_usage_the_engine_reported(
     usage = dict(re.findall(r"^(\w+): (\d+)$", result["usage_text"], re.MULTILINE))
     wait_housekeeping(browser_gateway, gateway_log, 3)
     [chat] = chats(gateway_log())
-    engine_says = engine_requests(browser_engine)[chat["rid"]]["out"]["meta_info"]
+    engine_says = engine_request(browser_engine, chat["rid"])["out"]["meta_info"]
     assert int(usage["prompt_tokens"]) == engine_says["prompt_tokens"] > 0
     assert int(usage["completion_tokens"]) == engine_says["completion_tokens"] > 0
     assert int(usage["total_tokens"]) == (
@@ -137,7 +140,7 @@ def test_e_the_analitico_model_variant_overrides_the_rules(
     assert counted[("ANALITICO", "override", "true")] == 1.0
     # Housekeeping on the variant stays cheap: no override for "### Task:" requests.
     assert counted[("FLUIDO", "housekeeping", "true")] == 3.0
-    assert system_prompt(engine_requests(browser_engine)[chat["rid"]]) == INSTRUCTION
+    assert system_prompt(engine_request(browser_engine, chat["rid"])) == INSTRUCTION
 
 
 def requests_counted(gateway: LiveGateway) -> dict[str, float]:
@@ -194,7 +197,7 @@ def test_d_engine_down_shows_the_gateways_error_in_the_chat(
 ) -> None:
     browser_engine.stop()
     try:
-        wait_status(browser_gateway.url + "/ready", 503, 30)
+        wait_status(browser_gateway.url + "/ready", 503, 60)
         expected = gateway_error(browser_gateway, model)
 
         down = browse("engine_down_error", "Are you there?", model=model, expect="error",
@@ -213,7 +216,7 @@ def test_d_engine_down_shows_the_gateways_error_in_the_chat(
     finally:
         browser_engine.start()
         enable_request_log(browser_engine)
-    wait_status(browser_gateway.url + "/ready", 200, 60)
+    wait_status(browser_gateway.url + "/ready", 200, 180)
 
 
 def test_d_the_first_message_after_the_engine_returns_is_answered(
@@ -223,15 +226,14 @@ def test_d_the_first_message_after_the_engine_returns_is_answered(
     # The engine's breaker opened while it was down, so it comes back half-open: Open
     # WebUI's title request, sent just before the chat, is the one trial request, and the
     # chat must wait for the trial's outcome, not fail.
-    wait_status(browser_gateway.url + "/ready", 200, 60)
+    wait_status(browser_gateway.url + "/ready", 200, 180)
 
     back = browse("engine_back_chat", "What is the capital of France? Answer in one sentence.",
                   model=model)
 
-    assert back["error_text"] == ""
-    assert "Paris" in back["answer"]
+    assert back["error_text"] == "" and back["answer"]
     wait_idle(browser_gateway)
     last = chats(gateway_log())[-1]
     assert (last["mode"], last["strategy"]) == ("FLUIDO", "rules")
-    assert last["rid"] in engine_requests(browser_engine)
+    assert shows_engine_answer(back["answer"], engine_request(browser_engine, last["rid"]))
     assert ready_state(browser_gateway)["engines"][0]["breaker"] == "closed"
