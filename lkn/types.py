@@ -110,6 +110,19 @@ class Usage:
     total_tokens: int = 0
 
 
+@dataclass(frozen=True, slots=True)
+class ToolCallDelta:
+    """A piece of a streamed tool call (OpenAI semantics): the first piece of a call has its
+    ``index``, ``id``, ``type`` and ``name``; later pieces of the same index carry more of
+    its ``arguments``, to append."""
+
+    index: int
+    id: str = ""
+    type: str = ""
+    name: str = ""
+    arguments: str = ""
+
+
 @dataclass(slots=True)
 class Chunk:
     """One streamed event from the engine.
@@ -126,6 +139,8 @@ class Chunk:
     #: A chunk that only carries usage (``choices: []``).
     usage_only: bool = False
     tool_call: bool = False
+    #: Tool-call pieces of this chunk, in the engine's order.
+    tool_calls: tuple[ToolCallDelta, ...] = ()
 
 
 @dataclass(frozen=True)

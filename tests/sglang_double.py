@@ -246,8 +246,19 @@ class _ChatRenderer(_OpenAIRenderer):
         return {"id": call_id, "index": 0, "type": "function",
                 "function": {"name": self.plan.tool_name, "arguments": arguments}}  # fmt: skip
 
+    #: Reasoning text sent before the answer (None: none), and the key it is sent under
+    #: (SGLang's "reasoning_content"; "reasoning" imitates vLLM).
+    reasoning: str | None = None
+    reasoning_key: str = "reasoning_content"
+
     def opening(self) -> bytes:
-        return self._chunk({"reasoning_content": None, "role": "assistant", "content": ""})
+        out = self._chunk({"reasoning_content": None, "role": "assistant", "content": ""})
+        if self.reasoning is not None:
+            for word in self.reasoning.split(" "):
+                delta: dict[str, Any] = {"reasoning_content": None, "content": None}
+                delta[self.reasoning_key] = word + " "
+                out += self._chunk(delta)
+        return out
 
     def token(self, i: int, last: bool) -> bytes:
         tok = self.plan.tokens[i]
@@ -269,6 +280,8 @@ class _ChatRenderer(_OpenAIRenderer):
         tokens = self.plan.tokens[:done]
         text = "".join(t.text for t in tokens)
         message: dict[str, Any] = {"role": "assistant", "content": text, "reasoning_content": None}
+        if self.reasoning is not None:
+            message[self.reasoning_key] = self.reasoning
         if self.plan.tool_name is not None:
             message["content"] = None
             message["tool_calls"] = [self._tool_call(0, text)]
@@ -434,6 +447,9 @@ class SGLangDouble:
         self.model = model
         self.ready = ready
         self.refuse_with: int | None = None
+        #: Chat answers start with this reasoning text (None: none), sent under reasoning_key.
+        self.reasoning: str | None = None
+        self.reasoning_key = "reasoning_content"
         self.url = ""
         self.port = 0
         self.received: list[Received] = []
@@ -754,6 +770,7 @@ class SGLangDouble:
             include_usage=isinstance(options, dict) and bool(options.get("include_usage")),
             prompt_tokens=sum(len(_words(m.get("content"))) for m in messages) + 5,
         )  # fmt: skip
+        renderer.reasoning, renderer.reasoning_key = self.reasoning, self.reasoning_key
         return await self._run(request, rid, plan, renderer, bool(body.get("stream")))
 
     async def _completions(self, request: web.Request) -> web.StreamResponse:

@@ -24,7 +24,11 @@ from lkn.errors import (
 #: its request timeouts) and 529 (overloaded). They never count against an engine.
 OVERLOAD_STATUSES = frozenset({429, 503, 529})
 from lkn.privacy import scrub
-from lkn.types import Chunk, JSONObject, JSONValue, TopToken, Usage
+from lkn.types import Chunk, JSONObject, JSONValue, ToolCallDelta, TopToken, Usage
+
+#: Delta / message keys that carry reasoning text: SGLang and DeepSeek say
+#: ``reasoning_content``, vLLM and OpenRouter ``reasoning``.
+REASONING_KEYS = ("reasoning_content", "reasoning")
 
 
 def error_for_status(
@@ -141,11 +145,11 @@ def parse_chunk(raw: bytes, engine: str) -> Chunk:
                 content = delta.get("content")
                 if isinstance(content, str):
                     chunk.text += content
-                reasoning = delta.get("reasoning_content")
-                if isinstance(reasoning, str):
-                    chunk.reasoning += reasoning
-                if delta.get("tool_calls"):
+                chunk.reasoning += reasoning_of(delta)
+                calls = delta.get("tool_calls")
+                if isinstance(calls, list) and calls:
                     chunk.tool_call = True
+                    chunk.tool_calls += tool_call_deltas(calls)
             else:
                 text = choice.get("text")
                 if isinstance(text, str):
@@ -154,6 +158,83 @@ def parse_chunk(raw: bytes, engine: str) -> Chunk:
             if isinstance(reason, str):
                 chunk.finish_reason = reason
     return chunk
+
+
+def reasoning_of(delta: JSONObject) -> str:
+    """The reasoning text of a delta or message, whichever key the engine used."""
+    for key in REASONING_KEYS:
+        value = delta.get(key)
+        if isinstance(value, str) and value:
+            return value
+    return ""
+
+
+def tool_call_deltas(calls: list[JSONValue]) -> tuple[ToolCallDelta, ...]:
+    """The tool-call pieces of one delta, as sent (missing parts stay empty)."""
+    out: list[ToolCallDelta] = []
+    for position, call in enumerate(calls):
+        if not isinstance(call, dict):
+            continue
+        index = call.get("index")
+        function = call.get("function")
+        fn: JSONObject = function if isinstance(function, dict) else {}
+        out.append(ToolCallDelta(
+            index=index if isinstance(index, int) and not isinstance(index, bool) else position,
+            id=_text(call.get("id")),
+            type=_text(call.get("type")),
+            name=_text(fn.get("name")),
+            arguments=_text(fn.get("arguments")),
+        ))  # fmt: skip
+    return tuple(out)
+
+
+def _text(value: JSONValue) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def deliver_reasoning(raw: bytes, reasoning: str, field: str) -> bytes:
+    """An engine's chat chunk or completion body with its reasoning text under the key(s)
+    the client asked for (``reasoning_content``, ``reasoning`` or ``both``).
+
+    ``reasoning`` is the text the parser found (empty: the payload is returned as is, so
+    SGLang's ``"reasoning_content": null`` costs nothing). Only payloads that carry reasoning
+    text under another key are rewritten.
+    """
+    if not reasoning:
+        return raw
+    wanted = REASONING_KEYS if field == "both" else (field,)
+    event = json.loads(raw)
+    choices = event.get("choices") if isinstance(event, dict) else None
+    if not isinstance(choices, list):
+        return raw
+    changed = False
+    for choice in choices:
+        if not isinstance(choice, dict):
+            continue
+        part = choice.get("delta", choice.get("message"))
+        if not isinstance(part, dict):
+            continue
+        text = reasoning_of(part)
+        if not text or all(part.get(key) == text for key in wanted) and not any(
+            part.get(key) for key in REASONING_KEYS if key not in wanted
+        ):
+            continue
+        for key in REASONING_KEYS:
+            part.pop(key, None)
+        for key in wanted:
+            part[key] = text
+        changed = True
+    return json.dumps(event, ensure_ascii=False, separators=(",", ":")).encode() if changed else raw
+
+
+def completion_reasoning(body: JSONObject) -> str:
+    """The reasoning text of a non-streamed chat body (either key)."""
+    choices = body.get("choices")
+    if isinstance(choices, list) and choices and isinstance(choices[0], dict):
+        message = choices[0].get("message")
+        if isinstance(message, dict):
+            return reasoning_of(message)
+    return ""
 
 
 def parse_completion(body: JSONObject) -> tuple[str, str | None, Usage | None]:

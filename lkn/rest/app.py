@@ -24,7 +24,12 @@ from lkn.rest.errors import (
     error_middleware,
     error_payload,
 )
+from lkn.rest.cors import Cors
+from lkn.rest.cors import install as install_cors
+from lkn.rest.reasoning import HEADER as REASONING_HEADER
+from lkn.rest.reasoning import Delivery, decision_note, reasoning_field
 from lkn.rest.render import decision_headers, decision_json, model_json
+from lkn.rest.sse import EventStream
 from lkn.types import GenerateRequest, JSONValue, Route
 
 log = logging.getLogger(__name__)
@@ -35,7 +40,6 @@ _SSE_HEADERS = {
     "Cache-Control": "no-cache",
     "X-Accel-Buffering": "no",
 }
-_DONE = b"data: [DONE]\n\n"
 
 
 async def _read_json(request: web.Request) -> JSONValue:
@@ -51,48 +55,67 @@ def _to_request(request: web.Request, route: Route, body: JSONValue) -> Generate
     return parsed if wanted is None else replace(parsed, intervention=wanted)
 
 
+def _delivery(request: web.Request) -> Delivery:
+    default = request.app[GATEWAY].settings.reasoning_field
+    return Delivery(reasoning_field(request.headers.get(REASONING_HEADER), default), None)
+
+
 async def _generate(request: web.Request, route: Route) -> web.StreamResponse:
     gateway = request.app[GATEWAY]
     req = _to_request(request, route, await _read_json(request))
+    delivery = _delivery(request)
+    note = gateway.settings.decision_note and route is Route.CHAT
     if not req.stream:
         async with gateway.complete(req) as answer:
             completion = answer.completion
             assert completion is not None
+            if note:
+                delivery.note = decision_note(answer.decision)
             response = web.Response(
-                body=completion.raw,
+                body=delivery.body(completion.raw) if route is Route.CHAT else completion.raw,
                 content_type="application/json",
                 headers=decision_headers(answer.decision, req.request_id, answer.engine),
             )
             await response.prepare(request)
             await response.write_eof()
         return response
-    async with gateway.stream(req) as answer:
-        stream = web.StreamResponse(
-            headers={**_SSE_HEADERS, **decision_headers(answer.decision, req.request_id,
-                                                        answer.engine)}
-        )
-        await stream.prepare(request)
-        await _relay(stream, answer)
-    return stream
+    early = {**_SSE_HEADERS, "X-Request-Id": req.request_id}
+    async with EventStream(request, gateway.settings.sse_keepalive, early) as events:
+        try:
+            async with gateway.stream(req) as answer:
+                await events.open(decision_headers(answer.decision, req.request_id,
+                                                   answer.engine))
+                if note:
+                    delivery.note = decision_note(answer.decision)
+                await _relay(events, answer, delivery)
+        except LknError as exc:
+            if not events.started:  # nothing sent yet: a proper status code
+                raise
+            # A keep-alive already started the response: report it inside the stream.
+            await events.finish(error_payload(exc), b"[DONE]")
+    return events.response
 
 
-async def _relay(response: web.StreamResponse, answer: Exchange) -> None:
+async def _relay(events: EventStream, answer: Exchange, delivery: Delivery) -> None:
     """Chunks to SSE events. Once the headers are out, every failure ends the stream with
     one error event and then ``[DONE]``, never a cut or a second status line."""
     try:
         async for chunk in answer:
-            await response.write(b"data: " + chunk.raw + b"\n\n")
-        tail = _DONE
+            if delivery.note is not None:
+                note = delivery.note_event(chunk)
+                if note is not None:
+                    await events.send(note)
+            await events.send(delivery.payload(chunk))
+        tail: tuple[bytes, ...] = (b"[DONE]",)
     except LknError as exc:
         answer.fail(exc)
-        tail = b"data: " + error_payload(exc) + b"\n\n" + _DONE
+        tail = (error_payload(exc), b"[DONE]")
     except CLIENT_GONE_ERRORS:
         raise
     except Exception as exc:  # a bug after the headers: the lifecycle logs it once
         answer.fail(exc)
-        tail = b"data: " + error_payload(INTERNAL_ERROR) + b"\n\n" + _DONE
-    await response.write(tail)
-    await response.write_eof()
+        tail = (error_payload(INTERNAL_ERROR), b"[DONE]")
+    await events.finish(*tail)
 
 
 async def chat_completions(request: web.Request) -> web.StreamResponse:
@@ -178,10 +201,12 @@ async def metrics(request: web.Request) -> web.Response:
 
 def create_app(gateway: Gateway) -> web.Application:
     """The aiohttp application for one gateway (the caller owns the gateway's lifetime)."""
+    cors = Cors(gateway.settings.cors_origins)
     app = web.Application(
-        middlewares=[error_middleware, access.auth_middleware],
+        middlewares=[cors.middleware, error_middleware, access.auth_middleware],
         client_max_size=gateway.settings.max_body_bytes,
     )
+    install_cors(app, cors)
     app[GATEWAY] = gateway
     access.install(app)
     app.router.add_post("/v1/chat/completions", chat_completions)

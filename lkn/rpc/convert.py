@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from typing import Union
 
 from lkn._proto.lkn.v1 import gateway_pb2 as pb
 from lkn.errors import BadRequest
 from lkn.lifecycle import Exchange
-from lkn.types import Decision, JSONObject, JSONValue, Mode, ModelCard, Route, Usage
+from lkn.types import Chunk, Decision, JSONObject, JSONValue, Mode, ModelCard, Route, Usage
 
 #: Both request messages carry the same input fields.
 InputMessage = Union[pb.GenerateRequest, pb.ProbeRequest]
@@ -34,6 +35,14 @@ def request_body(message: InputMessage, stream: bool) -> tuple[Route, JSONObject
             item: JSONObject = {"role": m.role, "content": m.content}
             if m.name:
                 item["name"] = m.name
+            if m.tool_call_id:
+                item["tool_call_id"] = m.tool_call_id
+            if m.tool_calls:
+                item["tool_calls"] = [
+                    {"id": c.id, "type": "function",
+                     "function": {"name": c.name, "arguments": c.arguments}}
+                    for c in m.tool_calls
+                ]  # fmt: skip
             messages.append(item)
         body["messages"] = messages
     elif which == "prompt":
@@ -43,6 +52,10 @@ def request_body(message: InputMessage, stream: bool) -> tuple[Route, JSONObject
         raise BadRequest("the request needs an input: set 'chat' or 'prompt'", param="input")
     if message.model:
         body["model"] = message.model
+    if isinstance(message, pb.GenerateRequest) and message.tools:
+        if route is not Route.CHAT:
+            raise BadRequest("tools need a chat input", param="tools")
+        body["tools"] = _tools(message)
     sampling = message.sampling
     for name in _SAMPLING:
         if sampling.HasField(name):
@@ -106,8 +119,39 @@ def start(client_request_id: str, generation: Exchange) -> pb.GenerateResponse:
     )
 
 
-def delta(text: str, reasoning: str) -> pb.GenerateResponse:
-    return pb.GenerateResponse(delta=pb.TextDelta(text=text, reasoning=reasoning))
+def delta(chunk: Chunk) -> pb.GenerateResponse:
+    """Text, reasoning and tool-call pieces of one chunk (the servicer skips empty ones)."""
+    out = pb.TextDelta(text=chunk.text, reasoning=chunk.reasoning)
+    for call in chunk.tool_calls:
+        out.tool_calls.append(pb.ToolCallDelta(
+            index=call.index, id=call.id, type=call.type, name=call.name,
+            arguments=call.arguments,
+        ))  # fmt: skip
+    return pb.GenerateResponse(delta=out)
+
+
+def _tools(message: pb.GenerateRequest) -> list[JSONValue]:
+    tools: list[JSONValue] = []
+    for position, tool in enumerate(message.tools):
+        if not tool.name:
+            raise BadRequest(f"tools[{position}].name is empty: a tool needs a name",
+                             param=f"tools[{position}].name")
+        function: JSONObject = {"name": tool.name}
+        if tool.description:
+            function["description"] = tool.description
+        if tool.parameters_json:
+            try:
+                parameters: JSONValue = json.loads(tool.parameters_json)
+            except ValueError as exc:
+                raise BadRequest(
+                    f"tools[{position}].parameters_json is not valid JSON: {exc}",
+                    param=f"tools[{position}].parameters_json") from None  # fmt: skip
+            if not isinstance(parameters, dict):
+                raise BadRequest(f"tools[{position}].parameters_json must be a JSON object",
+                                 param=f"tools[{position}].parameters_json")  # fmt: skip
+            function["parameters"] = parameters
+        tools.append({"type": "function", "function": function})
+    return tools
 
 
 def finish(generation: Exchange) -> pb.GenerateResponse:

@@ -57,8 +57,8 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
         async with self._gateway.stream(req, FRONTEND) as answer:
             yield convert.start(request.request_id, answer)
             async for chunk in answer:
-                if chunk.text or chunk.reasoning:
-                    yield convert.delta(chunk.text, chunk.reasoning)
+                if chunk.text or chunk.reasoning or chunk.tool_calls:
+                    yield convert.delta(chunk)
             yield convert.finish(answer)
 
     @status.unary

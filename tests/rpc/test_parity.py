@@ -36,6 +36,10 @@ from tests.sglang_double import Fault, SGLangDouble
 pytestmark = pytest.mark.fast
 
 HELLO = [{"role": "user", "content": "hello there"}]
+TOOLS = [{"type": "function", "function": {
+    "name": "lookup", "description": "Look a word up",
+    "parameters": {"type": "object", "properties": {"word": {"type": "string"},
+                                                    "limit": {"type": "integer"}}}}}]
 
 
 def trip_breakers(gw: GatewayUnderTest) -> None:
@@ -64,6 +68,8 @@ class Scenario:
     top_logprobs: list[tuple[str, float]] | None = None
     #: The double answers every generation with this status (SGLang's queue-full error).
     refuse_with: int | None = None
+    #: Attributes set on the test double (e.g. reasoning text and the key it uses).
+    engine: dict[str, Any] = field(default_factory=dict)
 
 
 SCENARIOS = [
@@ -111,6 +117,12 @@ SCENARIOS = [
     Scenario("speculative-analitico", {"messages": HELLO, "max_tokens": 8},
              settings={"decision": {"strategy": "entropy"}},
              top_logprobs=[(f" w{i}", -2.302585) for i in range(10)], expect_mode="ANALITICO"),
+    Scenario("tool-calls-streaming", {"messages": [{"role": "user", "content": "CALL_TOOL now"}],
+                                      "tools": TOOLS}, stream=True),
+    Scenario("reasoning-content-key", {"messages": HELLO, "max_tokens": 4}, stream=True,
+             engine={"reasoning": "let me think", "reasoning_key": "reasoning_content"}),
+    Scenario("reasoning-key", {"messages": HELLO, "max_tokens": 4}, stream=True,
+             engine={"reasoning": "let me think", "reasoning_key": "reasoning"}),
 ]  # fmt: skip
 
 
@@ -126,6 +138,16 @@ class Outcome:
     error_type: str | None = None
     #: How the gateway counted it (the ``outcome`` label of ``lkn_requests_total``).
     counted: str | None = None
+    reasoning: str = ""
+    #: Tool calls put back together: index -> (has an id, type, name, arguments).
+    tool_calls: dict[int, list[Any]] = field(default_factory=dict)
+
+    def add_call(self, index: int, call_id: str, kind: str, name: str, arguments: str) -> None:
+        call = self.tool_calls.setdefault(index, [False, "", "", ""])
+        call[0] = call[0] or call_id.startswith("call_")
+        call[1] += kind
+        call[2] += name
+        call[3] += arguments
 
 
 async def run_rest(gw: GatewayUnderTest, s: Scenario) -> Outcome:
@@ -160,6 +182,11 @@ async def run_rest(gw: GatewayUnderTest, s: Scenario) -> Outcome:
         for choice in event.get("choices", []):
             part = choice.get("delta") or choice.get("message") or {}
             out.text += part.get("content") or choice.get("text") or ""
+            out.reasoning += part.get("reasoning_content") or ""
+            for call in part.get("tool_calls") or []:
+                fn = call.get("function") or {}
+                out.add_call(call["index"], call.get("id") or "", call.get("type") or "",
+                             fn.get("name") or "", fn.get("arguments") or "")
             out.finish_reason = choice.get("finish_reason") or out.finish_reason
     return out
 
@@ -175,6 +202,10 @@ def to_protobuf(s: Scenario) -> pb.GenerateRequest:
         if key in s.body:
             setattr(request.sampling, key, s.body[key])
     request.sampling.stop.extend(s.body.get("stop", []))
+    for tool in s.body.get("tools", []):
+        fn = tool["function"]
+        request.tools.append(pb.Tool(name=fn["name"], description=fn.get("description", ""),
+                                     parameters_json=json.dumps(fn.get("parameters", {}))))
     request.mode = {None: pb.MODE_AUTO, "fluido": pb.MODE_FLUIDO,
                     "analitico": pb.MODE_ANALITICO}[s.mode]  # fmt: skip
     return request
@@ -192,6 +223,10 @@ async def run_grpc(gw: GatewayUnderTest, s: Scenario) -> Outcome:
                     out.strategy = message.start.decision.strategy
                 elif event == "delta":
                     out.text += message.delta.text
+                    out.reasoning += message.delta.reasoning
+                    for piece in message.delta.tool_calls:
+                        out.add_call(piece.index, piece.id, piece.type, piece.name,
+                                     piece.arguments)
                 else:
                     out.finish_reason = message.finish.finish_reason or None
                     if message.finish.HasField("usage"):
@@ -206,6 +241,8 @@ async def run_grpc(gw: GatewayUnderTest, s: Scenario) -> Outcome:
 
 async def run(s: Scenario, start_gateway: GatewayFactory, protocol: str) -> Outcome:
     async with SGLangDouble(top_logprobs=s.top_logprobs) as double:
+        for name, value in s.engine.items():
+            setattr(double, name, value)
         gw = await start_gateway(make_settings(double.url, **s.settings))
         if s.setup is not None:
             s.setup(gw)
@@ -241,7 +278,15 @@ async def test_rest_and_grpc_agree(s: Scenario, start_gateway: GatewayFactory) -
     if s.error is None:
         assert rest.counted == "200"
         assert (rest.status, rpc.status) == (200, "OK")
-        assert rest.text and rest.text == rpc.text
+        assert (rest.text or rest.tool_calls) and rest.text == rpc.text
+        assert rest.reasoning == rpc.reasoning == (
+            s.engine["reasoning"] + " " if "reasoning" in s.engine else "")
+        assert rest.tool_calls == rpc.tool_calls
+        if "tools" in s.body:
+            [(has_id, kind, name, arguments)] = rest.tool_calls.values()
+            assert has_id and kind == "function" and name == "lookup"
+            assert json.loads(arguments) == {"word": "test", "limit": 1}
+            assert rest.finish_reason == "tool_calls"
         assert rest.finish_reason and rest.finish_reason == rpc.finish_reason
         assert rest.usage and rest.usage == rpc.usage
         assert rest.error_type is None and rpc.error_type is None
