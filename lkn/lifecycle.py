@@ -147,7 +147,6 @@ class Exchange:
         self.lease: Lease | None = None
         self.usage: Usage | None = None
         self.finish_reason: str | None = None
-        self.chunks = 0
         self.outcome: Outcome | None = None
         self.started = time.monotonic()
         self._deadline = None if request.timeout is None else self.started + request.timeout
@@ -349,7 +348,6 @@ class Exchange:
                 continue
             if self._resume is not None:
                 self._resume.note(chunk)
-            self.chunks += 1
             return chunk
 
     async def _resumed(self, error: LknError) -> bool:
