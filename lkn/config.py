@@ -125,6 +125,9 @@ class PlacementSettings:
     record_blocks: int = 16384
     #: In-flight requests an engine holding the prefix may have above the least loaded one.
     max_imbalance: int = 4
+    #: Share of a prompt (characters read) an engine must hold to be preferred, unless it
+    #: holds the conversation's whole history.
+    min_match: float = 0.5
 
     @property
     def enabled(self) -> bool:
@@ -520,6 +523,7 @@ def load_settings(
             record_blocks=r.integer("LKN_PLACEMENT_RECORD_BLOCKS", P.record_blocks, minimum=1,
                                     maximum=1 << 22),
             max_imbalance=r.integer("LKN_PLACEMENT_MAX_IMBALANCE", P.max_imbalance),
+            min_match=r.number("LKN_PLACEMENT_MIN_MATCH", P.min_match, 0.0, 1.0),
         ),
         engine_api_key=r.raw("ENGINE_API_KEY"),
         sse_keepalive=r.number("LKN_SSE_KEEPALIVE", D.sse_keepalive),

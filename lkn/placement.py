@@ -16,6 +16,13 @@ whole prefix up to that block. Each engine's record is an LRU set of such hashes
 prompt read, at most ``block_chars * max_blocks`` characters, plus one lookup per block and
 engine.
 
+What counts as holding the prefix: all of the conversation before its last assistant
+message (the previous turn's prompt, which that engine prefilled), or, for anything else
+(a shared system prompt or document), at least ``min_match`` of the prompt's characters
+read; a smaller match (a short system prompt shared by every new conversation) leaves the
+choice to the least-loaded, so new conversations still spread over the engines, as SGLang's
+model gateway does with its cache threshold.
+
 Load guard: an engine that holds the prefix wins only while it has at most
 ``max_imbalance`` more requests in flight than the least-loaded candidate; past that the
 caller's least-loaded choice wins, so a hot prefix (one long system prompt shared by every
@@ -38,6 +45,11 @@ class Prefix:
     """The chained block hashes of one prompt's beginning (empty: nothing to place by)."""
 
     hashes: tuple[bytes, ...]
+    #: Characters of the prompt up to the end of each block.
+    ends: tuple[int, ...] = ()
+    #: Blocks before the conversation's last assistant message (0: no answer yet): an
+    #: engine holding all of them served the conversation's previous turn.
+    history: int = 0
 
     def __bool__(self) -> bool:
         return bool(self.hashes)
@@ -49,12 +61,16 @@ NO_PREFIX = Prefix(())
 def prefix_of(body: JSONObject, settings: PlacementSettings) -> Prefix:
     """The prefix of a chat or completions request body (client's body, before decisions)."""
     budget = settings.block_chars * settings.max_blocks
-    pieces = _pieces(body)
     hashes: list[bytes] = []
+    ends: list[int] = []
+    history = 0
     digest = b""
-    for piece in pieces:
+    read = 0
+    for piece, answer in _pieces(body):
         if budget <= 0 or len(hashes) >= settings.max_blocks:
             break
+        if answer:
+            history = len(hashes)
         piece = piece[:budget]
         budget -= len(piece)
         for start in range(0, max(len(piece), 1), settings.block_chars):
@@ -65,25 +81,28 @@ def prefix_of(body: JSONObject, settings: PlacementSettings) -> Prefix:
                 digest + block.encode("utf-8", "surrogatepass"), digest_size=16
             ).digest()
             hashes.append(digest)
-    return Prefix(tuple(hashes))
+            read += len(block)
+            ends.append(read)
+    return Prefix(tuple(hashes), tuple(ends), history)
 
 
-def _pieces(body: JSONObject) -> Iterator[str]:
-    """The prompt as text pieces, each starting a block: one per chat message."""
+def _pieces(body: JSONObject) -> Iterator[tuple[str, bool]]:
+    """The prompt as text pieces, each starting a block: one per chat message (and whether
+    it is an assistant's answer)."""
     messages = body.get("messages")
     if isinstance(messages, list):
         for message in messages:
             if isinstance(message, dict):
-                yield _message_text(message)
+                yield _message_text(message), message.get("role") == "assistant"
             else:
-                yield _text(message)
+                yield _text(message), False
         return
     prompt = body.get("prompt")
     if isinstance(prompt, list):
         # A batch of prompts, or one prompt as token ids: its first element leads.
         prompt = prompt[0] if prompt and not isinstance(prompt[0], int) else prompt
     if prompt is not None and prompt != [] and prompt != "":
-        yield "\x02" + _text(prompt)
+        yield "\x02" + _text(prompt), False
 
 
 def _message_text(message: dict[str, JSONValue]) -> str:
@@ -151,7 +170,7 @@ class PlacementRecord:
             if load - least > self.settings.max_imbalance:
                 continue
             blocks = self.matched(engine, prefix)
-            if blocks and blocks >= best_blocks:
+            if blocks and blocks >= best_blocks and self._holds(prefix, blocks):
                 if blocks > best_blocks:
                     best, best_blocks = [], blocks
                 best.append((load, engine))
@@ -160,6 +179,15 @@ class PlacementRecord:
         if fallback is not None and any(engine == fallback for _, engine in best):
             return fallback
         return min(best)[1]
+
+    def _holds(self, prefix: Prefix, blocks: int) -> bool:
+        """Whether ``blocks`` matched blocks are worth going to that engine for: the whole
+        history of the conversation, or at least ``min_match`` of the prompt read."""
+        if prefix.history and blocks >= prefix.history:
+            return True
+        if not prefix.ends:
+            return True
+        return prefix.ends[blocks - 1] >= self.settings.min_match * prefix.ends[-1]
 
     def record(self, engine: str, prefix: Prefix) -> None:
         """The engine was sent this prefix: it is now its most recent."""

@@ -6,8 +6,10 @@
 
 For each policy (least_loaded, then cache_aware) it empties both engines' prefix caches
 (``/flush_cache``), starts a gateway with ``LKN_PLACEMENT=<policy>``, and runs the same
-workload: ``--chats`` three-turn conversations, ``--concurrency`` of them at a time, every
-turn streamed. Each conversation opens with its own document, so a later turn's prompt is
+workload: ``--chats`` three-turn conversations, every turn streamed, ``--concurrency``
+requests at a time; ``--order interleaved`` (default) runs every chat's first turn, then
+every second turn, then every third, as when users pause between turns, and
+``back-to-back`` runs one chat's turns in a row per client. Each conversation opens with its own document, so a later turn's prompt is
 mostly history. The figures come from SGLang itself: ``usage.prompt_tokens_details.
 cached_tokens`` (``--enable-cache-report``). A later turn *reuses its conversation's
 prefix* when the engine had at least the previous turn's whole prompt cached. Time to first
@@ -105,24 +107,28 @@ async def one_turn(http: aiohttp.ClientSession, url: str, model: str,
     return engine, "".join(text), usage, ttft or (time.perf_counter() - started)
 
 
-async def conversation(http: aiohttp.ClientSession, url: str, model: str, index: int,
-                       doc_words: int, max_tokens: int, run: Run) -> None:
-    messages = [{"role": "system", "content": SYSTEM},
-                {"role": "user", "content": f"Read this note and tell me its theme.\n\n"
-                                            f"{document(index, doc_words)}"}]
-    for turn in range(3):
-        try:
-            engine, answer, usage, ttft = await one_turn(http, url, model, messages, max_tokens)
-        except (RuntimeError, aiohttp.ClientError, asyncio.TimeoutError) as exc:
-            print(f"  chat {index} turn {turn + 1} failed: {exc}", file=sys.stderr)
-            run.errors += 1
-            return
-        details = usage.get("prompt_tokens_details") or {}
-        run.turns.append(Turn(index, turn + 1, engine, int(usage.get("prompt_tokens", 0)),
-                              int(details.get("cached_tokens", 0)), ttft))
-        if turn < 2:
-            messages += [{"role": "assistant", "content": answer},
-                         {"role": "user", "content": FOLLOW_UPS[turn]}]
+def opening(index: int, doc_words: int) -> list[dict[str, str]]:
+    return [{"role": "system", "content": SYSTEM},
+            {"role": "user", "content": f"Read this note and tell me its theme.\n\n"
+                                        f"{document(index, doc_words)}"}]
+
+
+async def turn_of(http: aiohttp.ClientSession, url: str, model: str, index: int, turn: int,
+                  messages: list[dict[str, str]], max_tokens: int, run: Run) -> bool:
+    """One turn of chat ``index``; appends the answer and the next question to ``messages``."""
+    try:
+        engine, answer, usage, ttft = await one_turn(http, url, model, messages, max_tokens)
+    except (RuntimeError, aiohttp.ClientError, asyncio.TimeoutError) as exc:
+        print(f"  chat {index} turn {turn} failed: {exc}", file=sys.stderr)
+        run.errors += 1
+        return False
+    details = usage.get("prompt_tokens_details") or {}
+    run.turns.append(Turn(index, turn, engine, int(usage.get("prompt_tokens", 0)),
+                          int(details.get("cached_tokens", 0)), ttft))
+    if turn < 3:
+        messages += [{"role": "assistant", "content": answer},
+                     {"role": "user", "content": FOLLOW_UPS[turn - 1]}]
+    return True
 
 
 async def workload(url: str, policy: str, args: argparse.Namespace) -> Run:
@@ -130,14 +136,26 @@ async def workload(url: str, policy: str, args: argparse.Namespace) -> Run:
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=600)) as http:
         async with http.get(url + "/v1/models") as r:
             model = (await r.json())["data"][0]["id"]
-        queue = list(range(args.chats))
+        chats = {i: opening(i, args.doc_words) for i in range(args.chats)}
+        alive = set(chats)
+        queue: list[list[tuple[int, int]]] = []
 
-        async def user() -> None:
+        async def client() -> None:
             while queue:
-                index = queue.pop(0)
-                await conversation(http, url, model, index, args.doc_words, args.max_tokens, run)
+                for index, turn in queue.pop(0):
+                    if index in alive and not await turn_of(
+                            http, url, model, index, turn, chats[index], args.max_tokens, run):
+                        alive.discard(index)
 
-        await asyncio.gather(*(user() for _ in range(args.concurrency)))
+        if args.order == "back-to-back":
+            # Each client runs one conversation's three turns in a row, then the next one.
+            queue[:] = [[(i, t) for t in (1, 2, 3)] for i in range(args.chats)]
+            await asyncio.gather(*(client() for _ in range(args.concurrency)))
+        else:
+            # Users pause between turns: every chat's first turn, then every second turn ...
+            for turn in (1, 2, 3):
+                queue[:] = [[(i, turn)] for i in range(args.chats)]
+                await asyncio.gather(*(client() for _ in range(args.concurrency)))
     return run
 
 
@@ -261,6 +279,10 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--doc-words", type=int, default=120)
     parser.add_argument("--max-tokens", type=int, default=16)
+    parser.add_argument("--order", choices=("interleaved", "back-to-back"),
+                        default="interleaved",
+                        help="interleaved: all first turns, then all second turns ... (users "
+                             "pause between turns); back-to-back: one chat's turns in a row")
     parser.add_argument("--log-dir", type=Path, default=ROOT / "logs" / "bench_placement")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
@@ -273,7 +295,8 @@ def main() -> int:
         started = start_engines([int(p) for p in args.ports.split(",")], args.log_dir)
         engines = [url for url, _ in started]
     results: dict[str, dict[str, float]] = {}
-    print(f"{args.chats} three-turn chats, {args.concurrency} at a time, over {engines}")
+    print(f"{args.chats} three-turn chats ({args.order}), {args.concurrency} requests at a "
+          f"time, over {engines}")
     try:
         for policy in ("least_loaded", "cache_aware"):
             flush(engines)

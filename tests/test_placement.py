@@ -122,6 +122,19 @@ def test_longest_match_wins_and_ties_go_to_the_less_loaded() -> None:
     assert record.choose(shared, [("a", 0), ("b", 0)], fallback="b") == "b"
 
 
+def test_a_short_shared_system_prompt_alone_leaves_new_conversations_to_least_loaded() -> None:
+    record = PlacementRecord(ON)
+    long_first = chat("please read this long note " * 20)
+    record.record("a", prefix_of(long_first, ON))
+    other = prefix_of(chat("another long note to read " * 20), ON)
+    assert record.matched("a", other) == 1  # only the system prompt
+    assert record.choose(other, [("a", 0), ("b", 0)]) is None
+    # ... while its own next turn, whose history "a" holds, stays on "a".
+    follow = prefix_of(chat("please read this long note " * 20, "thanks, and?"), ON)
+    assert follow.history == len(prefix_of(long_first, ON).hashes)
+    assert record.choose(follow, [("a", 0), ("b", 0)]) == "a"
+
+
 def test_the_load_guard_hands_a_hot_prefix_to_the_least_loaded() -> None:
     record = PlacementRecord(PlacementSettings(policy="cache_aware", max_imbalance=2))
     hot = prefix_of(chat("hot"), ON)
