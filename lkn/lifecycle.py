@@ -27,6 +27,8 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import json
+from dataclasses import replace
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
@@ -34,6 +36,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING
 
 from lkn.breaker import Verdict
+from lkn.decision import consistency
 from lkn.engines import EngineClient
 from lkn.engines.wire import parse_completion
 from lkn.errors import DeadlineExceeded, EngineError, EngineTimeout, LknError, ShuttingDown
@@ -224,6 +227,9 @@ class Exchange:
                 await held.aclose()
             raise
         request = self.request
+        if held is None and self.gateway.decider.votes(self.decision, request.body):
+            await self._vote(client, lease)
+            return
         if self.shape is Shape.COMPLETE:
             pool = self.gateway.pool
             try:
@@ -265,6 +271,31 @@ class Exchange:
             raise
         self.gateway.pool.confirm(lease)
         self._pending, self._rest = first, chunks
+
+    async def _vote(self, client: EngineClient, lease: Lease) -> None:
+        """consistency: K answers in one non-streamed engine request, the agreed one kept
+        (streamed after the vote; SSE keep-alives cover the wait)."""
+        request, pool = self.request, self.gateway.pool
+        body = {k: v for k, v in self.gateway.decider.apply(self.decision, request.body).items()
+                if k not in ("stream", "stream_options")}
+        try:
+            _, parsed = await client.complete(request.route, body, self.request_id,
+                                              self._deadline, answered=lambda: pool.confirm(lease))
+        except EngineError as exc:
+            raise self._map_deadline(exc) from None
+        answer, result = consistency.decide(parsed, request.route, client.name,
+                                            bool(request.body.get("logprobs")))
+        self.decision = replace(self.decision, policy=f"{self.decision.policy or '-'}; "
+                                f"vote {result.agreeing}/{result.usable}")
+        text, finish, usage = parse_completion(answer)
+        if self.shape is Shape.COMPLETE:
+            self.usage, self.finish_reason = usage, finish
+            raw = json.dumps(answer, ensure_ascii=False).encode()
+            self.completion = Completion(raw, text, finish, usage, self.decision, client.name,
+                                         self.request_id)  # fmt: skip
+            return
+        chunks = consistency.as_chunks(answer, request.route, usage)
+        self._pending, self._rest = chunks[0], _replay(chunks[1:])
 
     # ---- extension points ---------------------------------------------------------------
 
@@ -429,6 +460,11 @@ class Exchange:
         if isinstance(error, (EngineTimeout, asyncio.TimeoutError, asyncio.CancelledError)):
             return Verdict.NEUTRAL
         return classify(error).verdict
+
+
+async def _replay(chunks: list[Chunk]) -> AsyncIterator[Chunk]:
+    for chunk in chunks:
+        yield chunk
 
 
 async def _close(chunks: AsyncIterator[Chunk]) -> None:

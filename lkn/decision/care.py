@@ -105,6 +105,8 @@ def _careful(body: JSONObject, care: CareSettings) -> JSONObject:
 def _voting(body: JSONObject, care: CareSettings, k: int) -> JSONObject:
     """``n=k`` samples with the token budget; a client's own temperature is kept."""
     out: JSONObject = {**body, "n": k}
+    if body.get("logprobs") is None:
+        out["logprobs"] = True  # ties go to the highest mean logprob; removed from the answer
     if body.get("temperature") is None:
         out["temperature"] = care.consistency_temperature
     limit = body.get("max_tokens")

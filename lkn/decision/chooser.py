@@ -74,6 +74,13 @@ class CareChooser:
         model = body.get("model")
         return care.apply(body, intervention, self.care, model if isinstance(model, str) else None)
 
+    def votes(self, decision: Decision, body: JSONObject) -> bool:
+        """Whether ``decision`` asks for the consistency vote on this request body."""
+        if not decision.applied or "consistency" not in decision.intervention:
+            return False
+        k = self.parse(decision.intervention).consistency
+        return body.get("n") in (None, 1) and self.apply(decision, body).get("n") == k
+
     def state(self) -> dict[str, object]:
         """Which policy is in force and why (``/ready`` and the probe show it)."""
         if self.policy is None:

@@ -155,6 +155,9 @@ class Decider:
             decision.policy or "-",
         )
 
+    def votes(self, decision: Decision, body: JSONObject) -> bool:
+        return self.chooser.votes(decision, body)
+
     def apply(self, decision: Decision, body: JSONObject) -> JSONObject:
         """The engine body for ``decision``: ``body`` with its intervention, if applied."""
         return self.chooser.apply(decision, body)

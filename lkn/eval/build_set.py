@@ -36,7 +36,8 @@ def choice(right: list[str], wrong: list[str]) -> dict[str, Any]:
 
 
 def open_(*topic: str, min_words: int = 5) -> dict[str, Any]:
-    return {"type": "open", "topic": list(topic), "min_words": min_words}
+    # "Not truncated" needs room: open answers get a larger token budget than the default.
+    return {"type": "open", "topic": list(topic), "min_words": min_words, "max_tokens": 160}
 
 
 def arithmetic(rng: random.Random) -> list[tuple[str, str, dict[str, Any]]]:

@@ -1,6 +1,6 @@
 """``lkn eval --choose``: a policy from measurements, one rule per rule signal.
 
-For every rule signal seen in the set (and for "no signal"), each candidate intervention is
+For every rule signal seen in the set (then "any signal" and "no signal"), each candidate is
 compared, paired item by item, with FLUIDO in the same client shape (``greedy``: the client
 asks for temperature 0; ``webui``: no sampling field, as Open WebUI sends). An intervention
 is kept for a signal only when it wins more items than it loses *and* the exact McNemar test
@@ -19,18 +19,20 @@ from lkn.eval.runner import Record
 from lkn.eval.stats import mcnemar, wilson
 
 NO_SIGNAL = "none"
+ANY = "*"
 _CARES_WITHOUT_INTERVENTION = ("fluido", "gateway", "analitico")
 
 
 def _group_items(records: Sequence[Record]) -> dict[str, list[str]]:
+    """Items per rule signal, plus ``*`` (any signal) and ``none`` (no signal)."""
     groups: dict[str, list[str]] = {}
+    seen: set[str] = set()
     for r in records:
-        keys = r.signals or [NO_SIGNAL]
-        for key in keys:
-            ids = groups.setdefault(key, [])
-            if not ids or ids[-1] != r.item:
-                if r.item not in ids:
-                    ids.append(r.item)
+        if r.item in seen:
+            continue
+        seen.add(r.item)
+        for key in [*r.signals, ANY] if r.signals else [NO_SIGNAL]:
+            groups.setdefault(key, []).append(r.item)
     return groups
 
 
@@ -62,7 +64,8 @@ def choose_policy(records: Sequence[Record], *, model: str, alpha: float,
     groups = _group_items(records)
     rules: list[dict[str, Any]] = []
     rejected: list[dict[str, Any]] = []
-    for signal in sorted(groups, key=lambda s: (s == NO_SIGNAL, s)):
+    # Specific signals first, then any signal, then none: the gateway takes the first match.
+    for signal in sorted(groups, key=lambda s: (s == NO_SIGNAL, s == ANY, s)):
         ids = groups[signal]
         best: tuple[int, float, dict[str, Any], str] | None = None
         for arm in candidates:

@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import Any
 
 from lkn.eval.arms import BASELINE, parse_arms
-from lkn.eval.items import ITEMS_FILE, load_items
+from lkn.eval.items import ITEMS_FILE, load_items, parse_slice, sliced
 from lkn.eval.report import cells, table
-from lkn.eval.runner import run
+from lkn.eval.runner import Record, run
 
 DEFAULT_ARMS = "fluido@greedy,gateway@greedy,fluido@webui,gateway@webui"
 
@@ -30,6 +30,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--category", action="append", default=[],
                         help="only this category (repeatable)")
     parser.add_argument("--limit", type=int, default=0, help="at most this many items")
+    parser.add_argument("--slice", default=None,
+                        help="a/b: the items whose index in their category is a modulo b "
+                             "(--quick is 0/8)")
+    parser.add_argument("--from", dest="from_runs", type=Path, action="append", default=[],
+                        help="no requests: report (and --choose) from saved eval JSON files; "
+                             "repeatable, records of the same item and arm: the last wins")
     parser.add_argument("--max-tokens", type=int, default=64, help="max_tokens per answer")
     parser.add_argument("--concurrency", type=int, default=8, help="requests in flight")
     parser.add_argument("--timeout", type=float, default=600.0, help="seconds per request")
@@ -52,8 +58,78 @@ def _get_json(url: str, api_key: str | None) -> Any:
         return json.loads(response.read())
 
 
+def _saved(paths: list[Path]) -> tuple[list[Record], list[str], str]:
+    """Records of saved runs (the items all of them answered in every arm they share)."""
+    merged: dict[tuple[str, str], Record] = {}
+    arms: list[str] = []
+    model = ""
+    for path in paths:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        model = data.get("model", model)
+        arms += [a for a in data["arms"] if a not in arms]
+        for raw in data["records"]:
+            record = Record(**raw)
+            merged[(record.item, record.arm)] = record
+    items = {r.item for r in merged.values()}
+    complete = [i for i in items if all((i, a) in merged for a in arms)]
+    keep = set(complete)
+    return [r for r in merged.values() if r.item in keep], arms, model
+
+
+def _write(args: argparse.Namespace, records: list[Record], names: list[str], model: str,
+           kind: str, stamp: str, extra: dict[str, Any]) -> None:  # fmt: skip
+    all_cells = cells(records, names)
+    text = table(all_cells, names)
+    print(text)
+    args.out.mkdir(parents=True, exist_ok=True)
+    base = args.out / f"eval-{kind}-{stamp}"
+    result = {**extra, "model": model, "arms": names,
+              "items": len({r.item for r in records}),
+              "cells": [c.to_json() for c in all_cells],
+              "records": [r.to_json() for r in records]}
+    json_path = base.with_suffix(".json")
+    json_path.write_text(json.dumps(result, ensure_ascii=False, indent=1), encoding="utf-8")
+    base.with_suffix(".txt").write_text(text + "\n", encoding="utf-8")
+    print(f"\nfigures: {json_path}", file=sys.stderr)
+    try:
+        from lkn.eval.plot import plot
+
+        png = plot(all_cells, names, base.with_suffix(".png"),
+                   f"{model}: {result['items']} items ({kind})")
+        print(f"plot:    {png}", file=sys.stderr)
+    except ImportError:
+        print("lkn eval: matplotlib is not installed, no plot (pip install matplotlib)",
+              file=sys.stderr)
+    if args.choose:
+        from lkn.eval.choose import choose_policy
+
+        policy_path = args.policy_out or args.out / "policy.json"
+        policy = choose_policy(records, model=model, alpha=args.alpha, source=json_path.name)
+        policy_path.parent.mkdir(parents=True, exist_ok=True)
+        policy_path.write_text(json.dumps(policy, ensure_ascii=False, indent=1) + "\n",
+                               encoding="utf-8")
+        print(f"policy:  {policy_path}", file=sys.stderr)
+
+
 def main(args: argparse.Namespace, host: str, port: int, api_key: str | None) -> int:
     import uvloop
+
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+    if args.from_runs:
+        try:
+            records, names, model = _saved(args.from_runs)
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            print(f"lkn eval: cannot read the saved runs ({exc})", file=sys.stderr)
+            return 2
+        if not records:
+            print("lkn eval: the saved runs share no complete item", file=sys.stderr)
+            return 2
+        if BASELINE not in names:
+            print(f"lkn eval: the saved runs have no {BASELINE} arm", file=sys.stderr)
+            return 2
+        _write(args, records, names, model, "saved", stamp,
+               {"from": [str(p) for p in args.from_runs]})
+        return 0
 
     url = (args.gateway or f"http://{'127.0.0.1' if host in ('0.0.0.0', '') else host}:{port}")
     url = url.rstrip("/")
@@ -65,6 +141,12 @@ def main(args: argparse.Namespace, host: str, port: int, api_key: str | None) ->
         return 2
     if args.category:
         items = [i for i in items if i.category in set(args.category)]
+    if args.slice:
+        try:
+            items = sliced(items, *parse_slice(args.slice))
+        except ValueError as exc:
+            print(f"lkn eval: {exc}", file=sys.stderr)
+            return 2
     if args.limit > 0:
         items = items[: args.limit]
     if not items:
@@ -86,42 +168,14 @@ def main(args: argparse.Namespace, host: str, port: int, api_key: str | None) ->
                              concurrency=args.concurrency, timeout=args.timeout,
                              api_key=api_key, seed=args.seed))
     elapsed = time.time() - started
-    all_cells = cells(records, names)
-    text = table(all_cells, names)
-    print(text)
-    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime(started))
-    kind = "quick" if args.quick else "full"
-    args.out.mkdir(parents=True, exist_ok=True)
-    result = {
+    kind = "quick" if args.quick else ("slice" if args.slice else "full")
+    _write(args, records, names, model, kind, stamp, {
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
-        "elapsed_s": elapsed, "gateway": url, "model": model, "ready": ready,
-        "set": str(args.items), "subset": kind, "items": len(items), "arms": names,
-        "max_tokens": args.max_tokens, "concurrency": args.concurrency,
-        "cells": [c.to_json() for c in all_cells],
-        "records": [r.to_json() for r in records],
-    }
-    json_path = args.out / f"eval-{kind}-{stamp}.json"
-    json_path.write_text(json.dumps(result, ensure_ascii=False, indent=1), encoding="utf-8")
-    (args.out / f"eval-{kind}-{stamp}.txt").write_text(text + "\n", encoding="utf-8")
-    print(f"\nfigures: {json_path}  ({elapsed / 60:.1f} min)", file=sys.stderr)
-    try:
-        from lkn.eval.plot import plot
-
-        png = plot(all_cells, names, args.out / f"eval-{kind}-{stamp}.png",
-                   f"{model}: {len(items)} items ({kind}), max_tokens {args.max_tokens}")
-        print(f"plot:    {png}", file=sys.stderr)
-    except ImportError:
-        print("lkn eval: matplotlib is not installed, no plot (pip install matplotlib)",
-              file=sys.stderr)
-    if args.choose:
-        from lkn.eval.choose import choose_policy
-
-        policy_path = args.policy_out or args.out / "policy.json"
-        policy = choose_policy(records, model=model, alpha=args.alpha, source=json_path.name)
-        policy_path.parent.mkdir(parents=True, exist_ok=True)
-        policy_path.write_text(json.dumps(policy, ensure_ascii=False, indent=1) + "\n",
-                               encoding="utf-8")
-        print(f"policy:  {policy_path}", file=sys.stderr)
+        "elapsed_s": elapsed, "gateway": url, "ready": ready, "set": str(args.items),
+        "subset": kind, "slice": args.slice, "max_tokens": args.max_tokens,
+        "concurrency": args.concurrency,
+    })
+    print(f"({elapsed / 60:.1f} min)", file=sys.stderr)
     return 0
 
 

@@ -20,6 +20,29 @@ class Item:
     quick: bool
 
 
+def parse_slice(text: str) -> tuple[int, int]:
+    """``a/b`` -> (a, b): the items whose index within their category is a modulo b."""
+    first, sep, second = text.partition("/")
+    try:
+        a, b = int(first), int(second)
+    except ValueError:
+        raise ValueError(f"--slice {text!r}: expected a/b, e.g. 4/8") from None
+    if not sep or b < 1 or not 0 <= a < b:
+        raise ValueError(f"--slice {text!r}: expected 0 <= a < b")
+    return a, b
+
+
+def sliced(items: list[Item], a: int, b: int) -> list[Item]:
+    seen: dict[str, int] = {}
+    out: list[Item] = []
+    for item in items:
+        n = seen.get(item.category, 0)
+        seen[item.category] = n + 1
+        if n % b == a:
+            out.append(item)
+    return out
+
+
 def load_items(path: Path = ITEMS_FILE, quick: bool = False) -> list[Item]:
     """The items of ``path`` (only the ``--quick`` subset when ``quick``)."""
     items: list[Item] = []

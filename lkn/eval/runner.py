@@ -109,7 +109,8 @@ async def run(
     async with aiohttp.ClientSession(timeout=client_timeout, connector=connector) as session:
         async def one(item: Item, arm: Arm) -> Record:
             async with gate:
-                answer: Answer = await ask(session, url, item, arm, model, max_tokens, api_key)
+                budget = max(max_tokens, int(item.answer.get("max_tokens", 0)))
+                answer: Answer = await ask(session, url, item, arm, model, budget, api_key)
             progress.step(answer.error is not None)
             correct = answer.error is None and grade(answer.text, item.answer,
                                                      answer.finish_reason)

@@ -1,0 +1,124 @@
+"""The consistency vote: unanimous, split, tie, malformed samples, an engine failing."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import aiohttp
+import pytest
+
+from lkn.decision.consistency import as_chunks, decide, final_answer, samples, vote
+from lkn.errors import EngineError
+from lkn.types import Route, Usage
+from tests.conftest import GatewayFactory, make_settings
+from tests.sglang_double import Fault, SGLangDouble
+
+pytestmark = pytest.mark.fast
+
+
+def answer(*texts: Any, logprobs: list[float] | None = None) -> dict[str, Any]:
+    choices: list[Any] = []
+    for i, text in enumerate(texts):
+        if not isinstance(text, str):
+            choices.append(text)
+            continue
+        lp = None if logprobs is None else {"content": [{"token": "x", "logprob": logprobs[i]}]}
+        choices.append({"index": i, "message": {"role": "assistant", "content": text},
+                        "logprobs": lp, "finish_reason": "stop"})
+    return {"id": "a", "created": 1, "model": "m", "choices": choices,
+            "usage": {"prompt_tokens": 5, "completion_tokens": 30, "total_tokens": 35}}
+
+
+def test_final_answers_are_read_like_the_grader() -> None:
+    assert final_answer("12 - 5 = 7. So 7 apples.") == final_answer("Seven? No: the answer is 7")
+    assert final_answer("Paris.\nIt is in France") == "paris."
+
+
+def test_unanimous() -> None:
+    result = vote(samples(answer("The answer is 7.", "7", "12 - 5 = 7"), Route.CHAT))
+    assert (result.agreeing, result.usable, result.key) == (3, 3, "7")
+
+
+def test_split_majority_wins_even_against_a_confident_outlier() -> None:
+    parsed = answer("It is 8.", "7", "So 7.", logprobs=[-0.01, -2.0, -1.5])
+    result = vote(samples(parsed, Route.CHAT))
+    assert result.key == "7" and (result.agreeing, result.usable) == (2, 3)
+    assert result.chosen.text == "So 7."  # the likelier of the agreeing two
+
+
+def test_tie_goes_to_the_highest_mean_logprob_then_the_first() -> None:
+    parsed = answer("8", "7", logprobs=[-0.9, -0.2])
+    assert vote(samples(parsed, Route.CHAT)).key == "7"
+    assert vote(samples(answer("8", "7"), Route.CHAT)).key == "8"  # no logprobs: the first
+
+
+def test_malformed_samples_are_left_out() -> None:
+    parsed = answer("7", "oops", {"index": 2}, {"index": 3, "message": {"content": None}},
+                    "   ", "7")  # fmt: skip
+    parsed["choices"].append("not a choice")
+    usable = samples(parsed, Route.CHAT)
+    assert [s.text for s in usable] == ["7", "oops", "7"]
+    assert vote(usable).key == "7"
+    with pytest.raises(EngineError, match="no usable answer"):
+        decide(answer({"index": 0}, "  "), Route.CHAT, "e1", keep_logprobs=False)
+
+
+def test_the_client_gets_one_choice_and_events_for_it() -> None:
+    parsed = answer("8", "7", "7", logprobs=[-0.1, -0.3, -0.2])
+    out, result = decide(parsed, Route.CHAT, "e1", keep_logprobs=False)
+    assert len(out["choices"]) == 1 and out["choices"][0]["index"] == 0
+    assert out["choices"][0]["logprobs"] is None and out["usage"] == parsed["usage"]
+    chunks = as_chunks(out, Route.CHAT, Usage(5, 30, 35))
+    events = [json.loads(c.raw) for c in chunks]
+    assert events[0]["choices"][0]["delta"]["content"] == "7"
+    assert events[1]["choices"][0]["finish_reason"] == "stop"
+    assert events[2]["choices"] == [] and events[2]["usage"]["completion_tokens"] == 30
+    assert chunks[2].usage_only and result.agreeing == 2
+
+
+async def post(url: str, body: dict[str, Any]) -> tuple[int, bytes, dict[str, str]]:
+    async with aiohttp.ClientSession() as http:
+        async with http.post(url + "/v1/chat/completions", json=body,
+                             headers={"X-LKN-Intervention": "consistency:3"}) as r:
+            return r.status, await r.read(), dict(r.headers)
+
+
+BODY = {"model": "smollm2", "messages": [{"role": "user", "content": "2+5?"}], "max_tokens": 6}
+
+
+async def test_one_engine_request_with_n_k_then_the_vote(
+    double: SGLangDouble, start_gateway: GatewayFactory,
+) -> None:
+    gw = await start_gateway(make_settings(double.url))
+    status, raw, headers = await post(gw.url, BODY)
+    assert status == 200, raw
+    sent = double.requests_to("/v1/chat/completions")[-1].body
+    assert (sent["n"], sent["logprobs"], sent.get("stream", False)) == (3, True, False)
+    out = json.loads(raw)
+    assert len(out["choices"]) == 1 and out["choices"][0]["logprobs"] is None
+    assert "vote 1/1" in headers["X-LKN-Policy"]  # the double answers one choice for any n
+    status, raw, headers = await post(gw.url, {**BODY, "stream": True})
+    assert status == 200
+    lines = [line for line in raw.decode().splitlines() if line.startswith("data: ")]
+    assert lines[-1] == "data: [DONE]"
+    text = "".join(json.loads(l[6:])["choices"][0]["delta"].get("content", "")
+                   for l in lines[:-1] if json.loads(l[6:])["choices"])  # fmt: skip
+    assert text == out["choices"][0]["message"]["content"]
+    assert not double.requests_to("/v1/chat/completions")[-1].body.get("stream")
+
+
+@pytest.mark.parametrize("fault", [Fault.HTTP_500, Fault.DROP_BEFORE])
+@pytest.mark.parametrize("stream", [False, True])
+async def test_an_engine_failing_mid_vote_is_a_clean_error(
+    fault: Fault, stream: bool, double: SGLangDouble, start_gateway: GatewayFactory,
+) -> None:
+    gw = await start_gateway(make_settings(double.url))
+    double.script(fault)
+    status, raw, _ = await post(gw.url, {**BODY, "stream": stream})
+    if status == 200:  # a keep-alive had started the stream: an error event, then the end
+        assert b'"error"' in raw and raw.rstrip().endswith(b"data: [DONE]")
+    else:
+        assert 500 <= status < 600 and "error" in json.loads(raw)
+    status, raw, _ = await post(gw.url, BODY)  # the gateway still answers
+    assert status == 200, raw

@@ -1,0 +1,84 @@
+"""``lkn eval`` end to end against a gateway in front of the SGLang test double."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+from lkn.eval.arms import parse_arm, parse_arms
+from lkn.eval.client import request_body
+from lkn.eval.items import load_items, parse_slice, sliced
+from tests.conftest import GatewayFactory, make_settings
+from tests.livestack import ROOT
+from tests.sglang_double import SGLangDouble
+
+pytestmark = pytest.mark.fast
+
+
+def test_arms_send_what_their_client_would() -> None:
+    item = load_items()[0]
+    webui = request_body(item, parse_arm("gateway@webui"), "m", 64)
+    assert not {"temperature", "top_p", "top_k"} & set(webui)  # exactly Open WebUI's shape
+    assert request_body(item, parse_arm("fluido"), "m", 64)["temperature"] == 0.0
+    assert parse_arm("fluido").headers == {"X-LKN-Mode": "fluido"}
+    assert parse_arm("sampling+prompt@webui").headers == {
+        "X-LKN-Intervention": "sampling+prompt"}
+    for bad in ("@greedy", "fluido@hot", "fluido,fluido@greedy"):
+        with pytest.raises(ValueError):
+            parse_arms(bad)
+
+
+def test_slices_are_stratified() -> None:
+    items = load_items()
+    quick = load_items(quick=True)
+    assert [i.id for i in sliced(items, *parse_slice("0/8"))] == [i.id for i in quick]
+    assert {i.category for i in sliced(items, 4, 8)} == {i.category for i in items}
+    for bad in ("8/8", "x", "1/0"):
+        with pytest.raises(ValueError):
+            parse_slice(bad)
+
+
+async def _lkn(*args: str) -> tuple[int, str, str]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "LKN_ENV_FILE": str(ROOT / "config" / ".env.example")}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "lkn", "eval", *args, cwd=ROOT, env=env,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await asyncio.wait_for(proc.communicate(), timeout=240)
+    return proc.returncode or 0, out.decode(), err.decode()
+
+
+async def test_the_command_runs_reports_and_chooses(
+    tmp_path: Path, double: SGLangDouble, start_gateway: GatewayFactory,
+) -> None:
+    gw = await start_gateway(make_settings(double.url))
+    code, out, err = await _lkn("--gateway", gw.url, "--limit", "4", "--category", "arithmetic",
+                                "--category", "chat", "--arms", "fluido@webui,sampling@webui",
+                                "--out", str(tmp_path), "--choose")  # fmt: skip
+    assert code == 0, err
+    assert "fluido@greedy" in out and "accuracy per category" in out  # the baseline is added
+    assert "12/12" in err  # the progress bar's last line
+    saved = sorted(tmp_path.glob("eval-*.json"))
+    assert saved and (tmp_path / "policy.json").is_file()
+    data = json.loads(saved[0].read_text())
+    assert data["items"] == 4 and len(data["records"]) == 12
+    assert {r["arm"] for r in data["records"]} == {"fluido@greedy", "fluido@webui", "sampling@webui"}
+    sent = [r.body for r in double.requests_to("/v1/chat/completions")]
+    webui = [b for b in sent if "temperature" not in b]
+    assert len(webui) == 4  # fluido@webui: no sampling field reached the engine
+    policy = json.loads((tmp_path / "policy.json").read_text())
+    assert policy["format"] == "lkn-policy/1" and "rejected" in policy
+    # Reports can be rebuilt from saved runs without a gateway.
+    code, out, err = await _lkn("--from", str(saved[0]), "--out", str(tmp_path / "again"))
+    assert code == 0, err
+    assert "fluido@webui" in out
+
+
+async def test_a_gateway_that_is_not_there_is_a_clear_error(tmp_path: Path) -> None:
+    code, _, err = await _lkn("--gateway", "http://127.0.0.1:9", "--limit", "1",
+                              "--out", str(tmp_path))
+    assert code == 1 and "not ready" in err
