@@ -559,3 +559,23 @@ def unknown_names(env: Mapping[str, str], known: set[str]) -> tuple[str, ...]:
         hint = f"; did you mean {close[0]}?" if close else ""
         warnings.append(f"{name} is not a setting of the gateway and is ignored{hint}")
     return tuple(warnings)
+
+
+def export_lines(path: Path, environ: Mapping[str, str]) -> list[str]:
+    """``export KEY='value'`` for each variable of the env file not already in ``environ``:
+    what the shell scripts evaluate, so they and the gateway read the file one way."""
+    import shlex
+
+    return [f"export {key}={shlex.quote(value)}"
+            for key, value in read_env_file(path).items() if key not in environ]
+
+
+if __name__ == "__main__":  # python -m lkn.config --export FILE (scripts/lib/common.sh)
+    import sys
+
+    if len(sys.argv) != 3 or sys.argv[1] != "--export":
+        sys.exit("usage: python -m lkn.config --export ENV_FILE")
+    try:
+        print("\n".join(export_lines(Path(sys.argv[2]), os.environ)))
+    except (ConfigError, OSError, UnicodeDecodeError) as exc:
+        sys.exit(f"lkn: configuration error: {exc}")

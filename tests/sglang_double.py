@@ -56,6 +56,9 @@ class Fault(enum.Enum):
     ERROR_EVENT = "error_event"
     ABORT_503 = "abort_503"
     SLOW = "slow"
+    #: A validation error that quotes the request back, as SGLang's pydantic errors do (400
+    #: JSON when not streamed, an error event on a 200 stream otherwise).
+    ECHO_ERROR = "echo_error"
     #: Mid-stream: `[DONE]` with no finish chunk (a proxy that cut the stream short).
     DONE_EARLY = "done_early"
     #: Mid-stream: an event that is not JSON, then silence until the request is aborted.
@@ -622,6 +625,18 @@ class SGLangDouble:
         if self.refuse_with is not None:
             return r.error(self.refuse_with, QUEUE_FULL, str(self.refuse_with))
         fault = self._take_fault(request.path)
+        if fault is Fault.ECHO_ERROR:
+            body = self.received[-1].body if self.received else None
+            message = ("1 validation error for ChatCompletionRequest\nbody\n  Value error, "
+                       f"unsupported input [type=value_error, input_value={body!r}, "
+                       "input_type=dict]")
+            if not stream:
+                return r.error(400, message, "Bad Request")
+            resp = web.StreamResponse(headers=_SSE_HEADERS)
+            await resp.prepare(request)
+            await resp.write(r.error_event(message) + _DONE)
+            await resp.write_eof()
+            return resp
         if fault is Fault.HTTP_500:
             return r.error(500, "Internal server error: injected by SGLangDouble", "InternalServerError")
         if fault is Fault.HTTP_503:

@@ -110,22 +110,14 @@ lkn_require_node() {
 }
 
 # lkn_load_env [FILE] : export the variables of the env file (default config/.env),
-# without overriding variables already set in the environment.
+# without overriding variables already set in the environment. The gateway's own parser
+# reads the file (python -m lkn.config --export), so scripts and gateway agree on every line.
 lkn_load_env() {
-  local file="${1:-${LKN_ENV_FILE:-$LKN_ROOT/config/.env}}" line key
+  local file="${1:-${LKN_ENV_FILE:-$LKN_ROOT/config/.env}}" exports
   [ -f "$file" ] || return 0
-  while IFS= read -r line || [ -n "$line" ]; do
-    line="${line%$'\r'}"
-    case "$line" in ''|'#'*) continue ;; esac
-    line="${line#export }"
-    key="${line%%=*}"
-    [[ "$key" =~ ^[A-Za-z_][A-Za-z0-9_]*$ ]] || continue
-    if [ -z "${!key+x}" ]; then
-      local val="${line#*=}"
-      val="${val#\"}"; val="${val%\"}"; val="${val#\'}"; val="${val%\'}"
-      export "$key=$val"
-    fi
-  done < "$file"
+  exports="$(PYTHONPATH="$LKN_ROOT${PYTHONPATH:+:$PYTHONPATH}" "$LKN_PYTHON" -m lkn.config \
+    --export "$file")" || lkn_die "cannot read $file"
+  eval "$exports"
 }
 
 # lkn_wait_http URL TIMEOUT_S [WHAT] : wait until URL answers 200.
