@@ -227,7 +227,7 @@ class Exchange:
                 await held.aclose()
             raise
         request = self.request
-        if held is None and self.gateway.decider.votes(self.decision, request.body):
+        if held is None and self.gateway.decider.chooser.votes(self.decision, request.body):
             await self._vote(client, lease)
             return
         if self.shape is Shape.COMPLETE:

@@ -37,8 +37,6 @@ class Decider:
         self.homeostat = Homeostat(settings, metrics.registry)
         self.chooser = CareChooser(settings)
 
-    def care_state(self) -> dict[str, object]:
-        return self.chooser.state()
     @property
     def needs_engine(self) -> bool:
         """Whether decisions probe the engine (then they run on the generating engine)."""
@@ -154,9 +152,6 @@ class Decider:
             decision.intervention,
             decision.policy or "-",
         )
-
-    def votes(self, decision: Decision, body: JSONObject) -> bool:
-        return self.chooser.votes(decision, body)
 
     def apply(self, decision: Decision, body: JSONObject) -> JSONObject:
         """The engine body for ``decision``: ``body`` with its intervention, if applied."""

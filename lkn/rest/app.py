@@ -137,7 +137,7 @@ async def probe(request: web.Request) -> web.StreamResponse:
         response = web.json_response(
             {**decision_json(decision, req.request_id),
              "homeostat": gateway.decider.homeostat.state(),
-             "care": gateway.decider.care_state()},
+             "care": gateway.decider.chooser.state()},
             headers=decision_headers(decision, req.request_id, None),
         )
         await response.prepare(request)
@@ -180,7 +180,7 @@ async def ready(request: web.Request) -> web.Response:
         for e in gateway.pool.engines
     ]
     homeostat = gateway.decider.homeostat.state()
-    care = gateway.decider.care_state()
+    care = gateway.decider.chooser.state()
     if gateway.ready():
         return web.json_response({"status": "ready", "engines": engines, "homeostat": homeostat,
                                   "care": care})
