@@ -48,7 +48,6 @@ class Gateway:
         self._streams: set[Exchange] = set()
         decider.homeostat.watch(lambda: Load(self._active, settings.max_concurrency))
         self._queues: QueueWatcher | None = None
-        self.stopping = False
         self._cut = False
 
     @classmethod
@@ -232,7 +231,6 @@ class Gateway:
     async def drain(self, grace: float) -> None:
         """Let streams run for ``grace`` seconds, then end those still open with a shutdown
         error (REST: an error event then ``[DONE]``; gRPC: UNAVAILABLE)."""
-        self.stopping = True
         deadline = time.monotonic() + grace
         while self._streams and time.monotonic() < deadline:
             await asyncio.sleep(min(0.05, max(0.0, deadline - time.monotonic())))
