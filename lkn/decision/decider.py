@@ -131,10 +131,6 @@ class Decider:
         applied = "true" if decision.applied else "false"
         self._metrics.child(self._metrics.decisions, decision.mode.value, decision.strategy, applied).inc()
         self._metrics.child(self._metrics.interventions, decision.intervention, applied).inc()
-        # The request's one info line (logger lkn.gateway) carries the decision; its details
-        # are logged here at debug level.
-        if not log.isEnabledFor(logging.DEBUG):
-            return
         log.debug(
             "decision rid=%s engine=%s mode=%s strategy=%s score=%s threshold=%s signals=%s "
             "fallback=%s applied=%s probe_ms=%s est_tokens=%s intervention=%s policy=%r",
