@@ -52,7 +52,7 @@ async def test_both_engines_serve_and_report_through_one_api(pool_gateway: LiveG
 
 
 async def _one(http: aiohttp.ClientSession, url: str, stream: bool) -> dict[str, Any]:
-    body = {"model": "SmolLM2-135M-Instruct", "messages": ASK, "max_tokens": 160,
+    body = {"model": "SmolLM2-135M-Instruct", "messages": ASK, "max_tokens": 48,
             "ignore_eos": True, "stream": stream}
     async with http.post(url + "/v1/chat/completions", json=body) as r:
         raw = await r.read()
@@ -65,7 +65,7 @@ async def _in_flight(http: aiohttp.ClientSession, url: str, engine: str) -> int:
         return int({e["engine"]: e["in_flight"] for e in (await r.json())["engines"]}[engine])
 
 
-# Twelve 160-token answers on two CPU engines: minutes on two busy cores, so the limits are
+# Twelve 48-token answers on two CPU engines: minutes on two busy cores, so the limits are
 # generous; what is checked is that nothing is lost, not how fast it goes.
 @pytest.mark.timeout(1200)
 async def test_killing_one_engine_loses_no_request_that_had_not_started(
