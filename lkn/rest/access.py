@@ -13,6 +13,7 @@ from aiohttp import web
 
 from lkn.errors import NoEngineAvailable, Unauthorized
 from lkn.rest.errors import GATEWAY, Handler
+from lkn.rest.status_page import PATHS as STATUS_PATHS
 
 _SERVER = "lkn"
 
@@ -44,7 +45,9 @@ def _ready_summary(request: web.Request) -> web.Response:
 async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     gateway = request.app[GATEWAY]
     path = request.path
-    if path == "/health" or (path == "/metrics" and gateway.settings.metrics_public):
+    # The status page checks the key itself (also as HTTP Basic, which a browser can send).
+    if path == "/health" or path in STATUS_PATHS or (
+            path == "/metrics" and gateway.settings.metrics_public):
         return await handler(request)
     try:
         gateway.authorize(bearer_token(request))

@@ -29,6 +29,7 @@ from lkn.rest.cors import install as install_cors
 from lkn.rest.reasoning import HEADER as REASONING_HEADER
 from lkn.rest.reasoning import Delivery, decision_note, reasoning_field
 from lkn.rest.render import decision_headers, decision_json, model_json
+from lkn.rest import status_page
 from lkn.rest.sse import EventStream
 from lkn.types import GenerateRequest, JSONValue, Route
 
@@ -209,6 +210,7 @@ def create_app(gateway: Gateway) -> web.Application:
     install_cors(app, cors)
     app[GATEWAY] = gateway
     access.install(app)
+    status_page.install(app, gateway)
     app.router.add_post("/v1/chat/completions", chat_completions)
     app.router.add_post("/v1/completions", completions)
     app.router.add_post("/v1/lkn/probe", probe)

@@ -1,0 +1,67 @@
+"""/lkn and /lkn/status.json: live numbers, self-contained HTML, the API key (Bearer or Basic)."""
+
+from __future__ import annotations
+
+import base64
+import re
+
+import aiohttp
+import pytest
+
+from tests.conftest import GatewayFactory, make_settings
+from tests.sglang_double import SGLangDouble
+
+pytestmark = pytest.mark.fast
+
+
+def basic(password: str) -> dict[str, str]:
+    return {"Authorization": "Basic " + base64.b64encode(f"me:{password}".encode()).decode()}
+
+
+async def test_status_counts_decisions_and_engines(
+    double: SGLangDouble, start_gateway: GatewayFactory, http: aiohttp.ClientSession
+) -> None:
+    gw = await start_gateway(make_settings(double.url, grpc_enabled=False))
+    for text in ("hello", "Solve step by step: 2x = 4"):
+        body = {"model": "smollm2", "max_tokens": 2, "messages": [{"role": "user", "content": text}]}
+        async with http.post(gw.v1 + "/chat/completions", json=body) as r:
+            assert r.status == 200
+    async with http.get(gw.url + "/lkn/status.json") as r:
+        data = await r.json()
+    assert data["mix"] == {"FLUIDO": 1.0, "ANALITICO": 1.0}
+    assert data["engines"][0]["model"] == "smollm2" and data["engines"][0]["breaker"] == "closed"
+    assert data["threshold"] == pytest.approx(0.6) and data["ready"] is True
+    assert sum(p["fluido"] + p["analitico"] for p in data["series"]) == 2.0
+
+
+async def test_page_is_self_contained(
+    double: SGLangDouble, start_gateway: GatewayFactory, http: aiohttp.ClientSession
+) -> None:
+    gw = await start_gateway(make_settings(double.url, grpc_enabled=False))
+    async with http.get(gw.url + "/lkn") as r:
+        assert r.status == 200 and r.content_type == "text/html"
+        html = await r.text()
+        assert "default-src 'none'" in r.headers["Content-Security-Policy"]
+    assert "<svg" in html and "setInterval(refresh" in html
+    # Nothing loaded from elsewhere: no src/href attributes at all, no remote URL.
+    assert not re.search(r"""\b(src|href)\s*=""", html)
+    assert "http://" not in html.replace("http://www.w3.org/2000/svg", "")
+    assert "https://" not in html
+
+
+async def test_key_protects_the_page_as_bearer_or_basic(
+    double: SGLangDouble, start_gateway: GatewayFactory, http: aiohttp.ClientSession
+) -> None:
+    gw = await start_gateway(make_settings(double.url, grpc_enabled=False, api_key="k1"))
+    for path in ("/lkn", "/lkn/status.json"):
+        async with http.get(gw.url + path) as r:
+            assert r.status == 401 and r.headers["WWW-Authenticate"].startswith("Basic")
+        async with http.get(gw.url + path, headers=basic("wrong")) as r:
+            assert r.status == 401
+        async with http.get(gw.url + path, headers=basic("k1")) as r:
+            assert r.status == 200
+        async with http.get(gw.url + path, headers={"Authorization": "Bearer k1"}) as r:
+            assert r.status == 200
+    # Basic is accepted on the status page only.
+    async with http.get(gw.v1 + "/models", headers=basic("k1")) as r:
+        assert r.status == 401
