@@ -44,11 +44,16 @@ class CareChooser:
                         signals=("override",), intervention=chosen.name,
                         policy="requested")  # fmt: skip
 
-    def with_care(self, decision: Decision) -> Decision:
-        """``decision`` with its intervention (and, under a policy, the mode it implies)."""
+    def with_care(self, decision: Decision, model: str | None = None) -> Decision:
+        """``decision`` with its intervention (and, under a policy, the mode it implies).
+
+        A policy measured on another model than the request's is not applied.
+        """
         if decision.strategy in ("housekeeping", "passthrough") or decision.shed == "fluido":
             return decision
-        if decision.strategy == "override" or self.policy is None:
+        measured = (self.policy.model or "").lower() if self.policy is not None else ""
+        if (self.policy is None or decision.strategy == "override"
+                or (measured and model and measured not in model.lower())):
             if decision.mode is Mode.FLUIDO:
                 return decision
             return replace(decision, intervention=self.default.name, policy="LKN_INTERVENTION")

@@ -60,7 +60,8 @@ class Decider:
             decision, tokens = self.chooser.requested(request.intervention), None
         else:
             decided, tokens = await self._decide(request, engine, deadline, override)
-            decision = self.chooser.with_care(decided)
+            model = request.body.get("model")
+            decision = self.chooser.with_care(decided, model if isinstance(model, str) else None)
         self._report(decision, request, engine, tokens)
         return decision
 

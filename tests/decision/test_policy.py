@@ -56,6 +56,11 @@ def test_the_chooser_sets_the_mode_from_the_policy(tmp_path: Path) -> None:
                                       score=0.9, shed="cheaper"))
     assert shed.intervention == "none" and "voting shed" in (shed.policy or "")
     assert chooser.state()["policy"]["name"] == "t"  # type: ignore[index]
+    # Measured on model "m": a request for another model gets no policy rule.
+    other = chooser.with_care(Decision(Mode.FLUIDO, "rules", signals=("math",)), "qwen2.5-3b")
+    assert other.intervention == "none"
+    same = chooser.with_care(Decision(Mode.FLUIDO, "rules", signals=("math",)), "m+analitico")
+    assert same.intervention == "sampling+prompt:suffix"
 
 
 @pytest.mark.parametrize("change, message", [
