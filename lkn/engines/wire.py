@@ -227,16 +227,6 @@ def deliver_reasoning(raw: bytes, reasoning: str, field: str) -> bytes:
     return json.dumps(event, ensure_ascii=False, separators=(",", ":")).encode() if changed else raw
 
 
-def completion_reasoning(body: JSONObject) -> str:
-    """The reasoning text of a non-streamed chat body (either key)."""
-    choices = body.get("choices")
-    if isinstance(choices, list) and choices and isinstance(choices[0], dict):
-        message = choices[0].get("message")
-        if isinstance(message, dict):
-            return reasoning_of(message)
-    return ""
-
-
 def parse_completion(body: JSONObject) -> tuple[str, str | None, Usage | None]:
     """Text, finish reason and usage of a non-streamed chat or completions body."""
     text = ""

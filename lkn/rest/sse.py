@@ -42,7 +42,6 @@ class EventStream:
         self.request = request
         self.response = web.StreamResponse(headers=dict(headers))
         self.interval = interval
-        self.comments = 0
         self._loop = asyncio.get_running_loop()
         self._last = self._loop.time()
         self._opening: asyncio.Lock | None = None
@@ -115,7 +114,6 @@ class EventStream:
                     continue
                 await self.open()
                 await self.response.write(KEEPALIVE)
-                self.comments += 1
                 self._last = self._loop.time()
         except asyncio.CancelledError:
             raise
