@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 
 from lkn.config import DecisionSettings
+from lkn.decision.intervention import add_instruction
 from lkn.types import Chunk, Decision, GenerateRequest, JSONObject, JSONValue, Mode, Route
 
 _SEPARATOR = "\n\n"
@@ -57,14 +58,20 @@ def restart_body(
     body_for: Callable[[Decision], JSONObject],
     settings: DecisionSettings,
 ) -> JSONObject:
-    """The body of the request that replaces a dropped held generation."""
-    if (decision.mode is Mode.ANALITICO and decision.applied
+    """The body of the request that replaces a dropped held generation: the intervention
+    the policy chose, with the instruction moved after the conversation when it is the one
+    instruction placed in the system prompt (other interventions are left as they are)."""
+    chosen = body_for(decision)
+    if not (decision.mode is Mode.ANALITICO and decision.applied
             and settings.restart_placement == "after"):  # fmt: skip
-        untouched = body_for(replace(decision, applied=False))
-        changed = append_instruction(untouched, settings.intervention)
-        if changed is not untouched:
-            return changed
-    return body_for(decision)
+        return chosen
+    untouched = body_for(replace(decision, applied=False))
+    seed = add_instruction(untouched, settings.intervention)
+    for key in ("messages", "prompt"):
+        if key in chosen and chosen.get(key) == seed.get(key) != untouched.get(key):
+            moved = append_instruction(untouched, settings.intervention)
+            return {**chosen, key: moved[key]}
+    return chosen
 
 
 def strip_logprobs(raw: bytes) -> bytes:

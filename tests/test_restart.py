@@ -82,3 +82,18 @@ def test_assemble_completions_with_logprobs() -> None:
     assert body["usage"]["total_tokens"] == 3  # type: ignore[index]
     _, plain = assemble(request, chunks, keep_logprobs=False)
     assert plain["choices"][0]["logprobs"] is None  # type: ignore[index]
+
+
+def test_restart_keeps_an_intervention_that_is_not_the_seed_instruction() -> None:
+    from lkn.config import DecisionSettings
+    from lkn.restart import restart_body
+    from lkn.types import Decision, Mode
+
+    request = GenerateRequest(Route.CHAT, {"messages": [{"role": "user", "content": "Q"}]}, "r")
+    other = {"messages": [{"role": "user", "content": "Q"}], "temperature": 0.7}
+
+    def body_for(decision: Decision) -> dict[str, object]:
+        return other if decision.applied else dict(request.body)
+
+    decision = Decision(Mode.ANALITICO, "entropy")
+    assert restart_body(request, decision, body_for, DecisionSettings()) is other  # type: ignore[arg-type]
