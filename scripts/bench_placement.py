@@ -285,6 +285,7 @@ def main() -> int:
                              "pause between turns); back-to-back: one chat's turns in a row")
     parser.add_argument("--log-dir", type=Path, default=ROOT / "logs" / "bench_placement")
     parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument("--policies", default="least_loaded,cache_aware")
     args = parser.parse_args()
     args.log_dir.mkdir(parents=True, exist_ok=True)
 
@@ -298,7 +299,7 @@ def main() -> int:
     print(f"{args.chats} three-turn chats ({args.order}), {args.concurrency} requests at a "
           f"time, over {engines}")
     try:
-        for policy in ("least_loaded", "cache_aware"):
+        for policy in args.policies.split(","):
             flush(engines)
             gateway, url = start_gateway(engines, policy, args.log_dir)
             try:
