@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING
 from lkn.breaker import Verdict
 from lkn.decision import consistency
 from lkn.engines import EngineClient
+from lkn.engines.base import DelegatingEngine
 from lkn.engines.wire import parse_completion
 from lkn.errors import DeadlineExceeded, EngineError, EngineTimeout, LknError, ShuttingDown
 from lkn.outcome import CLIENT_GONE_ERRORS, Kind, Outcome, classify
@@ -68,45 +69,14 @@ class Shape(enum.Enum):
     PROBE = "probe"
 
 
-class _ObservedEngine:
+class _ObservedEngine(DelegatingEngine):
     """The engine as the decision step sees it, remembering how a probe on it ended (so a
     probe request settles its lease by the probe's real outcome)."""
 
     def __init__(self, client: EngineClient) -> None:
-        self._client = client
+        super().__init__(client)
         self.probed = False
         self.error: BaseException | None = None
-
-    @property
-    def name(self) -> str:
-        return self._client.name
-
-    @property
-    def url(self) -> str:
-        return self._client.url
-
-    @property
-    def model_id(self) -> str | None:
-        return self._client.model_id
-
-    @property
-    def max_model_len(self) -> int | None:
-        return self._client.max_model_len
-
-    async def complete(
-        self,
-        route: Route | str,
-        body: JSONObject,
-        rid: str,
-        deadline: float | None = None,
-        answered: Callable[[], None] | None = None,
-    ) -> tuple[bytes, JSONObject]:
-        return await self._client.complete(route, body, rid, deadline, answered)
-
-    def stream(
-        self, route: Route, body: JSONObject, rid: str, deadline: float | None = None
-    ) -> AsyncIterator[Chunk]:
-        return self._client.stream(route, body, rid, deadline)
 
     async def probe(
         self,
@@ -119,19 +89,10 @@ class _ObservedEngine:
     ) -> ProbeResult:
         self.probed = True
         try:
-            return await self._client.probe(route, body, rid, top_k, tokens, deadline)
+            return await self.client.probe(route, body, rid, top_k, tokens, deadline)
         except BaseException as exc:
             self.error = exc
             raise
-
-    async def check_ready(self, timeout: float) -> bool:
-        return await self._client.check_ready(timeout)
-
-    def abort(self, rid: str) -> None:
-        self._client.abort(rid)
-
-    async def close(self) -> None:
-        await self._client.close()
 
 
 class Exchange:

@@ -29,6 +29,7 @@ from dataclasses import replace
 
 from lkn.config import DecisionSettings
 from lkn.engines import EngineClient
+from lkn.engines.base import DelegatingEngine
 from lkn.engines.wire import probe_positions
 from lkn.errors import LknError
 from lkn.restart import assemble, restart_body, strip_logprobs, token_texts
@@ -84,7 +85,7 @@ def hold(
     return HeldGeneration(client, request, settings, deadline)
 
 
-class HeldGeneration:
+class HeldGeneration(DelegatingEngine):
     """The engine, as the decider and the request lifecycle see it during one request."""
 
     def __init__(
@@ -94,7 +95,7 @@ class HeldGeneration:
         settings: DecisionSettings,
         deadline: float | None,
     ) -> None:
-        self.client = client
+        super().__init__(client)
         self.request = request
         self.settings = settings
         self.deadline = deadline
@@ -117,43 +118,6 @@ class HeldGeneration:
         self.path = "fresh"
 
     # ---- what the decider sees ------------------------------------------------------
-
-    @property
-    def name(self) -> str:
-        return self.client.name
-
-    @property
-    def url(self) -> str:
-        return self.client.url
-
-    @property
-    def model_id(self) -> str | None:
-        return self.client.model_id
-
-    @property
-    def max_model_len(self) -> int | None:
-        return self.client.max_model_len
-
-    async def complete(
-        self,
-        route: Route | str,
-        body: JSONObject,
-        rid: str,
-        deadline: float | None = None,
-        answered: Callable[[], None] | None = None,
-    ) -> tuple[bytes, JSONObject]:
-        return await self.client.complete(route, body, rid, deadline, answered)
-
-    def stream(
-        self, route: Route, body: JSONObject, rid: str, deadline: float | None = None
-    ) -> AsyncIterator[Chunk]:
-        return self.client.stream(route, body, rid, deadline)
-
-    async def check_ready(self, timeout: float) -> bool:
-        return await self.client.check_ready(timeout)
-
-    def abort(self, rid: str) -> None:
-        self.client.abort(rid)
 
     async def close(self) -> None:
         await self.aclose()

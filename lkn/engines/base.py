@@ -71,3 +71,62 @@ class EngineClient(Protocol):
         ...
 
     async def close(self) -> None: ...
+
+
+class DelegatingEngine:
+    """An engine that forwards every call to ``client``: the base of the wrappers the core
+    puts around an engine for one request (they override only what they watch)."""
+
+    def __init__(self, client: EngineClient) -> None:
+        self.client = client
+
+    @property
+    def name(self) -> str:
+        return self.client.name
+
+    @property
+    def url(self) -> str:
+        return self.client.url
+
+    @property
+    def model_id(self) -> str | None:
+        return self.client.model_id
+
+    @property
+    def max_model_len(self) -> int | None:
+        return self.client.max_model_len
+
+    async def complete(
+        self,
+        route: Route | str,
+        body: JSONObject,
+        rid: str,
+        deadline: float | None = None,
+        answered: Callable[[], None] | None = None,
+    ) -> tuple[bytes, JSONObject]:
+        return await self.client.complete(route, body, rid, deadline, answered)
+
+    def stream(
+        self, route: Route, body: JSONObject, rid: str, deadline: float | None = None
+    ) -> AsyncIterator[Chunk]:
+        return self.client.stream(route, body, rid, deadline)
+
+    async def probe(
+        self,
+        route: Route,
+        body: JSONObject,
+        rid: str,
+        top_k: int,
+        tokens: int,
+        deadline: float | None = None,
+    ) -> ProbeResult:
+        return await self.client.probe(route, body, rid, top_k, tokens, deadline)
+
+    async def check_ready(self, timeout: float) -> bool:
+        return await self.client.check_ready(timeout)
+
+    def abort(self, rid: str) -> None:
+        self.client.abort(rid)
+
+    async def close(self) -> None:
+        await self.client.close()
