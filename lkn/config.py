@@ -20,8 +20,10 @@ if TYPE_CHECKING:
     from lkn.decision.policy import Policy
 
 DEFAULT_ENV_FILE = "config/.env"
-#: The policy measured for the embedded CPU model (``lkn eval --choose``), shipped with L-kn.
-DEFAULT_POLICY = "none"
+#: ``auto``: the policies shipped with L-kn (``lkn/decision/policies``, written by
+#: ``lkn eval --choose``), each applied only to requests for the model it was measured on.
+DEFAULT_POLICY = "auto"
+SHIPPED_POLICIES = Path(__file__).parent / "decision" / "policies"
 DEFAULT_INTERVENTION = (
     "Think carefully, verify your assumptions, and reason step-by-step before answering."
 )
@@ -107,8 +109,13 @@ class DecisionSettings:
     consistency_k: int = 5
     consistency_temperature: float = 0.7
     consistency_max_tokens: int = 256
-    #: The measured policy in force (``LKN_POLICY``), or None.
+    #: The measured policy in force (``LKN_POLICY`` names a file), or None.
     policy: Policy | None = None
+    #: The ``LKN_POLICY`` setting as given (``auto``, ``none`` or a path), for ``/ready``.
+    policy_setting: str = DEFAULT_POLICY
+    #: ``LKN_POLICY=auto``: the shipped policies (read from their files by load_settings, so
+    #: derived from ``policy_setting``, not compared); a request gets the one for its model.
+    shipped_policies: tuple[Policy, ...] = field(default=(), compare=False)
 
 
 PLACEMENT_POLICIES = ("least_loaded", "cache_aware")
@@ -422,11 +429,15 @@ def _care_settings(r: _Reader) -> dict[str, Any]:
                  "sampling+prompt or consistency")
     policy_path = r.text("LKN_POLICY", DEFAULT_POLICY)
     policy = None
-    if policy_path.lower() not in ("", "none", "off"):
-        try:
+    shipped: tuple[Policy, ...] = ()
+    try:
+        if policy_path.lower() == "auto":
+            shipped = tuple(load_policy(path, placement, k)
+                            for path in sorted(SHIPPED_POLICIES.glob("*.json")))
+        elif policy_path.lower() not in ("", "none", "off"):
             policy = load_policy(Path(policy_path), placement, k)
-        except PolicyError as exc:
-            raise ConfigError(f"LKN_POLICY={policy_path!r} is invalid: {exc}") from None
+    except PolicyError as exc:
+        raise ConfigError(f"LKN_POLICY={policy_path!r} is invalid: {exc}") from None
     return {
         "care_intervention": care,
         "prompt_placement": placement,
@@ -436,6 +447,8 @@ def _care_settings(r: _Reader) -> dict[str, Any]:
         "consistency_temperature": r.number("LKN_CONSISTENCY_TEMPERATURE", 0.7, 0.0, 2.0),
         "consistency_max_tokens": r.integer("LKN_CONSISTENCY_MAX_TOKENS", 256, minimum=1),
         "policy": policy,
+        "shipped_policies": shipped,
+        "policy_setting": policy_path,
     }
 
 

@@ -59,6 +59,9 @@ def script_env(log_dir: Path, **extra: str) -> dict[str, str]:
     env.update(
         LKN_LOG_DIR=str(log_dir),
         LKN_ENV_FILE=str(ROOT / "config" / ".env.example"),
+        # The live tests check the decisions' mechanics; the shipped policy (LKN_POLICY=auto)
+        # would give every SmolLM2 request its measured intervention.
+        LKN_POLICY="none",
         PYTHONPATH=str(ROOT),
     )
     env.update(extra)

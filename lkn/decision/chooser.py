@@ -1,8 +1,10 @@
 """Which intervention a decision gets, and the engine body that carries it.
 
 A strategy's verdict gets the measured policy's intervention (``LKN_POLICY``: by rule
-signals and entropy range; the mode is ANALITICO exactly when the policy names one); without
-a policy, ANALITICO gets ``LKN_INTERVENTION``. The ``analitico`` override gets
+signals and entropy range; the mode is ANALITICO exactly when the policy names one). Under
+``LKN_POLICY=auto`` a request gets the shipped policy measured on the model it names (the
+name the engine serves in ``/v1/models``, which the gateway lists and routes by); without a
+policy for it, ANALITICO gets ``LKN_INTERVENTION``. The ``analitico`` override gets
 ``LKN_INTERVENTION``; an intervention the request names (``X-LKN-Intervention``) is used as
 it is. When the homeostat sheds care to the cheaper level, voting is dropped.
 """
@@ -15,6 +17,7 @@ from lkn.config import DecisionSettings
 from lkn.decision import care
 from lkn.decision.care import CareSettings
 from lkn.decision.interventions import NONE, Intervention, parse
+from lkn.decision.policy import Policy
 from lkn.types import Decision, JSONObject, Mode
 
 
@@ -22,6 +25,8 @@ class CareChooser:
     def __init__(self, settings: DecisionSettings) -> None:
         self._settings = settings
         self.policy = settings.policy
+        self.shipped = settings.shipped_policies
+        self.setting = settings.policy_setting
         self.care = CareSettings(
             instruction=settings.intervention,
             placement=settings.prompt_placement,
@@ -51,17 +56,32 @@ class CareChooser:
         """
         if decision.strategy in ("housekeeping", "passthrough") or decision.shed == "fluido":
             return decision
-        measured = (self.policy.model or "").lower() if self.policy is not None else ""
-        if (self.policy is None or decision.strategy == "override"
-                or (measured and model and measured not in model.lower())):
+        policy = self.policy_for(model)
+        if policy is None or decision.strategy == "override":
             if decision.mode is Mode.FLUIDO:
                 return decision
             return replace(decision, intervention=self.default.name, policy="LKN_INTERVENTION")
-        chosen, why = self.policy.choose(decision.signals, decision.score)
+        chosen, why = policy.choose(decision.signals, decision.score)
         if decision.shed == "cheaper" and chosen.consistency:
             chosen, why = replace(chosen, consistency=0), why + " (voting shed)"
         return replace(decision, mode=Mode.ANALITICO if chosen.active else Mode.FLUIDO,
                        intervention=chosen.name, policy=why)
+
+    def policy_for(self, model: str | None) -> Policy | None:
+        """The policy for a request naming ``model``: one measured on that model, or none.
+
+        A policy file (``LKN_POLICY=path``) applies to requests naming its model (every model
+        when it names none) and to requests naming no model; a shipped one (``auto``) only to
+        requests naming its model.
+        """
+        name = (model or "").lower()
+        if self.policy is not None:
+            measured = (self.policy.model or "").lower()
+            return self.policy if not (measured and name and measured not in name) else None
+        for policy in self.shipped:
+            if policy.model and name and policy.model.lower() in name:
+                return policy
+        return None
 
     def apply(self, decision: Decision, body: JSONObject) -> JSONObject:
         """The engine body for ``decision`` (``body`` itself when nothing changes).
@@ -88,10 +108,19 @@ class CareChooser:
 
     def state(self) -> dict[str, object]:
         """Which policy is in force and why (``/ready`` and the probe show it)."""
-        if self.policy is None:
-            return {"policy": None, "analitico_gets": self.default.name,
-                    "why": "no measured policy (LKN_POLICY=none): ANALITICO requests get "
-                           "LKN_INTERVENTION"}
-        return {"policy": self.policy.describe(), "analitico_override_gets": self.default.name,
-                "why": "a policy measured by lkn eval --choose: each rule applies an "
-                       "intervention only where it beat FLUIDO in the paired test"}
+        measured = ("each rule applies an intervention only where it beat FLUIDO in the "
+                    "paired test (lkn eval --choose)")
+        if self.policy is not None:
+            return {"setting": self.setting, "policy": self.policy.describe(),
+                    "analitico_override_gets": self.default.name,
+                    "why": f"the measured policy in {self.policy.source}: {measured}"}
+        if self.shipped:
+            return {"setting": self.setting,
+                    "policies": [p.describe() for p in self.shipped],
+                    "analitico_override_gets": self.default.name,
+                    "why": ("LKN_POLICY=auto: the policies shipped with L-kn, each only for "
+                            f"requests naming its model; {measured}. Other models: "
+                            "ANALITICO requests get LKN_INTERVENTION")}
+        return {"setting": self.setting, "policy": None, "analitico_gets": self.default.name,
+                "why": f"no measured policy (LKN_POLICY={self.setting or 'none'}): ANALITICO "
+                       "requests get LKN_INTERVENTION"}

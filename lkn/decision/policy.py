@@ -10,7 +10,7 @@ Written by ``lkn eval --choose`` from measurements on the served model, loaded a
      "rejected": [...]}
 
 A rule matches a decision when one of its ``signals`` is among the decision's signals
-(``"*"``: any signal at all; ``"none"``: no signal) and, if it has an ``entropy`` range, the
+(``"*"``: any signal at all; ``"none"``: no signal; ``"all"``: every request) and, if it has an ``entropy`` range, the
 decision's score lies in it. The first matching rule wins; no match means no intervention.
 ``rejected`` and ``evidence`` are kept for people (the probe and ``/ready`` show the why).
 """
@@ -28,6 +28,7 @@ from lkn.decision.interventions import NONE, Intervention
 FORMAT = "lkn-policy/1"
 ANY = "*"
 NO_SIGNAL = "none"
+ALL = "all"
 
 
 class PolicyError(ValueError):
@@ -42,7 +43,8 @@ class Rule:
     why: str
 
     def matches(self, signals: tuple[str, ...], score: float | None) -> bool:
-        hit = (any(s in signals for s in self.signals)
+        hit = (ALL in self.signals
+               or any(s in signals for s in self.signals)
                or (ANY in self.signals and bool(signals))
                or (NO_SIGNAL in self.signals and not signals))
         if not hit:

@@ -1,39 +1,61 @@
-"""``lkn eval --choose``: a policy from measurements, one rule per rule signal.
+"""``lkn eval --choose``: a policy from measurements, one rule per group of requests.
 
-For every rule signal seen in the set (then "any signal" and "no signal"), each candidate is
-compared, paired item by item, with FLUIDO in the same client shape (``greedy``: the client
-asks for temperature 0; ``webui``: no sampling field, as Open WebUI sends). An intervention
-is kept for a signal only when it wins more items than it loses *and* the exact McNemar test
-gives p < alpha; the best such one (most net wins, then fewest tokens) becomes the rule.
-Everything that was not kept is listed under ``rejected`` with its figures.
+The groups are every rule signal seen in the set, then "any signal", "no signal" and "all
+requests" (every request the policy sees). In each, every candidate is compared, paired item
+by item, with FLUIDO in the same client shape (``greedy``: the client asks for temperature 0;
+``webui``: no sampling field, as Open WebUI sends), on the items measured in both arms. An
+intervention is kept for a group only when it wins more items than it loses *and* the exact
+McNemar test gives p < alpha; the best such one (most net wins, then fewest tokens) becomes
+the rule. Each group is tested at alpha on its own, without a multiple-comparison
+correction. Everything that was not kept is listed under ``rejected`` with its figures.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
-from lkn.decision.interventions import parse
+from lkn.decision.interventions import NONE, parse
 from lkn.eval.runner import Record
 from lkn.eval.stats import mcnemar, wilson
 
-NO_SIGNAL = "none"
-ANY = "*"
+from lkn.decision.policy import ALL, ANY, NO_SIGNAL
+
 _CARES_WITHOUT_INTERVENTION = ("fluido", "gateway", "analitico")
 
 
 def _group_items(records: Sequence[Record]) -> dict[str, list[str]]:
-    """Items per rule signal, plus ``*`` (any signal) and ``none`` (no signal)."""
+    """Items per rule signal, plus ``*`` (any signal), ``none`` (no signal) and ``all``."""
     groups: dict[str, list[str]] = {}
     seen: set[str] = set()
     for r in records:
         if r.item in seen:
             continue
         seen.add(r.item)
-        for key in [*r.signals, ANY] if r.signals else [NO_SIGNAL]:
+        for key in [*r.signals, ANY, ALL] if r.signals else [NO_SIGNAL, ALL]:
             groups.setdefault(key, []).append(r.item)
     return groups
+
+
+def as_measured(records: Sequence[Record]) -> list[Record]:
+    """One run's records, its ``gateway@shape`` arm named after the intervention it got.
+
+    When every request of a gateway arm that got an intervention got the same one (a trial
+    policy in force), the arm is that intervention's: ``gateway@webui`` becomes
+    ``sampling@webui``. Its requests that got none (shed by the homeostat) stay in it, as the
+    gateway's measured behaviour. A gateway arm with mixed interventions keeps its name.
+    """
+    got: dict[str, set[str]] = {}
+    for r in records:
+        if r.arm.partition("@")[0] == "gateway":
+            name = r.headers.get("X-LKN-Intervention", NONE.name)
+            if name != NONE.name:
+                got.setdefault(r.arm, set()).add(name)
+    renamed = {arm: f"{next(iter(names))}@{arm.partition('@')[2]}"
+               for arm, names in got.items() if len(names) == 1}
+    return [replace(r, arm=renamed.get(r.arm, r.arm)) for r in records]
 
 
 def _evidence(by_key: dict[tuple[str, str], Record], ids: list[str], arm: str,
@@ -64,14 +86,14 @@ def choose_policy(records: Sequence[Record], *, model: str, alpha: float,
     groups = _group_items(records)
     rules: list[dict[str, Any]] = []
     rejected: list[dict[str, Any]] = []
-    # Specific signals first, then any signal, then none: the gateway takes the first match.
-    for signal in sorted(groups, key=lambda s: (s == NO_SIGNAL, s == ANY, s)):
-        ids = groups[signal]
+    # Specific signals first, then any signal, none, all: the gateway takes the first match.
+    for signal in sorted(groups, key=lambda s: (s == ALL, s == NO_SIGNAL, s == ANY, s)):
         best: tuple[int, float, dict[str, Any], str] | None = None
         for arm in candidates:
             care, _, shape = arm.partition("@")
             base = f"fluido@{shape}"
-            if not all((i, arm) in by_key and (i, base) in by_key for i in ids):
+            ids = [i for i in groups[signal] if (i, arm) in by_key and (i, base) in by_key]
+            if not ids:
                 continue
             ev = _evidence(by_key, ids, arm, base)
             kept = ev["wins"] > ev["losses"] and ev["p_value"] < alpha
@@ -91,7 +113,9 @@ def choose_policy(records: Sequence[Record], *, model: str, alpha: float,
                 "signals": [signal], "intervention": parse(care).name,
                 "why": (f"{ev['arm']}: {ev['accuracy']:.1%} vs {ev['baseline_accuracy']:.1%} "
                         f"for {ev['baseline']} on {ev['n']} items "
-                        f"(+{ev['wins']}/-{ev['losses']}, McNemar p={ev['p_value']:.3g})"),
+                        f"(+{ev['wins']}/-{ev['losses']}, McNemar p={ev['p_value']:.3g}; "
+                        f"each group tested at p < {alpha:g}, no multiple-comparison "
+                        f"correction)"),
                 "evidence": ev,
             })
     return {
@@ -104,4 +128,8 @@ def choose_policy(records: Sequence[Record], *, model: str, alpha: float,
                      "arms": arms},
         "rules": rules,
         "rejected": rejected,
+        "notes": (f"Each group (rule signal, any signal, no signal, all requests) is tested at "
+                  f"p < {alpha:g} on its own, without a multiple-comparison correction; the "
+                  f"smaller a group, the less power its test has, so on a small set the "
+                  f"whole-set group 'all' is the one that can reach it."),
     }

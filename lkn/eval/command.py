@@ -35,7 +35,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "(--quick is 0/8)")
     parser.add_argument("--from", dest="from_runs", type=Path, action="append", default=[],
                         help="no requests: report (and --choose) from saved eval JSON files; "
-                             "repeatable, records of the same item and arm: the last wins")
+                             "repeatable: runs are pooled, records of the same item and arm: the last wins")
     parser.add_argument("--max-tokens", type=int, default=64, help="max_tokens per answer")
     parser.add_argument("--concurrency", type=int, default=8, help="requests in flight")
     parser.add_argument("--timeout", type=float, default=600.0, help="seconds per request")
@@ -58,26 +58,37 @@ def _get_json(url: str, api_key: str | None) -> Any:
         return json.loads(response.read())
 
 
-def _saved(paths: list[Path]) -> tuple[list[Record], list[str], str]:
-    """Records of saved runs (the items all of them answered in every arm they share)."""
+def _saved(paths: list[Path]) -> tuple[list[Record], list[Record], list[str], str]:
+    """Saved runs pooled: the records for the report, all records, the report's arms, model.
+
+    A run's gateway arm is named after the intervention it got (:func:`as_measured`).
+    Records of the same item and arm: the last wins; different items are pooled. The report
+    covers the arms every run measured, on the items answered in all of them; ``--choose``
+    gets every record (it pairs each candidate with FLUIDO on the items both measured).
+    """
+    from lkn.eval.choose import as_measured
+
     merged: dict[tuple[str, str], Record] = {}
-    arms: list[str] = []
+    common: list[str] | None = None
     model = ""
     for path in paths:
         data = json.loads(path.read_text(encoding="utf-8"))
         model = data.get("model", model)
-        arms += [a for a in data["arms"] if a not in arms]
-        for raw in data["records"]:
-            record = Record(**raw)
+        run = as_measured([Record(**raw) for raw in data["records"]])
+        arms = list(dict.fromkeys(r.arm for r in run))
+        common = arms if common is None else [a for a in common if a in arms]
+        for record in run:
             merged[(record.item, record.arm)] = record
+    names = common or []
     items = {r.item for r in merged.values()}
-    complete = [i for i in items if all((i, a) in merged for a in arms)]
-    keep = set(complete)
-    return [r for r in merged.values() if r.item in keep], arms, model
+    keep = {i for i in items if all((i, a) in merged for a in names)}
+    report = [r for r in merged.values() if r.item in keep and r.arm in names]
+    return report, list(merged.values()), names, model
 
 
 def _write(args: argparse.Namespace, records: list[Record], names: list[str], model: str,
-           kind: str, stamp: str, extra: dict[str, Any]) -> None:  # fmt: skip
+           kind: str, stamp: str, extra: dict[str, Any],
+           measured: list[Record] | None = None) -> None:  # fmt: skip
     all_cells = cells(records, names)
     text = table(all_cells, names)
     print(text)
@@ -104,7 +115,9 @@ def _write(args: argparse.Namespace, records: list[Record], names: list[str], mo
         from lkn.eval.choose import choose_policy
 
         policy_path = args.policy_out or args.out / "policy.json"
-        policy = choose_policy(records, model=model, alpha=args.alpha, source=json_path.name)
+        source = " + ".join(p.name for p in args.from_runs) if args.from_runs else json_path.name
+        policy = choose_policy(records if measured is None else measured, model=model,
+                               alpha=args.alpha, source=source)
         policy_path.parent.mkdir(parents=True, exist_ok=True)
         policy_path.write_text(json.dumps(policy, ensure_ascii=False, indent=1) + "\n",
                                encoding="utf-8")
@@ -117,7 +130,7 @@ def main(args: argparse.Namespace, host: str, port: int, api_key: str | None) ->
     stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
     if args.from_runs:
         try:
-            records, names, model = _saved(args.from_runs)
+            records, measured, names, model = _saved(args.from_runs)
         except (OSError, ValueError, KeyError, TypeError) as exc:
             print(f"lkn eval: cannot read the saved runs ({exc})", file=sys.stderr)
             return 2
@@ -128,7 +141,7 @@ def main(args: argparse.Namespace, host: str, port: int, api_key: str | None) ->
             print(f"lkn eval: the saved runs have no {BASELINE} arm", file=sys.stderr)
             return 2
         _write(args, records, names, model, "saved", stamp,
-               {"from": [str(p) for p in args.from_runs]})
+               {"from": [p.name for p in args.from_runs]}, measured)
         return 0
 
     url = (args.gateway or f"http://{'127.0.0.1' if host in ('0.0.0.0', '') else host}:{port}")

@@ -90,6 +90,45 @@ def test_start_up_errors_name_the_setting(tmp_path: Path) -> None:
         load_settings({"LKN_INTERVENTION": "prompt:middle"}, env_file=empty)
 
 
+def test_a_rule_for_all_requests_matches_with_and_without_signals() -> None:
+    policy = parse_policy({**POLICY, "rules": [{"signals": ["all"], "intervention": "sampling"}]},
+                          "all.json")
+    assert policy.choose((), None)[0].name == "sampling"
+    assert policy.choose(("math",), 0.9)[0].name == "sampling"
+
+
+def test_auto_applies_the_shipped_policy_to_its_model_only(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.env"
+    empty.write_text("")
+    settings = load_settings({}, env_file=empty).decision  # LKN_POLICY defaults to auto
+    assert settings.policy_setting == "auto" and settings.policy is None
+    assert {p.model for p in settings.shipped_policies} >= {"SmolLM2-135M-Instruct"}
+    chooser = CareChooser(settings)
+    shipped = chooser.policy_for("SmolLM2-135M-Instruct")
+    assert shipped is not None and shipped.source.endswith("smollm2-135m-instruct.json")
+    for model in ("Qwen2.5-3B-Instruct-AWQ", "smollm2", None):
+        assert chooser.policy_for(model) is None
+        plain = chooser.with_care(Decision(Mode.FLUIDO, "rules", signals=()), model)
+        assert (plain.mode, plain.intervention) == (Mode.FLUIDO, "none")
+    # What the shipped policy says for its model is what the gateway does with a request.
+    expected, _ = shipped.choose((), None)
+    got = chooser.with_care(Decision(Mode.FLUIDO, "rules", signals=()), "SmolLM2-135M-Instruct")
+    assert got.intervention == expected.name
+    assert got.mode is (Mode.ANALITICO if expected.active else Mode.FLUIDO)
+    state = chooser.state()
+    assert state["setting"] == "auto" and "LKN_POLICY=auto" in str(state["why"])
+    assert [p["name"] for p in state["policies"]] == [  # type: ignore[attr-defined]
+        p.name for p in settings.shipped_policies]
+    off = CareChooser(load_settings({"LKN_POLICY": "none"}, env_file=empty).decision)
+    assert off.policy_for("SmolLM2-135M-Instruct") is None
+    assert off.state()["policy"] is None and "LKN_POLICY=none" in str(off.state()["why"])
+    path = tmp_path / "p.json"
+    path.write_text(json.dumps(POLICY))
+    own = CareChooser(load_settings({"LKN_POLICY": str(path)}, env_file=empty).decision)
+    assert own.policy_for("m") is not None and own.policy_for("qwen2.5-3b") is None
+    assert own.state()["setting"] == str(path) and str(path) in str(own.state()["why"])
+
+
 def test_shipped_policies_are_valid() -> None:
     for path in sorted(SHIPPED.glob("*.json")):
         policy = load_policy(path)

@@ -11,8 +11,10 @@ from pathlib import Path
 import pytest
 
 from lkn.eval.arms import parse_arm, parse_arms
+from lkn.eval.choose import as_measured
 from lkn.eval.client import request_body
 from lkn.eval.items import load_items, parse_slice, sliced
+from lkn.eval.runner import Record
 from tests.conftest import GatewayFactory, make_settings
 from tests.livestack import ROOT
 from tests.sglang_double import SGLangDouble
@@ -76,6 +78,38 @@ async def test_the_command_runs_reports_and_chooses(
     code, out, err = await _lkn("--from", str(saved[0]), "--out", str(tmp_path / "again"))
     assert code == 0, err
     assert "fluido@webui" in out
+
+
+async def test_the_shipped_policy_is_reproduced_from_the_saved_runs(tmp_path: Path) -> None:
+    runs = sorted((ROOT / "docs" / "eval-runs").glob("smollm2-135m-*.json"))
+    assert len(runs) == 2
+    out_policy = tmp_path / "policy.json"
+    code, out, err = await _lkn(*[a for run in runs for a in ("--from", str(run))], "--choose",
+                                "--out", str(tmp_path), "--policy-out", str(out_policy))
+    assert code == 0, err
+    made = json.loads(out_policy.read_text())
+    shipped = json.loads((ROOT / "lkn" / "decision" / "policies"
+                          / "smollm2-135m-instruct.json").read_text())
+    assert made["rules"] == shipped["rules"] and made["rejected"] == shipped["rejected"]
+    assert made["measured"]["items"] == shipped["measured"]["items"]
+    # The report covers the arms both runs measured; the trial policy's gateway@webui arm
+    # got sampling, so it counts as sampling@webui.
+    assert "sampling@webui" in out and "gateway@webui" not in out
+
+
+def test_a_gateway_arm_is_named_after_the_intervention_it_got() -> None:
+    def rec(item: str, arm: str, got: str) -> Record:
+        return Record(item=item, category="c", lang="en", arm=arm, correct=True, signals=[],
+                      text="", finish_reason="stop", completion_tokens=1, ttft_s=None,
+                      latency_s=1.0, error=None, headers={"X-LKN-Intervention": got})
+
+    trial = as_measured([rec("a", "gateway@webui", "sampling"), rec("b", "gateway@webui", "none"),
+                         rec("a", "fluido@webui", "none")])
+    # The request shed to FLUIDO stays in the arm, as the gateway's measured behaviour.
+    assert [r.arm for r in trial] == ["sampling@webui", "sampling@webui", "fluido@webui"]
+    mixed = as_measured([rec("a", "gateway@greedy", "sampling"),
+                         rec("b", "gateway@greedy", "prompt:system")])
+    assert {r.arm for r in mixed} == {"gateway@greedy"}
 
 
 async def test_a_gateway_that_is_not_there_is_a_clear_error(tmp_path: Path) -> None:
