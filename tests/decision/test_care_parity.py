@@ -13,6 +13,7 @@ import pytest
 
 from lkn._proto.lkn.v1 import gateway_pb2 as pb
 from lkn._proto.lkn.v1 import gateway_pb2_grpc
+from lkn.config import load_settings
 from lkn.decision.policy import load_policy
 from tests.conftest import GatewayFactory, GatewayUnderTest, make_settings
 from tests.sglang_double import SGLangDouble
@@ -141,3 +142,32 @@ async def test_the_policy_in_force_is_shown_and_applied(
         assert probe["intervention"] == "sampling" and probe["care"]["policy"]["name"] == "measured"
         async with http.get(gw.url + "/metrics") as r:
             assert 'lkn_interventions_total{applied="true",intervention="sampling"}' in await r.text()
+
+
+async def test_the_shipped_default_gives_webui_requests_careful_sampling_only(
+    tmp_path: Path, start_gateway: GatewayFactory,
+) -> None:
+    empty = tmp_path / "empty.env"
+    empty.write_text("")
+    shipped = load_settings({}, env_file=empty).decision.shipped_policies  # LKN_POLICY=auto
+    model = "SmolLM2-135M-Instruct"
+    async with SGLangDouble(model=model) as double:
+        gw = await start_gateway(make_settings(double.url, decision={
+            "shipped_policies": shipped, "policy_setting": "auto"}))
+        sent = []
+        async with aiohttp.ClientSession() as http:
+            for sampling in ({}, {"temperature": 0}, {"temperature": 0.7}):
+                body = {"model": model, "messages": [{"role": "user", "content": QUESTION}],
+                        "max_tokens": 8, **sampling}
+                async with http.post(gw.v1 + "/chat/completions", json=body) as r:
+                    assert r.status == 200, await r.text()
+                    assert r.headers["X-LKN-Intervention"] == "sampling"
+                sent.append(engine_shape(double))
+            async with http.get(gw.url + "/ready") as r:
+                care = (await r.json())["care"]
+        # Open WebUI's shape (no sampling field) gets temperature 0; the client's own wins.
+        assert sent[0]["temperature"] == 0.0
+        assert sent[1]["temperature"] == 0 and sent[2]["temperature"] == 0.7
+        assert care["setting"] == "auto"
+        assert [p["model"] for p in care["policies"]] == [p.model for p in shipped]
+        assert care["policies"][0]["rules"][0]["when"] == "all -> sampling"
