@@ -10,8 +10,8 @@ Written by ``lkn eval --choose`` from measurements on the served model, loaded a
      "rejected": [...]}
 
 A rule matches a decision when one of its ``signals`` is among the decision's signals
-(``"*"``: any signal at all; ``"none"``: no signal; ``"all"``: every request) and, if it has an ``entropy`` range, the
-decision's score lies in it. The first matching rule wins; no match means no intervention.
+(``"*"``: any signal at all; ``"none"``: no signal; ``"all"``: every request) and, if it has
+an ``entropy`` range, the decision's score lies in it. The first matching rule wins; no match means no intervention.
 ``rejected`` and ``evidence`` are kept for people (the probe and ``/ready`` show the why).
 """
 

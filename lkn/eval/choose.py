@@ -18,10 +18,9 @@ from dataclasses import replace
 from typing import Any
 
 from lkn.decision.interventions import NONE, parse
+from lkn.decision.policy import ALL, ANY, NO_SIGNAL
 from lkn.eval.runner import Record
 from lkn.eval.stats import mcnemar, wilson
-
-from lkn.decision.policy import ALL, ANY, NO_SIGNAL
 
 _CARES_WITHOUT_INTERVENTION = ("fluido", "gateway", "analitico")
 

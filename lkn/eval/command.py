@@ -35,7 +35,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "(--quick is 0/8)")
     parser.add_argument("--from", dest="from_runs", type=Path, action="append", default=[],
                         help="no requests: report (and --choose) from saved eval JSON files; "
-                             "repeatable: runs are pooled, records of the same item and arm: the last wins")
+                             "repeatable: runs are pooled, records of the same item and arm: "
+                             "the last wins")
     parser.add_argument("--max-tokens", type=int, default=64, help="max_tokens per answer")
     parser.add_argument("--concurrency", type=int, default=8, help="requests in flight")
     parser.add_argument("--timeout", type=float, default=600.0, help="seconds per request")
@@ -63,12 +64,14 @@ def _saved(paths: list[Path]) -> tuple[list[Record], list[Record], list[str], st
 
     A run's gateway arm is named after the intervention it got (:func:`as_measured`).
     Records of the same item and arm: the last wins; different items are pooled. The report
-    covers the arms every run measured, on the items answered in all of them; ``--choose``
-    gets every record (it pairs each candidate with FLUIDO on the items both measured).
+    covers the items answered in every arm (or, when none is, in the arms every run
+    measured); ``--choose`` gets every record (it pairs each candidate with FLUIDO on the
+    items both measured).
     """
     from lkn.eval.choose import as_measured
 
     merged: dict[tuple[str, str], Record] = {}
+    union: list[str] = []
     common: list[str] | None = None
     model = ""
     for path in paths:
@@ -76,12 +79,15 @@ def _saved(paths: list[Path]) -> tuple[list[Record], list[Record], list[str], st
         model = data.get("model", model)
         run = as_measured([Record(**raw) for raw in data["records"]])
         arms = list(dict.fromkeys(r.arm for r in run))
+        union += [a for a in arms if a not in union]
         common = arms if common is None else [a for a in common if a in arms]
         for record in run:
             merged[(record.item, record.arm)] = record
-    names = common or []
     items = {r.item for r in merged.values()}
-    keep = {i for i in items if all((i, a) in merged for a in names)}
+    for names in (union, common or []):
+        keep = {i for i in items if all((i, a) in merged for a in names)}
+        if keep:
+            break
     report = [r for r in merged.values() if r.item in keep and r.arm in names]
     return report, list(merged.values()), names, model
 
