@@ -18,6 +18,8 @@ from typing import Any
 
 import pytest
 
+from lkn.decision.care import model_system_prompt
+
 from tests.browser.conftest import Browse
 from tests.browser.observe import (
     counted_since, decision_counts, decisions, enable_request_log, engine_request,
@@ -30,6 +32,13 @@ from tests.livestack import LiveEngine, LiveGateway, wait_status
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(1500)]
 
 INSTRUCTION = "Think carefully, verify your assumptions, and reason step-by-step before answering."
+
+
+def analitico_system(model: str) -> str:
+    """The system turn of an ANALITICO request that had none: the model's default, then the
+    instruction."""
+    default = model_system_prompt(model)
+    return INSTRUCTION if default is None else f"{default}\n\n{INSTRUCTION}"
 
 GatewayLog = Callable[[], str]
 
@@ -99,8 +108,9 @@ def test_b_a_maths_question_goes_analitico_and_the_engine_gets_the_instruction(
     assert (chat["mode"], chat["strategy"], chat["applied"]) == ("ANALITICO", "rules", "true")
     assert {"math", "multi_step"} <= set(chat["signals"].split(","))
     assert counted_since(before, browser_gateway)[("ANALITICO", "rules", "true")] == 1.0
-    # Open WebUI sends no system message: the instruction is the system turn SGLang ran.
-    assert system_prompt(engine_request(browser_engine, chat["rid"])) == INSTRUCTION
+    # Open WebUI sends no system message: the instruction joins the model's own default
+    # system prompt, which SmolLM2's chat template would otherwise add.
+    assert system_prompt(engine_request(browser_engine, chat["rid"])) == analitico_system(model)
 
 
 def test_c_the_info_tooltip_shows_the_token_usage_the_engine_reported(
@@ -140,7 +150,7 @@ def test_e_the_analitico_model_variant_overrides_the_rules(
     assert counted[("ANALITICO", "override", "true")] == 1.0
     # Housekeeping on the variant stays cheap: no override for "### Task:" requests.
     assert counted[("FLUIDO", "housekeeping", "true")] == 3.0
-    assert system_prompt(engine_request(browser_engine, chat["rid"])) == INSTRUCTION
+    assert system_prompt(engine_request(browser_engine, chat["rid"])) == analitico_system(model)
 
 
 def requests_counted(gateway: LiveGateway) -> dict[str, float]:

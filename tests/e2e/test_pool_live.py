@@ -72,6 +72,9 @@ async def test_killing_one_engine_loses_no_request_that_had_not_started(
     pool_gateway: LiveGateway, live_llamacpp: LiveEngine
 ) -> None:
     llama = live_llamacpp.url.split("//")[1]
+    # X-LKN-Engine names an engine by its place in LKN_ENGINE_URLS, not by its address.
+    public = {url.split("//")[1]: f"engine-{place}"
+              for place, url in enumerate(pool_gateway.engine_urls.split(","), start=1)}
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=900)) as http:
         tasks = [asyncio.create_task(_one(http, pool_gateway.url, i % 2 == 0)) for i in range(12)]
         deadline = asyncio.get_running_loop().time() + 60
@@ -93,9 +96,9 @@ async def test_killing_one_engine_loses_no_request_that_had_not_started(
             assert raw.endswith(b"data: [DONE]"), result
             if b'"error"' in raw:
                 # Cut after its first byte: said so, never a clean end.
-                assert result["engine"] == live_llamacpp.url.split("//")[1]
+                assert result["engine"] == public[llama]
                 assert b'"finish_reason":"stop"' not in raw and b'"finish_reason":"length"' not in raw
-    assert {r["engine"] for r in after} == {pool_gateway.engine_urls.split(",")[0].split("//")[1]}
+    assert {r["engine"] for r in after} == {"engine-1"}
     cut = [r for r in results if r["stream"] and b'"error"' in r["raw"]]
     async with aiohttp.ClientSession() as http:
         async with http.get(pool_gateway.url + "/metrics") as r:
