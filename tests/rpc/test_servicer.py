@@ -48,7 +48,7 @@ async def test_generate_streams_start_then_deltas_then_finish(
     start, finish = messages[0].start, messages[-1].finish
     assert start.request_id == "client-42"
     assert start.decision.mode == pb.MODE_FLUIDO and start.decision.strategy == "rules"
-    assert start.engine == double.url.removeprefix("http://")
+    assert start.engine == "engine-1"  # its place in LKN_ENGINE_URLS, not its address
     text = "".join(m.delta.text for m in messages[1:-1])
     assert text == "Echo: hello there w3 w4 w5"
     assert finish.finish_reason == "length"
