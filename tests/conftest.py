@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import io
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
@@ -14,6 +16,7 @@ import pytest
 
 from lkn.config import DecisionSettings, EngineSpec, Settings
 from lkn.gateway import Gateway
+from lkn.logs import LogfmtFormatter
 from lkn.server import running
 from tests.livestack import ROOT, LiveEngine
 from tests.sglang_double import SGLangDouble
@@ -55,6 +58,23 @@ class GatewayUnderTest:
 
 
 GatewayFactory = Callable[..., Awaitable[GatewayUnderTest]]
+
+
+@pytest.fixture
+def gateway_log() -> Iterator[io.StringIO]:
+    """The log lines as the gateway writes them (logfmt, INFO: the default level)."""
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(LogfmtFormatter())
+    root = logging.getLogger()
+    level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    try:
+        yield stream
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(level)
 
 
 @pytest.fixture

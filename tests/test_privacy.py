@@ -6,7 +6,6 @@ from __future__ import annotations
 import io
 import logging
 import uuid
-from collections.abc import Iterator
 
 import aiohttp
 import grpc
@@ -21,23 +20,6 @@ from tests.rpc.conftest import chat
 from tests.sglang_double import Fault, SGLangDouble
 
 pytestmark = pytest.mark.fast
-
-
-@pytest.fixture
-def gateway_log() -> Iterator[io.StringIO]:
-    """The log lines as the gateway writes them (logfmt, INFO: the default level)."""
-    stream = io.StringIO()
-    handler = logging.StreamHandler(stream)
-    handler.setFormatter(LogfmtFormatter())
-    root = logging.getLogger()
-    level = root.level
-    root.addHandler(handler)
-    root.setLevel(logging.INFO)
-    try:
-        yield stream
-    finally:
-        root.removeHandler(handler)
-        root.setLevel(level)
 
 
 @pytest.mark.parametrize("strategy", ["rules", "entropy"])

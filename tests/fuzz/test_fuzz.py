@@ -13,19 +13,17 @@ from __future__ import annotations
 import asyncio
 import io
 import json
-import logging
 import math
 import os
 import random
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import aiohttp
 import grpc
 import pytest
 
 from lkn._proto.lkn.v1 import gateway_pb2 as pb
-from lkn.logs import LogfmtFormatter
 from tests.conftest import GatewayFactory, GatewayUnderTest, make_settings
 from tests.sglang_double import SGLangDouble
 
@@ -133,22 +131,6 @@ RAW_HTTP = [
     b"GET / HTTP/1.1\r\n" + b"X: y\r\n" * 200 + b"\r\n", b"\r\n\r\n\r\n",
     b"GET / HTTP/1.1\r\nHost: \xff\xfe\r\n\r\n",
 ]
-
-
-@pytest.fixture
-def gateway_log() -> Iterator[io.StringIO]:
-    stream = io.StringIO()
-    handler = logging.StreamHandler(stream)
-    handler.setFormatter(LogfmtFormatter())
-    root = logging.getLogger()
-    level = root.level
-    root.addHandler(handler)
-    root.setLevel(logging.INFO)
-    try:
-        yield stream
-    finally:
-        root.removeHandler(handler)
-        root.setLevel(level)
 
 
 @pytest.fixture
