@@ -90,6 +90,9 @@ def decision(d: Decision) -> pb.Decision:
         ],
         fallback=d.fallback or "",
         applied=d.applied,
+        intervention=d.intervention,
+        policy=d.policy or "",
+        shed=d.shed or "",
     )
     if d.score is not None:
         out.score = d.score

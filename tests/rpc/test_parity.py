@@ -79,6 +79,9 @@ SCENARIOS = [
     Scenario("stop-string", {"messages": HELLO, "stop": ["w5"], "temperature": 0.0}, stream=True),
     Scenario("analitico-override", {"messages": HELLO, "max_tokens": 8}, mode="analitico",
              expect_mode="ANALITICO"),
+    Scenario("analitico-sampling-suffix", {"messages": HELLO, "max_tokens": 8}, stream=True,
+             mode="analitico", expect_mode="ANALITICO",
+             settings={"decision": {"care_intervention": "sampling+prompt:suffix"}}),
     Scenario("analitico-variant", {"model": "smollm2+analitico", "messages": HELLO,
                                    "max_tokens": 8}, stream=True, expect_mode="ANALITICO"),
     Scenario("breaker-open", {"messages": HELLO},
@@ -133,6 +136,8 @@ class Outcome:
     usage: tuple[int, int, int] | None = None
     mode: str | None = None
     strategy: str | None = None
+    intervention: str | None = None
+    policy: str | None = None
     #: REST: the HTTP status; gRPC: the status code's name.
     status: int | str | None = None
     error_type: str | None = None
@@ -162,6 +167,8 @@ async def run_rest(gw: GatewayUnderTest, s: Scenario) -> Outcome:
             out.status = r.status
             out.mode = r.headers.get("X-LKN-Mode")
             out.strategy = r.headers.get("X-LKN-Strategy")
+            out.intervention = r.headers.get("X-LKN-Intervention")
+            out.policy = r.headers.get("X-LKN-Policy", "")
             if r.status != 200:
                 out.error_type = (await r.json())["error"]["type"]
                 return out
@@ -221,6 +228,8 @@ async def run_grpc(gw: GatewayUnderTest, s: Scenario) -> Outcome:
                 if event == "start":
                     out.mode = pb.Mode.Name(message.start.decision.mode).removeprefix("MODE_")
                     out.strategy = message.start.decision.strategy
+                    out.intervention = message.start.decision.intervention
+                    out.policy = message.start.decision.policy
                 elif event == "delta":
                     out.text += message.delta.text
                     out.reasoning += message.delta.reasoning
@@ -272,7 +281,10 @@ async def test_rest_and_grpc_agree(s: Scenario, start_gateway: GatewayFactory) -
 
     if s.error is None or s.mid_stream:
         assert (rest.mode, rest.strategy) == (rpc.mode, rpc.strategy)
+        assert (rest.intervention, rest.policy) == (rpc.intervention, rpc.policy)
         assert rest.mode == s.expect_mode
+        care = s.settings.get("decision", {}).get("care_intervention", "prompt:system")
+        assert rest.intervention == (care if rest.mode == "ANALITICO" else "none")
     # Counted once, with the same outcome, whichever front-end it came through.
     assert rest.counted is not None and rest.counted == rpc.counted
     if s.error is None:

@@ -129,7 +129,7 @@ class TokenPosition(_message.Message):
     def __init__(self, tokens: _Optional[_Iterable[_Union[TopToken, _Mapping]]] = ...) -> None: ...
 
 class Decision(_message.Message):
-    __slots__ = ("mode", "strategy", "score", "threshold", "signals", "entropies", "tail_mass", "top_tokens", "probe_latency_ms", "fallback", "applied")
+    __slots__ = ("mode", "strategy", "score", "threshold", "signals", "entropies", "tail_mass", "top_tokens", "probe_latency_ms", "fallback", "applied", "intervention", "policy", "shed")
     MODE_FIELD_NUMBER: _ClassVar[int]
     STRATEGY_FIELD_NUMBER: _ClassVar[int]
     SCORE_FIELD_NUMBER: _ClassVar[int]
@@ -141,6 +141,9 @@ class Decision(_message.Message):
     PROBE_LATENCY_MS_FIELD_NUMBER: _ClassVar[int]
     FALLBACK_FIELD_NUMBER: _ClassVar[int]
     APPLIED_FIELD_NUMBER: _ClassVar[int]
+    INTERVENTION_FIELD_NUMBER: _ClassVar[int]
+    POLICY_FIELD_NUMBER: _ClassVar[int]
+    SHED_FIELD_NUMBER: _ClassVar[int]
     mode: Mode
     strategy: str
     score: float
@@ -152,7 +155,10 @@ class Decision(_message.Message):
     probe_latency_ms: float
     fallback: str
     applied: bool
-    def __init__(self, mode: _Optional[_Union[Mode, str]] = ..., strategy: _Optional[str] = ..., score: _Optional[float] = ..., threshold: _Optional[float] = ..., signals: _Optional[_Iterable[str]] = ..., entropies: _Optional[_Iterable[float]] = ..., tail_mass: _Optional[_Iterable[float]] = ..., top_tokens: _Optional[_Iterable[_Union[TokenPosition, _Mapping]]] = ..., probe_latency_ms: _Optional[float] = ..., fallback: _Optional[str] = ..., applied: _Optional[bool] = ...) -> None: ...
+    intervention: str
+    policy: str
+    shed: str
+    def __init__(self, mode: _Optional[_Union[Mode, str]] = ..., strategy: _Optional[str] = ..., score: _Optional[float] = ..., threshold: _Optional[float] = ..., signals: _Optional[_Iterable[str]] = ..., entropies: _Optional[_Iterable[float]] = ..., tail_mass: _Optional[_Iterable[float]] = ..., top_tokens: _Optional[_Iterable[_Union[TokenPosition, _Mapping]]] = ..., probe_latency_ms: _Optional[float] = ..., fallback: _Optional[str] = ..., applied: _Optional[bool] = ..., intervention: _Optional[str] = ..., policy: _Optional[str] = ..., shed: _Optional[str] = ...) -> None: ...
 
 class Usage(_message.Message):
     __slots__ = ("prompt_tokens", "completion_tokens", "total_tokens")
