@@ -188,7 +188,9 @@ class Exchange:
                 await held.aclose()
             raise
         request = self.request
-        if held is None and self.gateway.decider.chooser.votes(self.decision, request.body):
+        if self.gateway.decider.chooser.votes(self.decision, request.body):
+            if held is not None:  # the vote is a request of its own (on the cached prefix)
+                await held.aclose()
             await self._vote(client, lease)
             return
         if self.shape is Shape.COMPLETE:

@@ -7,7 +7,10 @@ while the decider decides: when the decider probes, it holds the generation's fi
 
 * FLUIDO: the held chunks are released, in order and once, and the stream goes on (no second
   engine request, no second prefill);
-* ANALITICO: the held engine request is dropped (closing it aborts its rid) and the
+* ANALITICO whose intervention leaves the engine body as it is (careful sampling for a
+  client that set its own sampling fields): released as FLUIDO is, since a restart would
+  ask the engine the same question again;
+* ANALITICO otherwise: the held engine request is dropped (closing it aborts its rid) and the
   ANALITICO request is started, with the instruction placed after the conversation so the
   engine's cached prefix (everything the first request prefilled) stays valid
   (``LKN_RESTART_PLACEMENT=system`` puts it where the seed does).
@@ -186,7 +189,7 @@ class HeldGeneration(DelegatingEngine):
     async def open_stream(self, decision: Decision, body_for: BodyFor) -> AsyncIterator[Chunk]:
         """The chunks the client gets for ``decision`` (``body_for`` builds engine bodies)."""
         request = self.request
-        if self.probed and await self._keep(decision):
+        if self.probed and await self._keep(decision, body_for):
             self.path = "released"
             return self._release()
         if self.probed:
@@ -203,7 +206,7 @@ class HeldGeneration(DelegatingEngine):
     ) -> tuple[bytes, JSONObject]:
         """The non-streamed answer for ``decision``."""
         request = self.request
-        if self.probed and await self._keep(decision):
+        if self.probed and await self._keep(decision, body_for):
             self.path = "released"
             if answered is not None:
                 answered()
@@ -217,10 +220,12 @@ class HeldGeneration(DelegatingEngine):
             body = body_for(decision)
         return await self.client.complete(request.route, body, rid, self.deadline, answered)
 
-    async def _keep(self, decision: Decision) -> bool:
+    async def _keep(self, decision: Decision, body_for: BodyFor) -> bool:
         """Whether the held generation is the answer; drops it when it is not."""
         assert self._collector is not None
-        if decision.mode is Mode.FLUIDO or not decision.applied:
+        unchanged = not decision.applied or decision.mode is Mode.FLUIDO or (
+            body_for(decision) == body_for(replace(decision, applied=False)))
+        if unchanged:
             await self._collector  # a probe that ran out of budget: the tokens still come
             if self._error is None:
                 return True

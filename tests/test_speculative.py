@@ -200,6 +200,59 @@ async def test_non_streamed_analitico_restarts_non_streamed() -> None:
         assert parsed["choices"][0]["message"]["content"]  # type: ignore[index]
 
 
+async def test_analitico_that_changes_nothing_keeps_the_held_generation() -> None:
+    # Careful sampling for a client that chose its own sampling: the engine body would be
+    # the same, so a restart would only ask the same question twice.
+    async with engine(top_logprobs=FLAT) as (double, client):
+        d = decider(care_intervention="sampling")
+        request = chat(temperature=0.5, top_p=0.9)
+        decision, held, chunks = await held_stream(d, client, request)
+        got = [c async for c in chunks]
+        assert (decision.mode, decision.intervention) == (Mode.ANALITICO, "sampling")
+        assert held.path == "released" and len(generations(double)) == 1
+        assert sum(1 for c in got if c.text) == 8
+        # Left to the gateway, the same care changes the body: restarted.
+        decision, held, chunks = await held_stream(d, client, chat())
+        [c async for c in chunks]
+        assert held.path == "restarted" and generations(double)[-1]["temperature"] == 0.0
+
+
+@pytest.mark.parametrize("point", ["before", "during", "after"])
+async def test_restart_at_every_point_of_the_held_tokens(point: str) -> None:
+    """ANALITICO decided before the first held token arrived, while some were held, and
+    after all were: the held request is aborted, the client sees the restart alone."""
+    rid = "0123456789abcdef"
+    if point == "after":  # the entropy decides once all held tokens are in
+        double_args: dict[str, Any] = {"top_logprobs": FLAT, "token_delay": 0.01}
+        settings: dict[str, Any] = {"probe_tokens": 4}
+    elif point == "during":  # the budget runs out with 2-3 of 8 tokens held; the rules decide
+        double_args, settings = {"token_delay": 0.2}, {"probe_tokens": 8, "probe_timeout": 0.5}
+    else:  # the budget runs out before the first token; the rules decide
+        double_args, settings = {"prefill_delay": 1.0}, {"probe_timeout": 0.2}
+    async with engine(**double_args) as (double, client):
+        d = decider(**settings)
+        request = chat(MATH)
+        held = HeldGeneration(client, request, d.settings, None)
+        decision = await d.decide(request, held, None)  # type: ignore[arg-type]
+        held_now = len(held._positions)  # tokens in hand when the decision came
+        chunks = await held.open_stream(decision, body_for(d, request))
+        got = [c async for c in chunks]
+        assert decision.mode is Mode.ANALITICO and held.path == "restarted"
+        if point == "before":
+            assert held_now == 0 and decision.fallback == "probe_timeout"
+        elif point == "during":
+            assert 0 < held_now < 8 and decision.fallback == "probe_timeout"
+        else:
+            assert held_now == 4 and decision.fallback is None
+        await settle()
+        assert rid + HELD_SUFFIX in double.aborts + double.cancelled_rids
+        held_body, restart = generations(double)
+        assert held_body["rid"] == rid + HELD_SUFFIX and restart["rid"] == rid + RESTART_SUFFIX
+        # The client gets the restart's 8 tokens, none of the held ones, and no logprobs.
+        assert sum(1 for c in got if c.text) == 8 and sum(c.usage_only for c in got) == 1
+        assert all(ch.get("logprobs") is None for c in got for ch in json.loads(c.raw)["choices"])
+
+
 # ---- abort at every point ----------------------------------------------------------
 
 
@@ -366,3 +419,32 @@ async def test_queue_watcher_reads_sglang_loads_and_skips_servers_without_them()
             assert len(double.requests_to("/v1/loads")) == 1  # the openai= engine is skipped
         finally:
             await pool.close()
+
+
+async def test_a_vote_after_a_held_generation_is_one_request_of_its_own(
+    start_gateway: Any,
+) -> None:
+    import aiohttp
+
+    async with SGLangDouble(top_logprobs=FLAT, token_delay=0.01) as double:
+        gw = await start_gateway(make_settings(
+            double.url, grpc_enabled=False,
+            decision={"strategy": "entropy", "care_intervention": "consistency:3"}))
+        body = {"model": "smollm2", "max_tokens": 6, "stream": True,
+                "messages": [{"role": "user", "content": SIMPLE}]}
+        async with aiohttp.ClientSession() as http:
+            async with http.post(gw.v1 + "/chat/completions", json=body) as r:
+                assert r.status == 200 and r.headers["X-LKN-Mode"] == "ANALITICO"
+                assert "vote" in r.headers["X-LKN-Policy"]
+                raw = await r.read()
+        events = [json.loads(line[6:]) for line in raw.split(b"\n")
+                  if line.startswith(b"data: {")]
+        assert all(len(e["choices"]) <= 1 for e in events)
+        assert "".join((e["choices"][0]["delta"].get("content") or "")
+                       for e in events if e["choices"])
+        await settle()
+        held, vote = generations(double)
+        assert held["rid"].endswith(HELD_SUFFIX) and held["stream"] is True
+        assert held["rid"] in double.aborts + double.cancelled_rids
+        assert (vote["n"], vote.get("stream", False)) == (3, False)
+        assert not vote["rid"].endswith((HELD_SUFFIX, RESTART_SUFFIX))

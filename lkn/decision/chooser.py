@@ -6,7 +6,9 @@ signals and entropy range; the mode is ANALITICO exactly when the policy names o
 name the engine serves in ``/v1/models``, which the gateway lists and routes by); without a
 policy for it, ANALITICO gets ``LKN_INTERVENTION``. The ``analitico`` override gets
 ``LKN_INTERVENTION``; an intervention the request names (``X-LKN-Intervention``) is used as
-it is. When the homeostat sheds care to the cheaper level, voting is dropped.
+it is. When the homeostat sheds care to the cheaper level (:func:`cheaper`), voting is
+dropped and the instruction goes after the conversation, where the engine reuses the prefill
+of the prompt it already did.
 """
 
 from __future__ import annotations
@@ -19,6 +21,17 @@ from lkn.decision.care import CareSettings
 from lkn.decision.interventions import NONE, Intervention, parse
 from lkn.decision.policy import Policy
 from lkn.types import Decision, JSONObject, Mode
+
+
+def cheaper(chosen: Intervention) -> Intervention:
+    """The care ``chosen`` sheds to when the engines saturate: one answer instead of K (the
+    vote becomes the instruction), and the instruction after the conversation instead of in
+    the system prompt, so the engine re-prefills only the instruction; sampling costs nothing
+    and stays."""
+    if not chosen.active:
+        return chosen
+    prompt = "suffix" if chosen.prompt is not None or chosen.consistency else None
+    return Intervention(prompt=prompt, sampling=chosen.sampling, consistency=0)
 
 
 class CareChooser:
@@ -60,12 +73,18 @@ class CareChooser:
         if policy is None or decision.strategy == "override":
             if decision.mode is Mode.FLUIDO:
                 return decision
-            return replace(decision, intervention=self.default.name, policy="LKN_INTERVENTION")
-        chosen, why = policy.choose(decision.signals, decision.score)
-        if decision.shed == "cheaper" and chosen.consistency:
-            chosen, why = replace(chosen, consistency=0), why + " (voting shed)"
+            chosen, why = self._shed(decision, self.default, "LKN_INTERVENTION")
+            return replace(decision, intervention=chosen.name, policy=why)
+        chosen, why = self._shed(decision, *policy.choose(decision.signals, decision.score))
         return replace(decision, mode=Mode.ANALITICO if chosen.active else Mode.FLUIDO,
                        intervention=chosen.name, policy=why)
+
+    @staticmethod
+    def _shed(decision: Decision, chosen: Intervention, why: str) -> tuple[Intervention, str]:
+        if decision.shed != "cheaper" or cheaper(chosen) == chosen:
+            return chosen, why
+        shed = cheaper(chosen)
+        return shed, f"{why} (shed: {chosen.name} -> {shed.name})"
 
     def policy_for(self, model: str | None) -> Policy | None:
         """The policy for a request naming ``model``: one measured on that model, or none.

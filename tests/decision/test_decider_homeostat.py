@@ -49,6 +49,31 @@ async def test_cheaper_level_skips_the_separate_probe_and_keeps_the_rules() -> N
     assert (await d.decide(chat(SIMPLE), e, None)).shed == "cheaper"  # restored after dwell
 
 
+@pytest.mark.parametrize("care, shed", [
+    ("consistency", "prompt:suffix"), ("sampling+consistency:3", "sampling+prompt:suffix"),
+    ("prompt:system", "prompt:suffix"), ("sampling", "sampling"),
+    ("prompt:suffix", "prompt:suffix"),
+])
+async def test_cheaper_level_sheds_to_cheaper_interventions(care: str, shed: str) -> None:
+    d = decider(strategy="rules", care_intervention=care,
+                homeostat=HomeostatSettings(queue_set_point=4))
+    calm = await d.decide(chat(HARD), None, None)
+    assert (calm.mode, calm.intervention, calm.shed) == (Mode.ANALITICO, d.chooser.default.name,
+                                                         None)
+    d.homeostat.observe_queue(5)
+    decision = await d.decide(chat(HARD), None, None)
+    assert (decision.mode, decision.intervention, decision.shed) == (Mode.ANALITICO, shed,
+                                                                     "cheaper")
+    body = d.apply(decision, chat(HARD).body)
+    assert body.get("n") is None  # one answer: no vote
+    if "prompt" in shed:  # the instruction follows the conversation, the prefix is untouched
+        assert body["messages"][:-1] == chat(HARD).body["messages"][:-1]
+        assert body["messages"][-1]["content"].endswith(d.settings.intervention)
+    # An explicit client choice is never shed.
+    forced = await d.decide(chat(SIMPLE), None, None, override="analitico")
+    assert forced.intervention == d.chooser.default.name and forced.shed is None
+
+
 async def test_shedding_off_never_sheds() -> None:
     d = decider(strategy="entropy", homeostat=HomeostatSettings(shed=False))
     d.homeostat.observe_queue(1000)

@@ -54,7 +54,9 @@ def test_the_chooser_sets_the_mode_from_the_policy(tmp_path: Path) -> None:
     assert forced.intervention == "prompt:system"  # the analitico override: LKN_INTERVENTION
     shed = chooser.with_care(Decision(Mode.FLUIDO, "entropy", signals=("high_entropy",),
                                       score=0.9, shed="cheaper"))
-    assert shed.intervention == "none" and "voting shed" in (shed.policy or "")
+    # Shed to the cheaper level: one answer with the instruction after the conversation.
+    assert (shed.mode, shed.intervention) == (Mode.ANALITICO, "prompt:suffix")
+    assert "shed: consistency:3 -> prompt:suffix" in (shed.policy or "")
     assert chooser.state()["policy"]["name"] == "t"  # type: ignore[index]
     # Measured on model "m": a request for another model gets no policy rule.
     other = chooser.with_care(Decision(Mode.FLUIDO, "rules", signals=("math",)), "qwen2.5-3b")
