@@ -103,6 +103,38 @@ def decision(d: Decision) -> pb.Decision:
     return out
 
 
+def _number(value: JSONValue) -> float:
+    return float(value) if isinstance(value, (int, float)) else 0.0
+
+
+def homeostat(state: JSONObject) -> pb.HomeostatState:
+    """The homeostat's state (:meth:`lkn.decision.homeostat.Homeostat.state`) as protobuf."""
+    load = state.get("load")
+    points = state.get("set_points")
+    load = load if isinstance(load, dict) else {}
+    points = points if isinstance(points, dict) else {}
+    out = pb.HomeostatState(
+        threshold=_number(state.get("threshold")),
+        base_threshold=_number(state.get("base_threshold")),
+        window=int(_number(state.get("window"))),
+        shed_level=str(state.get("shed_level") or ""),
+        load=pb.HomeostatLoad(in_flight=int(_number(load.get("in_flight"))),
+                              limit=int(_number(load.get("limit"))),
+                              pressure=_number(load.get("pressure"))),
+        set_points=pb.HomeostatSetPoints(queue=_number(points.get("queue")),
+                                         ttft_s=_number(points.get("ttft_s")),
+                                         restore=_number(points.get("restore")),
+                                         shedding=points.get("shedding") is True),
+    )
+    for key in ("target_rate", "realised_rate"):
+        if isinstance(state.get(key), (int, float)):
+            setattr(out, key, _number(state.get(key)))
+    for key in ("queue", "ttft_p90_s"):
+        if isinstance(load.get(key), (int, float)):
+            setattr(out.load, key, _number(load.get(key)))
+    return out
+
+
 def usage(u: Usage) -> pb.Usage:
     return pb.Usage(
         prompt_tokens=u.prompt_tokens,

@@ -73,6 +73,7 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
                 request_id=request.request_id,
                 gateway_request_id=req.request_id,
                 decision=convert.decision(answer.decision),
+                homeostat=convert.homeostat(self._gateway.decider.homeostat.state()),
             )
         return reply
 

@@ -314,3 +314,61 @@ async def test_rest_and_grpc_agree(s: Scenario, start_gateway: GatewayFactory) -
     assert rest.text == rpc.text
     # Everything the engine sent before the failure is kept (the double fails after 3 tokens).
     assert rest.text == ("Echo: hello there" if s.mid_stream else "")
+
+
+def homeostat_of(message: pb.HomeostatState) -> dict[str, Any]:
+    """The gRPC homeostat state in the REST probe's JSON shape (unset optionals: None)."""
+    def opt(msg: Any, name: str) -> float | None:
+        return getattr(msg, name) if msg.HasField(name) else None
+
+    load, points = message.load, message.set_points
+    return {
+        "target_rate": opt(message, "target_rate"), "threshold": message.threshold,
+        "base_threshold": message.base_threshold,
+        "realised_rate": opt(message, "realised_rate"), "window": message.window,
+        "shed_level": message.shed_level,
+        "load": {"in_flight": load.in_flight, "limit": load.limit, "queue": opt(load, "queue"),
+                 "ttft_p90_s": opt(load, "ttft_p90_s"), "pressure": load.pressure},
+        "set_points": {"queue": points.queue, "ttft_s": points.ttft_s,
+                       "restore": points.restore, "shedding": points.shedding},
+    }
+
+
+@pytest.mark.parametrize("decision", [
+    {"strategy": "entropy", "homeostat": None},
+    {"strategy": "entropy", "homeostat": {"target_rate": 0.25, "queue_set_point": 4.0}},
+    {"strategy": "rules", "homeostat": {"in_flight_limit": 1}},
+], ids=["entropy", "entropy-target-rate", "rules-shedding"])
+async def test_probe_reports_the_same_decision_and_homeostat_over_rest_and_grpc(
+    decision: dict[str, Any], start_gateway: GatewayFactory,
+) -> None:
+    from lkn.config import HomeostatSettings
+
+    homeostat = HomeostatSettings(**(decision.get("homeostat") or {}))
+    settings = {"strategy": decision["strategy"], "homeostat": homeostat}
+    body = {"messages": [{"role": "user", "content": "Solve 3x + 7 = 22"}], "max_tokens": 8}
+    async with SGLangDouble() as double:
+        gw = await start_gateway(make_settings(double.url, decision=settings))
+        async with aiohttp.ClientSession() as http:
+            async with http.post(gw.v1 + "/lkn/probe", json=body) as r:
+                assert r.status == 200
+                rest = await r.json()
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{gw.grpc_port}") as channel:
+            request = pb.ProbeRequest(request_id="p1")
+            request.chat.messages.extend(pb.ChatMessage(**m) for m in body["messages"])
+            request.sampling.max_tokens = 8
+            reply = await gateway_pb2_grpc.GatewayStub(channel).Probe(request)
+    got = homeostat_of(reply.homeostat)
+    # One more decision by the time gRPC asked; the queue is read again meanwhile.
+    for state in (rest["homeostat"], got):
+        state.pop("window")
+        state["load"].pop("queue")
+    assert got == rest["homeostat"]
+    assert got["target_rate"] == homeostat.target_rate
+    d = reply.decision
+    assert (pb.Mode.Name(d.mode).removeprefix("MODE_"), d.strategy, d.intervention,
+            d.shed or None) == (rest["mode"], rest["strategy"], rest["intervention"],
+                                rest["shed"])
+    if homeostat.in_flight_limit == 1:  # the probe itself is in flight: at the limit
+        assert got["shed_level"] == "fluido" and d.shed == "fluido"
+        assert got["load"]["in_flight"] == 1 and got["load"]["limit"] == 1

@@ -225,14 +225,62 @@ class GenerateResponse(_message.Message):
     def __init__(self, start: _Optional[_Union[GenerateStart, _Mapping]] = ..., delta: _Optional[_Union[TextDelta, _Mapping]] = ..., finish: _Optional[_Union[GenerateFinish, _Mapping]] = ...) -> None: ...
 
 class ProbeResponse(_message.Message):
-    __slots__ = ("request_id", "gateway_request_id", "decision")
+    __slots__ = ("request_id", "gateway_request_id", "decision", "homeostat")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     GATEWAY_REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     DECISION_FIELD_NUMBER: _ClassVar[int]
+    HOMEOSTAT_FIELD_NUMBER: _ClassVar[int]
     request_id: str
     gateway_request_id: str
     decision: Decision
-    def __init__(self, request_id: _Optional[str] = ..., gateway_request_id: _Optional[str] = ..., decision: _Optional[_Union[Decision, _Mapping]] = ...) -> None: ...
+    homeostat: HomeostatState
+    def __init__(self, request_id: _Optional[str] = ..., gateway_request_id: _Optional[str] = ..., decision: _Optional[_Union[Decision, _Mapping]] = ..., homeostat: _Optional[_Union[HomeostatState, _Mapping]] = ...) -> None: ...
+
+class HomeostatState(_message.Message):
+    __slots__ = ("target_rate", "threshold", "base_threshold", "realised_rate", "window", "shed_level", "load", "set_points")
+    TARGET_RATE_FIELD_NUMBER: _ClassVar[int]
+    THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    BASE_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    REALISED_RATE_FIELD_NUMBER: _ClassVar[int]
+    WINDOW_FIELD_NUMBER: _ClassVar[int]
+    SHED_LEVEL_FIELD_NUMBER: _ClassVar[int]
+    LOAD_FIELD_NUMBER: _ClassVar[int]
+    SET_POINTS_FIELD_NUMBER: _ClassVar[int]
+    target_rate: float
+    threshold: float
+    base_threshold: float
+    realised_rate: float
+    window: int
+    shed_level: str
+    load: HomeostatLoad
+    set_points: HomeostatSetPoints
+    def __init__(self, target_rate: _Optional[float] = ..., threshold: _Optional[float] = ..., base_threshold: _Optional[float] = ..., realised_rate: _Optional[float] = ..., window: _Optional[int] = ..., shed_level: _Optional[str] = ..., load: _Optional[_Union[HomeostatLoad, _Mapping]] = ..., set_points: _Optional[_Union[HomeostatSetPoints, _Mapping]] = ...) -> None: ...
+
+class HomeostatLoad(_message.Message):
+    __slots__ = ("in_flight", "limit", "queue", "ttft_p90_s", "pressure")
+    IN_FLIGHT_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    QUEUE_FIELD_NUMBER: _ClassVar[int]
+    TTFT_P90_S_FIELD_NUMBER: _ClassVar[int]
+    PRESSURE_FIELD_NUMBER: _ClassVar[int]
+    in_flight: int
+    limit: int
+    queue: float
+    ttft_p90_s: float
+    pressure: float
+    def __init__(self, in_flight: _Optional[int] = ..., limit: _Optional[int] = ..., queue: _Optional[float] = ..., ttft_p90_s: _Optional[float] = ..., pressure: _Optional[float] = ...) -> None: ...
+
+class HomeostatSetPoints(_message.Message):
+    __slots__ = ("queue", "ttft_s", "restore", "shedding")
+    QUEUE_FIELD_NUMBER: _ClassVar[int]
+    TTFT_S_FIELD_NUMBER: _ClassVar[int]
+    RESTORE_FIELD_NUMBER: _ClassVar[int]
+    SHEDDING_FIELD_NUMBER: _ClassVar[int]
+    queue: float
+    ttft_s: float
+    restore: float
+    shedding: bool
+    def __init__(self, queue: _Optional[float] = ..., ttft_s: _Optional[float] = ..., restore: _Optional[float] = ..., shedding: _Optional[bool] = ...) -> None: ...
 
 class ListModelsRequest(_message.Message):
     __slots__ = ()
