@@ -12,7 +12,7 @@ from typing import Any
 
 from lkn.eval.arms import BASELINE, parse_arms
 from lkn.eval.items import ITEMS_FILE, load_items, parse_slice, sliced
-from lkn.eval.report import cells, table
+from lkn.eval.report import cells, signal_cells, signal_table, table
 from lkn.eval.runner import Record, run
 
 DEFAULT_ARMS = "fluido@greedy,gateway@greedy,fluido@webui,gateway@webui"
@@ -96,13 +96,15 @@ def _write(args: argparse.Namespace, records: list[Record], names: list[str], mo
            kind: str, stamp: str, extra: dict[str, Any],
            measured: list[Record] | None = None) -> None:  # fmt: skip
     all_cells = cells(records, names)
-    text = table(all_cells, names)
+    sig_cells = signal_cells(records, names)
+    text = table(all_cells, names) + "\n\n" + signal_table(sig_cells, names)
     print(text)
     args.out.mkdir(parents=True, exist_ok=True)
     base = args.out / f"eval-{kind}-{stamp}"
     result = {**extra, "model": model, "arms": names,
               "items": len({r.item for r in records}),
               "cells": [c.to_json() for c in all_cells],
+              "signal_cells": [c.to_json() for c in sig_cells],
               "records": [r.to_json() for r in records]}
     json_path = base.with_suffix(".json")
     json_path.write_text(json.dumps(result, ensure_ascii=False, indent=1), encoding="utf-8")

@@ -98,6 +98,45 @@ def group_cells(
     return out
 
 
+def signal_cells(records: Sequence[Record], arms: Sequence[str]) -> list[Cell]:
+    """One cell per arm for the items each rule signal fires on (``none``: no signal).
+
+    The rules see the prompt, not the arm, so an item has the same signals in every arm;
+    a cell's ``vs_shape`` says how many of the signal's items the arm improved and worsened
+    against FLUIDO in the same client shape.
+    """
+    by_key = {(r.item, r.arm): r for r in records}
+    groups: dict[str, list[str]] = {}
+    for r in records:
+        if r.arm == arms[0]:
+            for signal in r.signals or ["none"]:
+                groups.setdefault(signal, []).append(r.item)
+    return group_cells(by_key, arms, dict(sorted(groups.items())))
+
+
+def signal_table(sig_cells: Sequence[Cell], arms: Sequence[str]) -> str:
+    """Per rule signal: accuracy per arm, and items improved/worsened vs FLUIDO, same shape."""
+    compared = [a for a in arms if not a.startswith("fluido@")]
+    lines = ["per rule signal: accuracy, and items improved/worsened against FLUIDO in the "
+             "same shape:",
+             f"{'signal':<22} {'n':>4} " + " ".join(f"{a[:20]:>20}" for a in arms)]
+    for group in dict.fromkeys(c.group for c in sig_cells):
+        row = {c.arm: c for c in sig_cells if c.group == group}
+        n = next(iter(row.values())).n
+        parts = []
+        for a in arms:
+            c = row.get(a)
+            paired = None if c is None else (c.vs_shape or c.vs_baseline)
+            if c is None:
+                parts.append(f"{'-':>20}")
+            elif a in compared and paired is not None:
+                parts.append(f"{f'{c.accuracy:.0%} +{paired[0]}/-{paired[1]}':>20}")
+            else:
+                parts.append(f"{c.accuracy:>20.0%}")
+        lines.append(f"{group:<22} {n:>4} " + " ".join(parts))
+    return "\n".join(lines)
+
+
 def _paired_text(p: tuple[int, int, float] | None) -> str:
     return "-" if p is None else f"+{p[0]}/-{p[1]} p={p[2]:.3f}"
 

@@ -116,3 +116,28 @@ async def test_a_gateway_that_is_not_there_is_a_clear_error(tmp_path: Path) -> N
     code, _, err = await _lkn("--gateway", "http://127.0.0.1:9", "--limit", "1",
                               "--out", str(tmp_path))
     assert code == 1 and "not ready" in err
+
+
+def test_each_rule_signal_is_measured_against_fluido_in_the_same_shape() -> None:
+    from lkn.eval.report import signal_cells, signal_table
+
+    def rec(item: str, arm: str, correct: bool, signals: list[str]) -> Record:
+        return Record(item=item, category="c", lang="en", arm=arm, correct=correct,
+                      signals=signals, text="", finish_reason="stop", completion_tokens=1,
+                      ttft_s=None, latency_s=1.0, error=None, headers={})
+
+    arms = ["fluido@greedy", "fluido@webui", "sampling@webui"]
+    answers = {  # item: (signals, correct per arm)
+        "a": (["math"], (True, False, True)),
+        "b": (["math", "word_problem"], (False, True, False)),
+        "c": ([], (True, False, True)),
+    }
+    records = [rec(i, arm, ok, sig) for i, (sig, oks) in answers.items()
+               for arm, ok in zip(arms, oks)]
+    by = {(c.group, c.arm): c for c in signal_cells(records, arms)}
+    assert {g for g, _ in by} == {"math", "word_problem", "none"}
+    math = by[("math", "sampling@webui")]
+    assert (math.n, math.correct, math.vs_shape[:2]) == (2, 1, (1, 1))  # type: ignore[index]
+    assert by[("none", "sampling@webui")].vs_shape[:2] == (1, 0)  # type: ignore[index]
+    text = signal_table(list(by.values()), arms)
+    assert "math" in text and "50% +1/-1" in text and "none" in text
