@@ -37,6 +37,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="no requests: report (and --choose) from saved eval JSON files; "
                              "repeatable: runs are pooled, records of the same item and arm: "
                              "the last wins")
+    parser.add_argument("--held-out-from", dest="held_out_from", type=Path, action="append",
+                        default=[],
+                        help="with --from: report only the items these saved runs did not "
+                             "measure (e.g. the runs a policy was chosen on); repeatable")
     parser.add_argument("--max-tokens", type=int, default=64, help="max_tokens per answer")
     parser.add_argument("--concurrency", type=int, default=8, help="requests in flight")
     parser.add_argument("--timeout", type=float, default=600.0, help="seconds per request")
@@ -92,6 +96,12 @@ def _saved(paths: list[Path]) -> tuple[list[Record], list[Record], list[str], st
     return report, list(merged.values()), names, model
 
 
+def _items_of(paths: list[Path]) -> set[str]:
+    """The ids of the items the saved runs at ``paths`` measured."""
+    return {raw["item"] for path in paths
+            for raw in json.loads(path.read_text(encoding="utf-8"))["records"]}
+
+
 def _write(args: argparse.Namespace, records: list[Record], names: list[str], model: str,
            kind: str, stamp: str, extra: dict[str, Any],
            measured: list[Record] | None = None) -> None:  # fmt: skip
@@ -139,17 +149,23 @@ def main(args: argparse.Namespace, host: str, port: int, api_key: str | None) ->
     if args.from_runs:
         try:
             records, measured, names, model = _saved(args.from_runs)
+            if args.held_out_from:
+                seen = _items_of(args.held_out_from)
+                records = [r for r in records if r.item not in seen]
+                measured = [r for r in measured if r.item not in seen]
         except (OSError, ValueError, KeyError, TypeError) as exc:
             print(f"lkn eval: cannot read the saved runs ({exc})", file=sys.stderr)
             return 2
         if not records:
-            print("lkn eval: the saved runs share no complete item", file=sys.stderr)
+            print("lkn eval: the saved runs share no complete item"
+                  + (" outside --held-out-from" if args.held_out_from else ""), file=sys.stderr)
             return 2
         if BASELINE not in names:
             print(f"lkn eval: the saved runs have no {BASELINE} arm", file=sys.stderr)
             return 2
         _write(args, records, names, model, "saved", stamp,
-               {"from": [p.name for p in args.from_runs]}, measured)
+               {"from": [p.name for p in args.from_runs],
+                "held_out_from": [p.name for p in args.held_out_from]}, measured)
         return 0
 
     url = (args.gateway or f"http://{'127.0.0.1' if host in ('0.0.0.0', '') else host}:{port}")

@@ -141,3 +141,20 @@ def test_each_rule_signal_is_measured_against_fluido_in_the_same_shape() -> None
     assert by[("none", "sampling@webui")].vs_shape[:2] == (1, 0)  # type: ignore[index]
     text = signal_table(list(by.values()), arms)
     assert "math" in text and "50% +1/-1" in text and "none" in text
+
+
+async def test_a_report_can_leave_out_the_items_a_policy_was_chosen_on(tmp_path: Path) -> None:
+    quick, sliced_run = sorted((ROOT / "docs" / "eval-runs").glob("smollm2-135m-*.json"))
+    both = ("--from", str(quick), "--from", str(sliced_run))
+    code, _, err = await _lkn(*both, "--held-out-from", str(quick), "--out", str(tmp_path))
+    assert code == 0, err
+    [saved] = tmp_path.glob("eval-saved-*.json")
+    data = json.loads(saved.read_text())
+    quick_items = {r["item"] for r in json.loads(quick.read_text())["records"]}
+    kept = {r["item"] for r in data["records"]}
+    assert kept and not kept & quick_items
+    assert data["held_out_from"] == [quick.name]
+    # Nothing is left when every item was seen: a clear message, not an empty table.
+    code, _, err = await _lkn(*both, "--held-out-from", str(quick),
+                              "--held-out-from", str(sliced_run), "--out", str(tmp_path / "x"))
+    assert code == 2 and "outside --held-out-from" in err
