@@ -1,30 +1,31 @@
-"""Benchmark the decisions against a live engine: what speculative FLUIDO costs, what the
-entropy score tells, and whether the homeostat holds its set points.
+"""Benchmark the decisions against one live engine, in one run: what speculative FLUIDO
+costs, what the entropy score tells, whether the homeostat holds its set points, and what it
+saves under a load step. Prints each figure with its target, PASS or FAIL.
 
     PYTHONPATH=. python scripts/bench_decisions.py [--phases auroc,rate,ttft,overload]
 
 The engine is the project's own (``scripts/start_engine.sh``; on a machine without a GPU
 that is SGLang on the CPU with SmolLM2-135M-Instruct), started with ``--enable-cache-report``
-on a free port unless ``--engine-url`` names a running one. Each gateway runs in its own
-process (``python -m lkn serve``, default settings apart from ports, engine and the setting
-under test; logging on). Phases:
+(``--engine-port``, else a free port) unless ``--engine-url`` names a running one. Each
+gateway runs in its own process (``python -m lkn serve``, default settings apart from ports,
+engine and the settings under test; logging on). Phases:
 
-* ``auroc``: every checkable question of the evaluation set, answered greedily by the engine
-  with its top-10 logprobs; the answers graded; AUROC of each score feature for wrong answers
+* ``auroc``: checkable questions of the evaluation set, answered greedily by the engine with
+  its top-10 logprobs; the answers graded; AUROC of each score feature for wrong answers
   within each language (bootstrap 95 % intervals), over the first 1/4/8 answer tokens and
   the whole answer, with and without skipping tokens that carry no answer.
 * ``rate``: the homeostat (pure, injected clock) on a few thousand requests replayed from
   the measured scores, with a drifting mix of languages and a drifting score shift; the
   realised ANALITICO rate against the set point, and on prompts the warm-up never saw.
-* ``ttft``: direct engine vs gateways (rules, entropy speculative, entropy with a separate
-  probe), streamed, one at a time, interleaved; added time to first token per strategy split
-  by FLUIDO/ANALITICO; prefill tokens (new vs cached, from the engine's usage) of restarts.
-* ``overload``: a load step of long-document requests where care (separate probes and the
-  system-prompt instruction, which re-prefills the document) saturates the engine, with the
-  homeostat's shedding on and off: time to first token p95 during the step, and how soon the
-  care rate is back at its set point after it.
+* ``ttft``: direct engine vs gateways (rules; entropy with the generation as its probe,
+  N = 1 and N = 4 held tokens; entropy with a separate probe), streamed, one at a time,
+  interleaved, cold cache each; added time to first token over rules split by FLUIDO and
+  ANALITICO; prefill tokens (new vs cached, from the engine's usage) of restarts.
+* ``overload``: a load step of long-document requests where care (the consistency vote)
+  saturates the engine, with the homeostat's shedding off, then on: time to first token p95
+  during the step, and when the care rate is back at its set point after it.
 
-Prints the figures and writes them as JSON (``--out``).
+Writes every figure as JSON (``--out``).
 """
 
 from __future__ import annotations
@@ -127,7 +128,7 @@ class Stack:
     workdir: Path
     engine_url: str = ""
     started_engine: bool = False
-    gateways: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    gateways: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     env_file: Path = field(init=False)
 
     def __post_init__(self) -> None:
@@ -150,16 +151,19 @@ class Stack:
         self.engine_url = out.stdout.strip().splitlines()[-1]
         self.started_engine = True
 
+    def stop_gateway(self, name: str) -> None:
+        proc = self.gateways.pop(name)
+        if proc.poll() is None:
+            proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
     def stop(self) -> None:
-        for proc in self.gateways:
-            if proc.poll() is None:
-                proc.terminate()
-        for proc in self.gateways:
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-        self.gateways.clear()
+        for name in list(self.gateways):
+            self.stop_gateway(name)
         if self.started_engine:
             port = self.engine_url.rsplit(":", 1)[1]
             subprocess.run(["bash", "scripts/stop_engine.sh"], cwd=ROOT,
@@ -173,7 +177,7 @@ class Stack:
         log = (self.workdir / f"gateway-{name}.log").open("ab")
         proc = subprocess.Popen([sys.executable, "-m", "lkn", "serve"], cwd=ROOT, env=env,
                                 stdin=subprocess.DEVNULL, stdout=log, stderr=log)
-        self.gateways.append(proc)
+        self.gateways[name] = proc
         url = f"http://127.0.0.1:{port}"
         async with aiohttp.ClientSession() as session:
             for _ in range(240):
@@ -201,21 +205,24 @@ class Answer:
     usage: dict[str, Any]
     token_times: list[float]
     status: int
+    intervention: str = ""
 
 
 async def stream_chat(session: aiohttp.ClientSession, url: str, messages: list[Any],
-                      max_tokens: int) -> Answer:  # fmt: skip
+                      max_tokens: int, headers: dict[str, str] | None = None) -> Answer:  # fmt: skip
     body = {"model": MODEL[0], "messages": messages, "max_tokens": max_tokens, "temperature": 0,
             "stream": True, "stream_options": {"include_usage": True}}
     started = time.perf_counter()
     ttft: float | None = None
     text, usage, times = "", {}, []
-    async with session.post(url + "/v1/chat/completions", json=body, timeout=TIMEOUT) as resp:
+    async with session.post(url + "/v1/chat/completions", json=body, timeout=TIMEOUT,
+                            headers=headers or {}) as resp:  # fmt: skip
         mode = resp.headers.get("X-LKN-Mode", "-")
         fallback = resp.headers.get("X-LKN-Fallback", "")
+        intervention = resp.headers.get("X-LKN-Intervention", "")
         if resp.status != 200:
             await resp.read()
-            return Answer(None, mode, fallback, "", {}, [], resp.status)
+            return Answer(None, mode, fallback, "", {}, [], resp.status, intervention)
         async for raw in resp.content:
             line = raw.strip()
             if not line.startswith(b"data:") or line == b"data: [DONE]":
@@ -230,7 +237,12 @@ async def stream_chat(session: aiohttp.ClientSession, url: str, messages: list[A
                     ttft = now if ttft is None else ttft
                     times.append(now)
                     text += piece
-    return Answer(ttft, mode, fallback, text, usage, times, 200)
+    return Answer(ttft, mode, fallback, text, usage, times, 200, intervention)
+
+
+def load() -> str:
+    one, five, fifteen = os.getloadavg()
+    return f"load average {one:.2f}, {five:.2f}, {fifteen:.2f}"
 
 
 # ---- phase: AUROC -------------------------------------------------------------------
@@ -404,35 +416,76 @@ TTFT_PROMPTS = [
     "How many hours are in a day?", "¿Cuál es el río más largo de Europa?",
     "What is the freezing point of water in Celsius?", "¿Qué gas respiramos?",
 ]
+#: Chat turns with some context above the question (as a conversation has), so that the
+#: prefill a restart reuses is not only a short question.
+NOTES = [
+    ("The library opens at nine and closes at six on weekdays; on Saturdays it opens at ten "
+     "and closes at two, and it is closed on Sundays and public holidays.",
+     ["When does the library close on Saturdays?", "Is the library open on Sundays?",
+      "¿A qué hora abre la biblioteca entre semana?"]),
+    ("Maria planted tomatoes, beans and peppers in April. The beans came up first, the "
+     "tomatoes needed more water in July, and a late frost damaged half of the peppers.",
+     ["Which plants came up first?", "What damaged the peppers?",
+      "¿Qué plantó María en abril?"]),
+    ("The train to the coast leaves platform four every hour at quarter past. The trip "
+     "takes ninety minutes, and bicycles are allowed except between seven and nine.",
+     ["How long is the trip to the coast?", "From which platform does the train leave?",
+      "¿Se pueden llevar bicicletas a las ocho?"]),
+    ("Our team meets on Tuesdays. Ana keeps the notes, Luis books the room, and whoever "
+     "arrives last brings coffee for everybody the following week.",
+     ["Who books the room?", "What does the last person to arrive bring?",
+      "¿Quién toma las notas?"]),
+    ("The museum has three floors: paintings on the first, sculpture on the second and a "
+     "cafe with a terrace on the third. Tickets are half price after four.",
+     ["Where is the cafe?", "What is on the second floor?",
+      "¿Cuándo cuestan menos las entradas?"]),
+    ("Lena's bakery sells rye bread on Mondays, croissants every morning and a plum cake "
+     "only in September, when the plums from her uncle's orchard are ripe.",
+     ["When is the plum cake sold?", "Where do the plums come from?",
+      "¿Qué pan se vende los lunes?"]),
+]
+SYSTEM = "Answer in one short sentence."
 
 
-async def phase_ttft(stack: Stack, ports: list[int], tokens: int, rounds: int, warmup: int,
+def ttft_conversations() -> list[list[dict[str, str]]]:
+    out = [[{"role": "system", "content": SYSTEM}, {"role": "user", "content": p}]
+           for p in TTFT_PROMPTS]
+    for note, questions in NOTES:
+        out += [[{"role": "system", "content": SYSTEM},
+                 {"role": "user", "content": f"{note}\n\n{q}"}] for q in questions]
+    return out
+
+
+#: The gateways of the ttft phase: LKN_PROBE_TOKENS and whether the generation is the probe.
+TTFT_PATHS = {"spec": (1, True), "spec4": (4, True), "probe": (1, False)}
+
+
+async def phase_ttft(stack: Stack, ports: list[int], rounds: int, warmup: int,
                      threshold: float, max_tokens: int) -> dict[str, Any]:  # fmt: skip
-    # A generous probe budget: on a busy CPU the first token alone can take seconds, and a
-    # probe past its budget would leave every decision to the rules.
-    entropy = {"LKN_DECISION_STRATEGY": "entropy", "LKN_PROBE_TOKENS": str(tokens),
-               "LKN_ENTROPY_THRESHOLD": str(threshold), "LKN_PROBE_TIMEOUT": "60"}
-    gateways = {
-        "rules": await stack.gateway("rules", ports[0]),
-        "spec": await stack.gateway("spec", ports[1], **entropy),
-        "probe": await stack.gateway("probe", ports[2], LKN_SPECULATIVE="false", **entropy),
-    }
-    prompts = [p for _ in range(rounds) for p in TTFT_PROMPTS]
+    # LKN_POLICY=none: the policy shipped for this model gives every request careful
+    # sampling (which changes nothing for these greedy requests), so there would be no
+    # FLUIDO/ANALITICO outcome to tell apart; with none, ANALITICO is the instruction.
+    gateways = {"rules": await stack.gateway("rules", ports[0], LKN_POLICY="none")}
+    for index, (name, (tokens, speculative)) in enumerate(TTFT_PATHS.items()):
+        # A generous probe budget: the first token must not be cut off on a busy CPU.
+        gateways[name] = await stack.gateway(
+            name, ports[1 + index], LKN_POLICY="none", LKN_DECISION_STRATEGY="entropy",
+            LKN_PROBE_TOKENS=str(tokens), LKN_ENTROPY_THRESHOLD=str(threshold),
+            LKN_PROBE_TIMEOUT="60", LKN_SPECULATIVE=str(speculative).lower())
+    conversations = [c for _ in range(rounds) for c in ttft_conversations()]
+    paths = ["direct", "rules", *TTFT_PATHS]
     results: list[dict[str, Any]] = []
     async with aiohttp.ClientSession() as session:
-        say(f"warming the entropy gateways' score ranks ({warmup} requests each)")
+        say(f"warming the entropy gateways' score ranks ({warmup} requests each); {load()}")
+        plain = ttft_conversations()
         for i in range(warmup):
-            messages = [{"role": "user", "content": TTFT_PROMPTS[i % len(TTFT_PROMPTS)]}]
-            for name in ("spec", "probe"):
-                await stream_chat(session, gateways[name], messages, 1)
-        say(f"measuring {len(prompts)} prompts x 4 paths, interleaved")
-        for i, prompt in enumerate(prompts):
-            messages = [{"role": "system", "content": "Answer in one short sentence."},
-                        {"role": "user", "content": prompt}]
-            order = ["direct", "rules", "spec", "probe"]
-            rnd = random.Random(i)
-            rnd.shuffle(order)
-            row: dict[str, Any] = {"prompt": prompt}
+            for name in TTFT_PATHS:
+                await stream_chat(session, gateways[name], plain[i % len(plain)][1:], 1)
+        say(f"measuring {len(conversations)} conversations x {len(paths)} paths, interleaved")
+        for i, messages in enumerate(conversations):
+            order = list(paths)
+            random.Random(i).shuffle(order)
+            row: dict[str, Any] = {"prompt": messages[-1]["content"]}
             for path in order:
                 url = stack.engine_url if path == "direct" else gateways[path]
                 # Every path starts from a cold cache: each pays the prompt's prefill itself
@@ -443,41 +496,52 @@ async def phase_ttft(stack: Stack, ports: list[int], tokens: int, rounds: int, w
                 row[path] = {"ttft": answer.ttft, "mode": answer.mode, "usage": answer.usage,
                              "times": answer.token_times, "fallback": answer.fallback}
             results.append(row)
-    return summarise_ttft(results, tokens)
+    for name in gateways:
+        stack.stop_gateway(name)
+    return summarise_ttft(results)
 
 
-def summarise_ttft(results: list[dict[str, Any]], tokens: int) -> dict[str, Any]:
+def median_ci(values: Sequence[float], rounds: int = 2000,
+              seed: int = 1) -> tuple[float | None, float | None]:  # fmt: skip
+    """A bootstrap 95 % interval of the median."""
+    if len(values) < 2:
+        return None, None
+    rnd = random.Random(seed)
+    medians = sorted(statistics.median(rnd.choices(values, k=len(values)))
+                     for _ in range(rounds))
+    return medians[int(0.025 * rounds)], medians[int(0.975 * rounds) - 1]
+
+
+def summarise_ttft(results: list[dict[str, Any]]) -> dict[str, Any]:
     steps = []
     for row in results:
         times = row["direct"]["times"]
         if len(times) >= 3:
             steps.append((times[-1] - times[0]) / (len(times) - 1))
     step = statistics.median(steps) if steps else None
-    figures: dict[str, Any] = {"prompts": len(results), "probe_tokens": tokens,
-                               "decode_step_s": step}
-    print(f"\ntime to first token, {len(results)} prompts, streamed one at a time "
-          f"(decode step {fmt(step)} s, N = {tokens})")
-    for path in ("direct", "rules", "spec", "probe"):
+    figures: dict[str, Any] = {"prompts": len(results), "decode_step_s": step}
+    print(f"\ntime to first token, {len(results)} conversations, streamed one at a time, cold "
+          f"cache for every path (decode step {fmt(step)} s, median of the direct answers)")
+    for path in ("direct", "rules", *TTFT_PATHS):
         values = [r[path]["ttft"] for r in results if r[path]["ttft"] is not None]
         figures[f"ttft_{path}_median"] = statistics.median(values) if values else None
         print(f"  {path:>6}: median {fmt(figures[f'ttft_{path}_median'])} s")
-    for path in ("spec", "probe"):
+    for path, (tokens, _) in TTFT_PATHS.items():
         for mode in ("FLUIDO", "ANALITICO"):
+            # Paired on the same conversation, where the rules said FLUIDO too (the rules'
+            # own ANALITICO prefills an instruction, which is not what is compared here).
             diffs = [r[path]["ttft"] - r["rules"]["ttft"] for r in results
-                     if r[path]["mode"] == mode and r[path]["ttft"] and r["rules"]["ttft"]]
-            vs_direct = [r[path]["ttft"] - r["direct"]["ttft"] for r in results
-                         if r[path]["mode"] == mode and r[path]["ttft"] and r["direct"]["ttft"]]
+                     if r[path]["mode"] == mode and r["rules"]["mode"] == "FLUIDO"
+                     and r[path]["ttft"] and r["rules"]["ttft"]]
             key = f"added_{path}_{mode.lower()}"
             figures[key] = statistics.median(diffs) if diffs else None
-            figures[key + "_vs_direct"] = statistics.median(vs_direct) if vs_direct else None
+            figures[key + "_ci"] = median_ci(diffs)
             figures[key + "_count"] = len(diffs)
-            print(f"  {path:>6} {mode:>9}: n={len(diffs):3d}  added over rules "
-                  f"{fmt(figures[key])} s, over direct {fmt(figures[key + '_vs_direct'])} s")
-    if step is not None and figures["added_spec_fluido"] is not None:
-        bound = (tokens - 1) * step
-        figures["fluido_bound_s"] = bound
-        print(f"  speculative FLUIDO: added {fmt(figures['added_spec_fluido'])} s vs bound "
-              f"(N-1) steps = {bound:.3f} s")
+            low, high = figures[key + "_ci"]
+            print(f"  {path:>6} {mode:>9}: n={len(diffs):3d}  added over rules: median "
+                  f"{fmt(figures[key])} s [{fmt(low)}, {fmt(high)}]")
+        if step is not None:
+            figures[f"{path}_fluido_bound_s"] = (tokens - 1) * step
     restarts = []
     for r in results:
         spec, direct = r["spec"], r["direct"]
@@ -486,21 +550,22 @@ def summarise_ttft(results: list[dict[str, Any]], tokens: int) -> dict[str, Any]
         prompt_tokens = spec["usage"].get("prompt_tokens", 0)
         cached = (spec["usage"].get("prompt_tokens_details") or {}).get("cached_tokens", 0)
         original = direct["usage"].get("prompt_tokens", 0)
-        instruction = prompt_tokens - original
-        restarts.append({"prompt_tokens": prompt_tokens, "cached": cached,
-                         "new": prompt_tokens - cached, "instruction": instruction,
-                         "bound": instruction + 0.1 * original})
+        restarts.append({"prompt": original, "restart_prompt": prompt_tokens, "cached": cached,
+                         "new": prompt_tokens - cached, "instruction": prompt_tokens - original,
+                         "bound": prompt_tokens - original + 0.1 * original})
+    figures["restarts"] = restarts
     if restarts:
         within = sum(1 for x in restarts if x["new"] <= x["bound"])
-        figures["restarts"] = len(restarts)
-        figures["restart_new_prefill_median"] = statistics.median(x["new"] for x in restarts)
-        figures["restart_cached_median"] = statistics.median(x["cached"] for x in restarts)
-        figures["restart_prompt_median"] = statistics.median(x["prompt_tokens"] for x in restarts)
+        extra = sorted({x["new"] - x["instruction"] for x in restarts})
         figures["restart_within_bound"] = within
-        print(f"  ANALITICO restarts: {len(restarts)}; prompt {figures['restart_prompt_median']}"
-              f" tokens, cached {figures['restart_cached_median']}, new prefill "
-              f"{figures['restart_new_prefill_median']} (median); within instruction + 10% of "
-              f"the prompt: {within}/{len(restarts)}")
+        figures["restart_new_beyond_instruction"] = extra
+        print(f"  ANALITICO restarts (speculative, N = 1): {len(restarts)}; prompts "
+              f"{min(x['prompt'] for x in restarts)}-{max(x['prompt'] for x in restarts)} "
+              f"tokens; new prefill - instruction tokens: {extra}; within instruction + 10 % "
+              f"of the prompt: {within}/{len(restarts)}")
+        for x in sorted(restarts, key=lambda x: x["prompt"]):
+            print(f"    prompt {x['prompt']:>4}  restart {x['restart_prompt']:>4}  cached "
+                  f"{x['cached']:>4}  new {x['new']:>3}  bound {x['bound']:.1f}")
     probe_restarts = [r["probe"]["usage"] for r in results
                       if r["probe"]["mode"] == "ANALITICO" and r["probe"]["usage"]]
     if probe_restarts:
@@ -518,16 +583,28 @@ def summarise_ttft(results: list[dict[str, Any]], tokens: int) -> dict[str, Any]
 
 DOCUMENT = " ".join(
     f"Section {i}: the quarterly report lists revenue, costs and staffing for region {i}, "
-    f"with notes on suppliers, delays and the budget for the next period." for i in range(12)
+    f"with notes on suppliers, delays and the budget for the next period." for i in range(8)
 )
+QUESTIONS = ["What is the total of the costs?", "Summarise section 3.",
+             "Which region has the largest budget?", "¿Cuál es el presupuesto de la región 5?",
+             "List the suppliers mentioned.", "¿Qué retrasos se mencionan?"]
+
+
+def document_request(tag: str, n: int) -> list[dict[str, str]]:
+    # A document of its own per request (as chats with attachments are): nothing of it is in
+    # the engine's cache, so every prefill of it is paid in full.
+    return [{"role": "user",
+             "content": f"Report {tag}. {DOCUMENT}\n\n{QUESTIONS[n % len(QUESTIONS)]}"}]
 
 
 async def drive_step(url: str, base: float, step: float, after: float, low: int,
-                     high: int) -> list[dict[str, Any]]:  # fmt: skip
-    """``low`` clients for ``base`` s, ``high`` for ``step`` s, ``low`` for ``after`` s."""
+                     high: int, tag: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """``low`` clients for ``base`` s, ``high`` for ``step`` s, ``low`` for ``after`` s; the
+    gateway's homeostat read from ``/ready`` every second meanwhile."""
     started = time.perf_counter()
     end = base + step + after
     rows: list[dict[str, Any]] = []
+    states: list[dict[str, Any]] = []
 
     async def client(index: int, session: aiohttp.ClientSession) -> None:
         n = 0
@@ -540,88 +617,222 @@ async def drive_step(url: str, base: float, step: float, after: float, low: int,
                 await asyncio.sleep(0.2)
                 continue
             n += 1
-            question = ["Solve 17 x 23 step by step.", "What is the total of the costs?",
-                        "Summarise section 3.", "¿Cuál es el presupuesto de la región 5?"][
-                (index + n) % 4]
-            # A document of its own per request (as chats with attachments are): nothing of it
-            # is in the engine's cache, so every prefill of it is paid in full.
-            messages = [{"role": "user",
-                         "content": f"Report {index}.{n}. {DOCUMENT}\n\n{question}"}]
             t0 = time.perf_counter() - started
             try:
-                answer = await stream_chat(session, url, messages, 24)
+                answer = await stream_chat(session, url, document_request(f"{tag}.{index}.{n}",
+                                                                          n + index), 24)
             except (aiohttp.ClientError, asyncio.TimeoutError):
+                rows.append({"t": t0, "ttft": None, "mode": "-", "fallback": "", "status": 0,
+                             "intervention": ""})
                 continue
             rows.append({"t": t0, "ttft": answer.ttft, "mode": answer.mode,
-                         "fallback": answer.fallback, "status": answer.status})
+                         "fallback": answer.fallback, "status": answer.status,
+                         "intervention": answer.intervention})
+
+    async def watch(session: aiohttp.ClientSession) -> None:
+        while time.perf_counter() - started < end:
+            try:
+                async with session.get(url + "/ready") as r:
+                    state = (await r.json())["homeostat"]
+                states.append({"t": time.perf_counter() - started, "shed": state["shed_level"],
+                               "pressure": state["load"]["pressure"],
+                               "threshold": state["threshold"]})
+            except (aiohttp.ClientError, asyncio.TimeoutError, KeyError):
+                pass
+            await asyncio.sleep(1.0)
 
     async with aiohttp.ClientSession() as session:
-        await asyncio.gather(*(client(i, session) for i in range(high)))
-    return rows
+        await asyncio.gather(watch(session), *(client(i, session) for i in range(high)))
+    return rows, states
+
+
+def wilson(hits: int, n: int) -> tuple[float | None, float | None]:
+    if n == 0:
+        return None, None
+    z, p = 1.96, hits / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def summarise_step(rows: list[dict[str, Any]], states: list[dict[str, Any]], base: float,
+                   step: float, target: float) -> dict[str, Any]:  # fmt: skip
+    end = base + step
+    in_step = [r["ttft"] for r in rows if base <= r["t"] < end and r["ttft"]]
+    # Recovered: from the first reading after the step from which the gateway stayed unshed.
+    recovered_at = None
+    for state in states:
+        if state["t"] < end:
+            continue
+        if state["shed"] != "none":
+            recovered_at = None
+        elif recovered_at is None:
+            recovered_at = state["t"]
+    after = [r for r in rows if recovered_at is not None and r["t"] >= recovered_at]
+    care = sum(r["mode"] == "ANALITICO" for r in after)
+    low, high = wilson(care, len(after))
+    return {
+        "requests": len(rows), "in_step": len(in_step),
+        "ttft_p95_step": pct(in_step, 0.95), "ttft_p50_step": pct(in_step, 0.5),
+        "ttft_p95_base": pct([r["ttft"] for r in rows if r["t"] < base and r["ttft"]], 0.95),
+        "care_rate_base": _rate([r for r in rows if r["t"] < base]),
+        "care_rate_step": _rate([r for r in rows if base <= r["t"] < end]),
+        "shed_in_step": sum(1 for r in rows if r["fallback"].startswith("shed")),
+        "interventions_in_step": _count(r["intervention"] for r in rows if base <= r["t"] < end),
+        "shed_levels_seen": sorted({s["shed"] for s in states}),
+        "recovered_after_s": None if recovered_at is None else max(0.0, recovered_at - end),
+        "care_rate_after_recovery": care / len(after) if after else None,
+        "care_rate_after_ci": [low, high], "after_requests": len(after),
+        "errors": sum(r["status"] != 200 for r in rows), "states": states,
+        "rows": rows,
+    }
+
+
+def _count(values: Any) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for value in values:
+        out[value or "-"] = out.get(value or "-", 0) + 1
+    return out
 
 
 async def phase_overload(stack: Stack, ports: list[int], target: float, base: float,
-                         step: float, after: float, high: int) -> dict[str, Any]:  # fmt: skip
-    # The set point: twice the unloaded time to first token of one such request, measured now
-    # (a busy shared CPU has no fixed "fast").
+                         step: float, after: float, low: int, high: int, care: str,
+                         care_tokens: int) -> dict[str, Any]:  # fmt: skip
+    # Care that costs: the consistency vote (K answers of up to LKN_CONSISTENCY_MAX_TOKENS
+    # each, streamed only once all are in) for every ANALITICO decision of the entropy
+    # strategy, the rate held at `target`. Shed to the cheaper level, it is one answer with
+    # the instruction after the conversation.
+    settings = dict(LKN_DECISION_STRATEGY="entropy", LKN_POLICY="none", LKN_INTERVENTION=care,
+                    LKN_CONSISTENCY_MAX_TOKENS=str(care_tokens), LKN_TARGET_RATE=str(target),
+                    LKN_ENTROPY_THRESHOLD="0.5", LKN_PROBE_TIMEOUT="60")
+    off = await stack.gateway("overload-off", ports[0], LKN_SHED="false", **settings)
+    # The set point: twice the unloaded time to first token of one care answer, measured now
+    # (an operator sets it to the wait they accept; a busy shared CPU has no fixed "fast").
     async with aiohttp.ClientSession() as session:
         alone = []
-        for i in range(3):
-            messages = [{"role": "user", "content": f"{DOCUMENT}\n\nSummarise section {i}."}]
-            answer = await stream_chat(session, stack.engine_url, messages, 4)
+        for i in range(2):
+            answer = await stream_chat(session, off, document_request(f"alone.{i}", i), 24,
+                                       headers={"X-LKN-Intervention": care})
             if answer.ttft is not None:
                 alone.append(answer.ttft)
-    set_point = max(1.0, 2.0 * statistics.median(alone))
+    set_point = 2.0 * statistics.median(alone)
     figures: dict[str, Any] = {"target_rate": target, "base_s": base, "step_s": step,
-                               "after_s": after, "clients_in_step": high,
-                               "ttft_alone_s": alone, "ttft_set_point_s": set_point}
-    # Care that costs: a separate probe per request, and ANALITICO's instruction in the
-    # system prompt, which makes the engine prefill the document a second time.
-    settings = dict(LKN_DECISION_STRATEGY="entropy", LKN_SPECULATIVE="false",
-                    LKN_TARGET_RATE=str(target), LKN_SHED_TTFT=f"{set_point:.2f}",
-                    LKN_PROBE_TIMEOUT="60")
-    for index, shed in enumerate(("false", "true")):
-        url = await stack.gateway(f"overload-{shed}", ports[index], LKN_SHED=shed, **settings)
-        say(f"overload step, shedding {shed}")
-        rows = await drive_step(url, base, step, after, 1, high)
-        in_step = [r["ttft"] for r in rows if base <= r["t"] < base + step and r["ttft"]]
-        care = [r for r in rows if r["t"] >= base + step]
-        recovered = None
-        for i in range(len(care)):
-            window = care[i:i + 6]
-            if len(window) == 6 and not any(r["fallback"].startswith("shed") for r in window):
-                recovered = window[0]["t"] - (base + step)
-                break
-        key = "on" if shed == "true" else "off"
-        figures[key] = {
-            "requests": len(rows), "ttft_p95_step": pct(in_step, 0.95),
-            "ttft_p50_step": pct(in_step, 0.5),
-            "care_rate_step": _rate([r for r in rows if base <= r["t"] < base + step]),
-            "care_rate_after": _rate(care), "shed_in_step": sum(
-                1 for r in rows if r["fallback"].startswith("shed")),
-            "recovered_after_s": recovered, "errors": sum(r["status"] != 200 for r in rows),
-        }
-        stack.gateways[-1].terminate()
-        stack.gateways[-1].wait(10)
+                               "after_s": after, "clients": [low, high], "care": care,
+                               "care_tokens": care_tokens, "ttft_care_alone_s": alone,
+                               "ttft_set_point_s": set_point}
+    say(f"care alone: TTFT {alone} s; set point {set_point:.2f} s")
+    on = await stack.gateway("overload-on", ports[1], LKN_SHED="true",
+                             LKN_SHED_TTFT=f"{set_point:.2f}", **settings)
+    for key, url in (("off", off), ("on", on)):
+        # Warm the score ranks and the rate controller with separate probes (no generation).
+        async with aiohttp.ClientSession() as session:
+            for i in range(40):
+                body = {"model": MODEL[0], "max_tokens": 24,
+                        "messages": document_request(f"warm.{key}.{i}", i)}
+                async with session.post(url + "/v1/lkn/probe", json=body) as r:
+                    await r.read()
+        say(f"overload step, homeostat shedding {key}; {load()}")
+        rows, states = await drive_step(url, base, step, after, low, high, key)
+        figures[key] = summarise_step(rows, states, base, step, target)
+        figures[key]["load"] = load()
+        stack.stop_gateway(f"overload-{key}")
         await asyncio.sleep(3.0)
-    on, off = figures["on"], figures["off"]
-    if on["ttft_p95_step"] and off["ttft_p95_step"]:
-        figures["p95_reduction"] = 1.0 - on["ttft_p95_step"] / off["ttft_p95_step"]
-    print(f"\noverload step ({high} clients for {step:.0f} s, a document per request, "
-          f"entropy with separate probes, target rate {target}, TTFT set point "
-          f"{set_point:.2f} s)")
+    on_f, off_f = figures["on"], figures["off"]
+    if on_f["ttft_p95_step"] and off_f["ttft_p95_step"]:
+        figures["p95_reduction"] = 1.0 - on_f["ttft_p95_step"] / off_f["ttft_p95_step"]
+    print(f"\noverload step ({low} -> {high} clients for {step:.0f} s, {low} for {after:.0f} s "
+          f"after; a document per request; entropy strategy, care = {care} with "
+          f"{care_tokens} tokens, target rate {target}, TTFT set point {set_point:.2f} s)")
     for key in ("off", "on"):
         f = figures[key]
-        print(f"  shedding {key:>3}: {f['requests']} requests, TTFT p50/p95 in the step "
-              f"{fmt(f['ttft_p50_step'])}/{fmt(f['ttft_p95_step'])} s, care rate in the step "
-              f"{fmt(f['care_rate_step'], 2)}, after {fmt(f['care_rate_after'], 2)}, shed "
-              f"{f['shed_in_step']}, unshed again {fmt(f['recovered_after_s'], 1)} s after")
+        print(f"  shedding {key:>3}: {f['requests']} requests ({f['errors']} errors); TTFT p95 "
+              f"before the step {fmt(f['ttft_p95_base'])} s; in the step ({f['in_step']} "
+              f"answers) p50/p95 {fmt(f['ttft_p50_step'])}/{fmt(f['ttft_p95_step'])} s; care "
+              f"rate before {fmt(f['care_rate_base'], 2)}, in the step "
+              f"{fmt(f['care_rate_step'], 2)}; interventions in the step "
+              f"{f['interventions_in_step']}; shed levels seen {f['shed_levels_seen']}")
+        if key == "on":
+            ci = f["care_rate_after_ci"]
+            print(f"             unshed for good {fmt(f['recovered_after_s'], 1)} s after the "
+                  f"step; care rate from then on {fmt(f['care_rate_after_recovery'], 2)} "
+                  f"[{fmt(ci[0], 2)}, {fmt(ci[1], 2)}] over {f['after_requests']} requests "
+                  f"(set point {target})")
     print(f"  p95 reduction with shedding: {fmt(figures.get('p95_reduction'), 2)}")
     return figures
 
 
 def _rate(rows: list[dict[str, Any]]) -> float | None:
     return sum(r["mode"] == "ANALITICO" for r in rows) / len(rows) if rows else None
+
+
+# ---- acceptance ---------------------------------------------------------------------
+
+
+def verdicts(report: dict[str, Any]) -> list[tuple[str, str, str, bool | None]]:
+    """(what, measured, target, passed) for each acceptance figure in ``report``."""
+    out: list[tuple[str, str, str, bool | None]] = []
+    if "auroc" in report:
+        rows = report["auroc"]["rows"]
+        used = next(r for r in rows if r["tokens"] == 1 and r["feature"] == "max" and r["skip"])
+        out.append(("AUROC within language (the default score: max normalised entropy of "
+                    "the first answer token, top-10, filler tokens skipped)",
+                    f"en {fmt(used['en'][0])} [{fmt(used['en'][1])}, {fmt(used['en'][2])}], "
+                    f"es {fmt(used['es'][0])} [{fmt(used['es'][1])}, {fmt(used['es'][2])}]",
+                    "printed", True))
+    if "rate" in report:
+        r = report["rate"]
+        out.append(("realised ANALITICO rate, drifting stream (after warm-up)",
+                    f"worst {r['worst_points']:.1f} points", "within 3 points",
+                    r["worst_points"] <= 3.0))
+        out.append(("realised ANALITICO rate, prompts the calibration never saw",
+                    f"worst {r['worst_unseen_points']:.1f} points", "within 5 points",
+                    r["worst_unseen_points"] <= 5.0))
+    if "ttft" in report:
+        t = report["ttft"]
+        for path, (tokens, _) in TTFT_PATHS.items():
+            if path == "probe":
+                continue
+            added, n = t.get(f"added_{path}_fluido"), t.get(f"added_{path}_fluido_count", 0)
+            bound = t.get(f"{path}_fluido_bound_s")
+            low, high = t.get(f"added_{path}_fluido_ci", (None, None))
+            # Strictly: the median at most the bound; timing noise can put a median that is
+            # truly at the bound a few ms above it, so the interval is printed beside it.
+            ok = None if added is None or bound is None else (added <= bound and n >= 20)
+            noise = ("" if ok or low is None or bound is None or low > bound
+                     else "; the bound is inside the median's 95 % interval")
+            out.append((f"speculative FLUIDO, N = {tokens}: added TTFT over rules (median, "
+                        f"n = {n})", f"{fmt(added)} s [{fmt(low)}, {fmt(high)}]{noise}",
+                        f"<= {tokens - 1} decode steps = {fmt(bound)} s, n >= 20", ok))
+        restarts = t.get("restarts") or []
+        if restarts:
+            within = t.get("restart_within_bound", 0)
+            out.append(("ANALITICO restart prefill (new tokens)",
+                        f"{within}/{len(restarts)} within; new - instruction = "
+                        f"{t.get('restart_new_beyond_instruction')} tokens",
+                        "instruction + 10 % of the prompt", within == len(restarts)))
+    if "overload" in report:
+        o = report["overload"]
+        red = o.get("p95_reduction")
+        out.append(("overload step: TTFT p95 with the homeostat on vs off",
+                    f"{fmt(o['on']['ttft_p95_step'])} vs {fmt(o['off']['ttft_p95_step'])} s, "
+                    f"{fmt(None if red is None else red * 100, 0)} % lower", ">= 30 % lower",
+                    None if red is None else red >= 0.30))
+        on = o["on"]
+        rec, (low, high) = on["recovered_after_s"], on["care_rate_after_ci"]
+        ok = (rec is not None and rec <= 60.0 and low is not None and high is not None
+              and low <= o["target_rate"] <= high)
+        out.append(("care rate back at its set point after the step",
+                    f"unshed {fmt(rec, 1)} s after; rate {fmt(on['care_rate_after_recovery'], 2)}"
+                    f" [{fmt(low, 2)}, {fmt(high, 2)}], n = {on['after_requests']}",
+                    f"within 60 s; set point {o['target_rate']} inside the 95 % interval", ok))
+    return out
+
+
+def print_verdicts(report: dict[str, Any]) -> None:
+    print(f"\nacceptance ({load()}; at the start: {report.get('load_at_start')})")
+    for what, measured, target, ok in verdicts(report):
+        mark = "n/a " if ok is None else ("PASS" if ok else "FAIL")
+        print(f"  {mark}  {what}: {measured} (target: {target})")
 
 
 # ---- main ---------------------------------------------------------------------------
@@ -633,27 +844,38 @@ async def main() -> int:
     parser.add_argument("--engine-url", help="a running engine (else one is started)")
     parser.add_argument("--engine-port", type=int, default=0)
     parser.add_argument("--gateway-ports", default="", help="comma-separated, else free ports")
+    parser.add_argument("--workdir", type=Path, help="logs and answers (else a temporary one)")
     parser.add_argument("--items", type=Path, default=ROOT / "lkn/eval/data/items.jsonl")
     parser.add_argument("--per-language", type=int, default=40)
     parser.add_argument("--answer-tokens", type=int, default=20)
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--records", type=Path, help="reuse answers from an earlier auroc run")
     parser.add_argument("--stream", type=int, default=3000)
-    parser.add_argument("--probe-tokens", type=int, default=1)
+    parser.add_argument("--probe-tokens", type=int, default=1,
+                        help="answer tokens the replayed score reads (rate phase)")
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--warmup", type=int, default=30)
-    parser.add_argument("--threshold", type=float, default=0.25,
-                        help="LKN_ENTROPY_THRESHOLD of the entropy gateways in the ttft phase")
-    parser.add_argument("--ttft-tokens", type=int, default=4)
-    parser.add_argument("--overload", default="20,45,60,4", help="base,step,after s,clients")
+    parser.add_argument("--threshold", type=float, default=0.65,
+                        help="LKN_ENTROPY_THRESHOLD of the entropy gateways in the ttft phase "
+                             "(on the score's rank within its language: about 35 %% ANALITICO)")
+    parser.add_argument("--ttft-tokens", type=int, default=8)
+    parser.add_argument("--overload", default="15,40,60,2,6",
+                        help="base,step,after s,clients before/after,clients in the step")
+    parser.add_argument("--care", default="consistency",
+                        help="the care whose cost makes the overload step")
+    parser.add_argument("--care-tokens", type=int, default=96)
     parser.add_argument("--target-rate", type=float, default=0.5)
     parser.add_argument("--out", type=Path, default=Path("bench_decisions.json"))
     args = parser.parse_args()
     phases = set(args.phases.split(","))
-    workdir = Path(tempfile.mkdtemp(prefix="lkn-bench-decisions-"))
+    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="lkn-bench-decisions-"))
+    workdir.mkdir(parents=True, exist_ok=True)
     stack = Stack(workdir)
-    report: dict[str, Any] = {}
-    ports = [int(p) for p in args.gateway_ports.split(",") if p] or [_free_port() for _ in "abc"]
+    report: dict[str, Any] = {"load_at_start": load(), "started": time.strftime("%FT%TZ",
+                                                                              time.gmtime())}
+    ports = ([int(p) for p in args.gateway_ports.split(",") if p]
+             or [_free_port() for _ in range(4)])
+    say(f"{load()}; logs in {workdir}")
     try:
         if args.engine_url:
             stack.engine_url = args.engine_url.rstrip("/")
@@ -668,7 +890,7 @@ async def main() -> int:
             records = json.loads(args.records.read_text())
         elif phases & {"auroc", "rate"}:
             items = load_items(args.items, args.per_language)
-            say(f"answering {len(items)} questions with logprobs")
+            say(f"answering {len(items)} questions with logprobs; {load()}")
             records = await answer_items(stack.engine_url, items, args.answer_tokens,
                                          args.concurrency)
             (workdir / "records.json").write_text(json.dumps(records))
@@ -678,16 +900,20 @@ async def main() -> int:
         if "rate" in phases:
             report["rate"] = report_rate(records, args.stream, args.probe_tokens)
         if "ttft" in phases:
-            report["ttft"] = await phase_ttft(stack, ports, args.probe_tokens, args.rounds,
-                                              args.warmup, args.threshold, args.ttft_tokens)
-            for proc in stack.gateways:
-                proc.terminate()
+            say(f"ttft phase; {load()}")
+            report["ttft"] = await phase_ttft(stack, ports, args.rounds, args.warmup,
+                                              args.threshold, args.ttft_tokens)
+            report["ttft"]["load"] = load()
         if "overload" in phases:
-            base, step, after, clients = (float(x) for x in args.overload.split(","))
-            report["overload"] = await phase_overload(stack, ports, args.target_rate, base,
-                                                      step, after, int(clients))
+            base, step, after, low, high = (float(x) for x in args.overload.split(","))
+            report["overload"] = await phase_overload(
+                stack, ports, args.target_rate, base, step, after, int(low), int(high),
+                args.care, args.care_tokens)
     finally:
         stack.stop()
+    report["load_at_end"] = load()
+    report["verdicts"] = verdicts(report)
+    print_verdicts(report)
     args.out.write_text(json.dumps(report, indent=1, default=str))
     say(f"figures written to {args.out}")
     return 0

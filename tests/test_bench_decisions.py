@@ -53,3 +53,35 @@ def test_replay_holds_the_set_point() -> None:
     row = b.replay(records, 0.2, 2000, 1, 1, "max")
     assert abs(row["realised_after_warmup"] - 0.2) <= 0.03
     assert abs(row["realised_unseen"] - 0.2) <= 0.05
+
+
+def test_wilson_interval_and_median_interval() -> None:
+    b = bench()
+    low, high = b.wilson(5, 10)
+    assert low == pytest.approx(0.2366, abs=1e-3) and high == pytest.approx(0.7634, abs=1e-3)
+    assert b.wilson(0, 0) == (None, None)
+    low, high = b.median_ci([1.0, 2.0, 3.0, 4.0, 5.0] * 4)
+    assert low is not None and high is not None and low <= 3.0 <= high
+
+
+def test_step_summary_finds_when_care_came_back() -> None:
+    b = bench()
+    rows = ([{"t": 1.0 + i, "ttft": 1.0, "mode": "ANALITICO" if i % 2 else "FLUIDO",
+              "fallback": "", "status": 200, "intervention": "consistency:5"} for i in range(9)]
+            + [{"t": 10.0 + i, "ttft": 0.2, "mode": "ANALITICO", "fallback": "shed: probe skipped",
+                "status": 200, "intervention": "prompt:suffix"} for i in range(10)]
+            + [{"t": 30.0 + i, "ttft": 1.0, "mode": "ANALITICO" if i % 2 else "FLUIDO",
+                "fallback": "", "status": 200, "intervention": "consistency:5"}
+               for i in range(10)])
+    # Shed in the step (10-20 s), still once after it (a relapse), unshed for good from 24 s.
+    states = [{"t": float(t), "shed": "cheaper" if 11 <= t <= 21 or t == 23 else "none",
+               "pressure": 0.0, "threshold": 0.5} for t in range(40)]
+    f = b.summarise_step(rows, states, 10.0, 10.0, 0.5)
+    assert f["recovered_after_s"] == 4.0
+    assert f["after_requests"] == 10 and f["care_rate_after_recovery"] == 0.5
+    assert f["ttft_p95_step"] == 0.2 and f["shed_in_step"] == 10
+    assert f["interventions_in_step"] == {"prompt:suffix": 10}
+    report = {"overload": {"target_rate": 0.5, "p95_reduction": 0.8, "on": f,
+                           "off": {**f, "ttft_p95_step": 1.0}}}
+    verdicts = {what: ok for what, _, _, ok in b.verdicts(report)}
+    assert all(verdicts.values()) and len(verdicts) == 2
