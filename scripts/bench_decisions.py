@@ -36,6 +36,7 @@ import json
 import math
 import os
 import random
+import signal
 import statistics
 import subprocess
 import sys
@@ -848,7 +849,7 @@ async def main() -> int:
     parser.add_argument("--items", type=Path, default=ROOT / "lkn/eval/data/items.jsonl")
     parser.add_argument("--per-language", type=int, default=40)
     parser.add_argument("--answer-tokens", type=int, default=20)
-    parser.add_argument("--concurrency", type=int, default=4)
+    parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--records", type=Path, help="reuse answers from an earlier auroc run")
     parser.add_argument("--stream", type=int, default=3000)
     parser.add_argument("--probe-tokens", type=int, default=1,
@@ -876,6 +877,12 @@ async def main() -> int:
     ports = ([int(p) for p in args.gateway_ports.split(",") if p]
              or [_free_port() for _ in range(4)])
     say(f"{load()}; logs in {workdir}")
+    # Stopped from outside (SIGTERM, or SIGINT where a shell ignores it): the engine and the
+    # gateways it started are stopped all the same.
+    task = asyncio.current_task()
+    assert task is not None
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        asyncio.get_running_loop().add_signal_handler(sig, task.cancel)
     try:
         if args.engine_url:
             stack.engine_url = args.engine_url.rstrip("/")
