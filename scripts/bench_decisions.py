@@ -916,6 +916,9 @@ async def main() -> int:
             report["overload"] = await phase_overload(
                 stack, ports, args.target_rate, base, step, after, int(low), int(high),
                 args.care, args.care_tokens)
+    except asyncio.CancelledError:
+        say("stopped before the end; the figures of the phases that finished follow")
+        report["stopped_early"] = True
     finally:
         stack.stop()
     report["load_at_end"] = load()
