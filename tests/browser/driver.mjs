@@ -10,9 +10,17 @@
 //   expect       "answer" (default) or "error": how the reply is expected to end
 //   show_usage   hover the reply's Info button and read its tooltip (default false)
 //   stop         click the Stop button as soon as the reply has begun (default false)
+//   unfold       click the reply's first folded block (a reasoning block) open and read it;
+//                the screenshot then shows it open (default false)
+//   screenshot_folded  PNG path, written once the reply is complete, before anything is
+//                unfolded (optional)
 //   timeout_ms   overall budget for the reply (default 180000)
-// Result: {ok, answer, error_text, usage_text, model_shown, partials, elapsed_ms, steps}
-// or {ok: false, failure, page_text, steps}. Diagnostics go to stderr.
+// Result: {ok, answer, error_text, usage_text, model_shown, partials, blocks, reply_text,
+// unfolded, elapsed_ms, steps} or {ok: false, failure, page_text, steps}; `blocks` are the
+// reply's foldable blocks as Open WebUI renders them (label, expanded, body text: what is
+// in the page, empty while folded), `reply_text` everything the reply shows, `answer` the
+// reply's text outside those blocks, `unfolded` the first block once opened (with `answer`
+// as the page then shows it). Diagnostics go to stderr.
 //
 // Chromium is Debian's (/usr/bin/chromium or $LKN_CHROMIUM) with the flags this machine
 // needs; no browser is ever downloaded. Selectors are those of Open WebUI 0.12.4.
@@ -48,14 +56,40 @@ async function replyState(page) {
     const prose = content ? [...content.querySelectorAll('.markdown-prose')] : [];
     const banner = content ? content.querySelector(':scope > div:has(> svg)') : null;
     const model = reply.querySelector('#response-message-model-name');
+    // Open WebUI's Collapsible (reasoning, tool calls ...): a <div> holding a header
+    // <button aria-expanded> and, only while open, a second child with the block's body.
+    const headers = content ? [...content.querySelectorAll('button[aria-expanded]')] : [];
+    const blocks = headers.map((button) => {
+      const root = button.parentElement;
+      const body = [...root.children].filter((el) => el !== button);
+      return {
+        label: button.innerText.trim(),
+        expanded: button.getAttribute('aria-expanded') === 'true',
+        body: body.map((el) => el.innerText.trim()).join('\n').trim(),
+      };
+    });
+    // The answer: the prose as rendered with those blocks hidden for the moment of reading
+    // (innerText leaves out what is not displayed; nothing repaints in between).
+    const roots = headers.map((button) => button.parentElement);
+    const display = roots.map((el) => el.style.display);
+    roots.forEach((el) => { el.style.display = 'none'; });
+    const shown = prose.map((el) => el.innerText.trim());
+    roots.forEach((el, i) => { el.style.display = display[i]; });
     return {
       id: reply.id,
-      text: prose.map((el) => el.innerText.trim()).join('\n').trim(),
+      text: shown.join('\n').trim(),
+      reply_text: content ? content.innerText.trim() : '',
+      blocks,
       done: !!reply.querySelector('.copy-response-button, button[aria-label="Info"]'),
       banner: banner ? banner.innerText.trim() : '',
       model: model ? model.innerText.trim() : '',
     };
   });
+}
+
+async function shoot(page, path) {
+  mkdirSync(dirname(path), { recursive: true });
+  await page.screenshot({ path });
 }
 
 async function pickModel(page, model) {
@@ -113,6 +147,27 @@ async function run(page) {
   step(state.banner ? 'reply ended with an error banner'
     : `reply complete (${state.text.length} chars)`);
 
+  if (spec.screenshot_folded) {
+    await page.locator(`#${state.id}`).scrollIntoViewIfNeeded();
+    await shoot(page, spec.screenshot_folded);
+    step('screenshot of the folded reply');
+  }
+  let unfolded = null;
+  if (spec.unfold) {
+    if (!state.blocks.length) throw new Error('the reply has no foldable block to open');
+    await page.locator(`#${state.id} #response-content-container button[aria-expanded]`).first().click();
+    // The body slides open (300 ms): wait until it is in the page.
+    await page.waitForFunction((id) => {
+      const button = document.querySelector(`#${id} #response-content-container button[aria-expanded]`);
+      return button && button.getAttribute('aria-expanded') === 'true'
+        && [...button.parentElement.children].some((el) => el !== button && el.innerText.trim());
+    }, state.id, { timeout: 10000 });
+    await page.waitForTimeout(500);
+    const opened = await replyState(page);
+    unfolded = { ...opened.blocks[0], answer: opened.text };
+    step(`unfolded the block '${unfolded.label}'`);
+  }
+
   let usageText = '';
   if (spec.show_usage) {
     const info = page.locator(`#${state.id} button[aria-label="Info"]`);
@@ -130,6 +185,9 @@ async function run(page) {
     usage_text: usageText,
     model_shown: state.model,
     partials: partials.size,
+    blocks: state.blocks,
+    reply_text: state.reply_text,
+    unfolded,
   };
 }
 
@@ -156,8 +214,7 @@ async function main() {
   }
   if (page && spec.screenshot) {
     try {
-      mkdirSync(dirname(spec.screenshot), { recursive: true });
-      await page.screenshot({ path: spec.screenshot });
+      await shoot(page, spec.screenshot);
     } catch (err) {
       process.stderr.write(`[driver] screenshot failed: ${err}\n`);
     }
