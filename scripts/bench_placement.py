@@ -7,13 +7,17 @@
 For each policy (least_loaded, then cache_aware) it empties both engines' prefix caches
 (``/flush_cache``), starts a gateway with ``LKN_PLACEMENT=<policy>``, and runs the same
 workload: ``--chats`` three-turn conversations, every turn streamed, ``--concurrency``
-requests at a time; ``--order interleaved`` (default) runs every chat's first turn, then
-every second turn, then every third, as when users pause between turns, and
-``back-to-back`` runs one chat's turns in a row per client. Each conversation opens with its own document, so a later turn's prompt is
-mostly history. The figures come from SGLang itself: ``usage.prompt_tokens_details.
+requests at a time (both engines busy); ``--order interleaved`` (default) runs every chat's
+first turn, then every second turn, then every third, as when users pause between turns,
+each round in its own random order (``--seed``: users do not come back in the order they
+started; ``--no-shuffle`` keeps chat order), and ``back-to-back`` runs one chat's turns in
+a row per client. Each conversation opens with its own document, so a later turn's prompt
+is mostly history. The figures come from SGLang itself: ``usage.prompt_tokens_details.
 cached_tokens`` (``--enable-cache-report``). A later turn *reuses its conversation's
-prefix* when the engine had at least the previous turn's whole prompt cached. Time to first
-token is measured at the client, to the first content chunk.
+prefix* when the engine had at least the previous turn's whole prompt cached (the
+conversation so far, which only the engine that served the previous turn can hold). Time to
+first token is measured at the client, to the first content chunk; the load average is
+printed before and after each policy's run.
 
 Decisions are off (``LKN_MODE=passthrough``) so that the prompts the engines see are the
 clients' own; everything else is at the gateway's defaults. Everything it starts is stopped
@@ -147,6 +151,7 @@ async def workload(url: str, policy: str, args: argparse.Namespace) -> Run:
                             http, url, model, index, turn, chats[index], args.max_tokens, run):
                         alive.discard(index)
 
+        rng = random.Random(args.seed)
         if args.order == "back-to-back":
             # Each client runs one conversation's three turns in a row, then the next one.
             queue[:] = [[(i, t) for t in (1, 2, 3)] for i in range(args.chats)]
@@ -154,7 +159,10 @@ async def workload(url: str, policy: str, args: argparse.Namespace) -> Run:
         else:
             # Users pause between turns: every chat's first turn, then every second turn ...
             for turn in (1, 2, 3):
-                queue[:] = [[(i, turn)] for i in range(args.chats)]
+                order = list(range(args.chats))
+                if args.shuffle:
+                    rng.shuffle(order)
+                queue[:] = [[(i, turn)] for i in order]
                 await asyncio.gather(*(client() for _ in range(args.concurrency)))
     return run
 
@@ -190,8 +198,9 @@ def wait_http(url: str, timeout: float, process: subprocess.Popen[bytes] | None 
         time.sleep(0.5)
 
 
-def start_gateway(engines: list[str], policy: str, log_dir: Path) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
+def start_gateway(engines: list[str], policy: str, log_dir: Path,
+                  port: int) -> tuple[subprocess.Popen[bytes], str]:
+    port = port or free_port()
     env = dict(os.environ, PYTHONPATH=str(ROOT), LKN_ENV_FILE=str(ROOT / "config/.env.example"),
                LKN_ENGINE_URLS=",".join(engines), LKN_PORT=str(port), LKN_GRPC_ENABLED="false",
                LKN_PLACEMENT=policy, LKN_MODE="passthrough", LKN_READ_TIMEOUT="300")
@@ -213,13 +222,14 @@ def stop(process: subprocess.Popen[bytes]) -> None:
             process.wait()
 
 
-def start_engines(ports: list[int], log_dir: Path) -> list[tuple[str, dict[str, str]]]:
+def start_engines(ports: list[int], log_dir: Path,
+                  extra_args: str) -> list[tuple[str, dict[str, str]]]:
     started = []
     for port in ports:
         env = dict(os.environ, LKN_LOG_DIR=str(log_dir / f"engine-{port}"),
                    LKN_ENV_FILE=str(ROOT / "config/.env.example"), ENGINE_KIND="sglang",
                    ENGINE_DEVICE="cpu", ENGINE_PORT=str(port),
-                   ENGINE_EXTRA_ARGS="--enable-cache-report")
+                   ENGINE_EXTRA_ARGS=f"--enable-cache-report {extra_args}".strip())
         started.append((f"http://127.0.0.1:{port}", env))
     procs = [subprocess.Popen(["bash", "scripts/start_engine.sh"], cwd=ROOT, env=env,
                               stdout=subprocess.PIPE) for _, env in started]
@@ -256,7 +266,7 @@ def report(run: Run) -> dict[str, float]:
         "reuse_rate": len(reused) / len(later) if later else 0.0,
         "cached_share": cached / prompt if prompt else 0.0,
         "ttft_p50_ms": statistics.median(ttfts) if ttfts else float("nan"),
-        "ttft_p90_ms": percentile(ttfts, 0.9),
+        "ttft_p95_ms": percentile(ttfts, 0.95),
         "ttft_mean_ms": statistics.fmean(ttfts) if ttfts else float("nan"),
         "first_ttft_p50_ms": statistics.median([t.ttft * 1000 for t in run.turns if t.turn == 1]
                                                or [float("nan")]),
@@ -264,7 +274,7 @@ def report(run: Run) -> dict[str, float]:
     print(f"{run.policy:>12}: later turns reusing their conversation's prefix "
           f"{figures['reused']}/{figures['later_turns']} ({figures['reuse_rate']:.0%}); "
           f"cached share of later-turn prompt tokens {figures['cached_share']:.0%}; "
-          f"later-turn TTFT p50 {figures['ttft_p50_ms']:.0f} ms, p90 {figures['ttft_p90_ms']:.0f} "
+          f"later-turn TTFT p50 {figures['ttft_p50_ms']:.0f} ms, p95 {figures['ttft_p95_ms']:.0f} "
           f"ms, mean {figures['ttft_mean_ms']:.0f} ms; first-turn TTFT p50 "
           f"{figures['first_ttft_p50_ms']:.0f} ms; requests per engine {engines}; "
           f"failed conversations {run.errors}")
@@ -283,6 +293,13 @@ def main() -> int:
                         default="interleaved",
                         help="interleaved: all first turns, then all second turns ... (users "
                              "pause between turns); back-to-back: one chat's turns in a row")
+    parser.add_argument("--seed", type=int, default=1, help="of the interleaved rounds' order")
+    parser.add_argument("--no-shuffle", dest="shuffle", action="store_false",
+                        help="interleaved rounds in chat order")
+    parser.add_argument("--gateway-port", type=int, default=0, help="0: any free port")
+    parser.add_argument("--engine-args", default="--watchdog-timeout 900",
+                        help="extra SGLang flags for engines it starts (a long watchdog: a "
+                             "forward step starved of CPU on a shared machine is not a hang)")
     parser.add_argument("--log-dir", type=Path, default=ROOT / "logs" / "bench_placement")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     parser.add_argument("--policies", default="least_loaded,cache_aware")
@@ -293,20 +310,29 @@ def main() -> int:
     if args.engines:
         engines = [u.strip().rstrip("/") for u in args.engines.split(",") if u.strip()]
     else:
-        started = start_engines([int(p) for p in args.ports.split(",")], args.log_dir)
+        started = start_engines([int(p) for p in args.ports.split(",")], args.log_dir,
+                                args.engine_args)
         engines = [url for url, _ in started]
     results: dict[str, dict[str, float]] = {}
-    print(f"{args.chats} three-turn chats ({args.order}), {args.concurrency} requests at a "
-          f"time, over {engines}")
+    shuffled = ", shuffled rounds" if args.order == "interleaved" and args.shuffle else ""
+    print(f"{args.chats} three-turn chats ({args.order}{shuffled}), {args.concurrency} "
+          f"requests at a time, over {engines}")
     try:
         for policy in args.policies.split(","):
             flush(engines)
-            gateway, url = start_gateway(engines, policy, args.log_dir)
+            gateway, url = start_gateway(engines, policy, args.log_dir, args.gateway_port)
+            before = os.getloadavg()
+            started_at = time.perf_counter()
             try:
                 run = asyncio.run(workload(url, policy, args))
             finally:
                 stop(gateway)
             results[policy] = report(run)
+            after = os.getloadavg()
+            results[policy].update(load_before=before[0], load_after=after[0],
+                                   seconds=time.perf_counter() - started_at)
+            print(f"{'':>12}  {results[policy]['seconds']:.0f} s; load average (1 min) "
+                  f"{before[0]:.2f} before, {after[0]:.2f} after")
     finally:
         for _, env in started:
             subprocess.run(["bash", "scripts/stop_engine.sh", "sglang"], cwd=ROOT, env=env,
