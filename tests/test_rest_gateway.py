@@ -24,8 +24,8 @@ async def sse_events(response: aiohttp.ClientResponse) -> list[Any]:
     events: list[Any] = []
     async for line in response.content:
         line = line.strip()
-        if not line:
-            continue
+        if not line or line.startswith(b":"):
+            continue  # blank separators; SSE comments (the keep-alive of a slow first token)
         assert line.startswith(b"data: "), line
         payload = line[6:]
         events.append("[DONE]" if payload == b"[DONE]" else json.loads(payload))

@@ -177,6 +177,8 @@ async def run_rest(gw: GatewayUnderTest, s: Scenario) -> Outcome:
             else:
                 events = []
                 async for line in r.content:
+                    if line.startswith(b":"):
+                        continue  # an SSE comment: the keep-alive a slow first token gets
                     payload = line.strip().removeprefix(b"data: ")
                     if payload and payload != b"[DONE]":
                         events.append(json.loads(payload))
