@@ -3,6 +3,10 @@
 Every text value formatted into a line is escaped (quoted when it holds a space, ``=``, a
 quote or a control character), so a value a client chose (a request id, a model name) can
 neither forge a line nor a key; a line never spans two lines.
+
+The gateway writes one line per request, so a line is kept cheap: records carry no thread,
+process or caller details (no line prints them), and the timestamp's seconds are formatted
+once per second.
 """
 
 from __future__ import annotations
@@ -28,14 +32,33 @@ def escape(value: str) -> str:
 
 
 def _one_line(text: str) -> str:
+    if "\n" not in text and "\r" not in text:
+        return text
     return text.replace("\r", "\\r").replace("\n", "\\n")
 
 
+_LEVELS = {level: logging.getLevelName(level).lower()
+           for level in (logging.DEBUG, logging.INFO, logging.WARNING, logging.ERROR,
+                         logging.CRITICAL)}
+
+
 class LogfmtFormatter(logging.Formatter):
+    def __init__(self) -> None:
+        super().__init__()
+        self._second = -1
+        self._stamp = ""
+
+    def _timestamp(self, created: float) -> str:
+        second = int(created)
+        if second != self._second:
+            self._stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+            self._second = second
+        return self._stamp
+
     def format(self, record: logging.LogRecord) -> str:
-        ts = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
         line = (
-            f"ts={ts}.{int(record.msecs):03d}Z level={record.levelname.lower()} "
+            f"ts={self._timestamp(record.created)}.{int(record.msecs):03d}Z "
+            f"level={_LEVELS.get(record.levelno) or record.levelname.lower()} "
             f"logger={record.name} {_one_line(self._message(record))}"
         )
         if record.exc_info:
@@ -55,6 +78,12 @@ class LogfmtFormatter(logging.Formatter):
 
 
 def configure(level: str) -> None:
+    # What a record would otherwise look up on every line and no line prints (the logging
+    # HOWTO's "Optimization": caller frame, thread, process).
+    logging._srcfile = None
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(LogfmtFormatter())
     root = logging.getLogger()

@@ -10,6 +10,21 @@ engine URL: info logging, rules decisions, metrics); the load generator runs her
 never counts as theirs. CPU time is read from ``/proc/<pid>/stat``, peak RSS from ``VmHWM`` in
 ``/proc/<pid>/status`` (Linux only). Prints a table with the targets, then one JSON line with
 every figure.
+
+Isolation: with two CPUs or more, the process under test (the gateway, or the pass-through
+reference) is pinned to one CPU and the load generator and the doubles to the others
+(``--no-pin`` leaves placement to the scheduler). Otherwise the load generator and the double
+take turns with the gateway on its core, and the extra latency they cause there is counted as
+the gateway's; a direct run has the same harness on the same CPUs, so "direct" and "through the
+gateway" differ by the gateway alone. Other work on the machine is not isolated: the table
+reports the cores it used during each run ("others").
+
+Time to first token at concurrency 64 is measured two ways. ``added_ttft_p50_ms_c64`` (the
+target): 64 clients each sending one streamed request after another (closed loop), their
+first requests spread over one answer's length, as 64 users arrive, so arrivals are spread as
+in steady traffic. ``added_ttft_p50_ms_c64_burst``: waves of 64 requests sent at the same
+instant; the 64th then waits for the 63 before it in each process's single event loop, so the
+figure is about 32 times the CPU one request costs before it is forwarded (reported, no target).
 """
 
 from __future__ import annotations
@@ -90,6 +105,40 @@ def machine_busy_seconds() -> float:
     idle = values[3] + (values[4] if len(values) > 4 else 0)
     total = sum(values[:8])
     return (total - idle) / CLK_TCK
+
+
+#: CPUs for the process under test and for everything else (None: no pinning).
+PINNING: dict[str, set[int]] = {}
+
+
+def plan_pinning(enabled: bool) -> str:
+    """Pin this process (and so the doubles it starts) away from the CPU the gateway and
+    the pass-through get; returns a description for the report."""
+    if not enabled or not hasattr(os, "sched_setaffinity"):
+        return "off"
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2:
+        return f"off (only CPU {cpus[0]} available)"
+    PINNING["tested"], PINNING["harness"] = {cpus[-1]}, set(cpus[:-1])
+    os.sched_setaffinity(0, PINNING["harness"])
+    return (f"gateway and pass-through on CPU {cpus[-1]}; load generator and doubles on "
+            f"CPU {','.join(map(str, cpus[:-1]))}")
+
+
+def pin_tested(pid: int) -> None:
+    """Every thread of ``pid`` onto the tested CPU (threads started later inherit it)."""
+    cpus = PINNING.get("tested")
+    if cpus is None:
+        return
+    try:
+        tids = [int(t) for t in os.listdir(f"/proc/{pid}/task")]
+    except OSError:
+        tids = [pid]
+    for tid in tids:
+        try:
+            os.sched_setaffinity(tid, cpus)
+        except OSError:
+            pass
 
 
 def free_port() -> int:
@@ -178,12 +227,15 @@ def start_proxy(upstream: str, name: str, logdir: Path) -> tuple[Child, str]:
     """The minimal pass-through reference in front of ``upstream``."""
     argv = [sys.executable, str(ROOT / "scripts" / "passthrough_proxy.py"),
             "--upstream", upstream]  # fmt: skip
-    return start_announcing(name, argv, logdir)
+    return start_announcing(name, argv, logdir, tested=True)
 
 
-def start_announcing(name: str, argv: list[str], logdir: Path) -> tuple[Child, str]:
+def start_announcing(name: str, argv: list[str], logdir: Path,
+                     tested: bool = False) -> tuple[Child, str]:  # fmt: skip
     """Start a process that prints ``READY <url>`` once it listens."""
     child = Child(name, argv, child_env(), logdir, stdout_pipe=True)
+    if tested:
+        pin_tested(child.pid)
     assert child.proc.stdout is not None
     deadline = time.monotonic() + 20.0
     buffer = b""
@@ -202,6 +254,8 @@ def start_announcing(name: str, argv: list[str], logdir: Path) -> tuple[Child, s
     if not line.startswith("READY "):
         child.stop()
         raise RuntimeError(f"{name} did not start: {line!r}\n{child.log_tail()}")
+    if tested:
+        pin_tested(child.pid)
     return child, line.split()[1]
 
 
@@ -227,6 +281,7 @@ def launch_gateway(engine_url: str, name: str, logdir: Path, env_file: Path,
         argv += ["-m", "cProfile", "-o", str(profile)]
     argv += ["-m", "lkn", "serve"]
     child = Child(name, argv, env, logdir)
+    pin_tested(child.pid)
     return GatewayProc(child, f"http://127.0.0.1:{rest}", f"127.0.0.1:{rpc}")
 
 
@@ -252,6 +307,7 @@ async def start_gateway(engine_url: str, name: str, logdir: Path, env_file: Path
     for attempt in range(3):  # a free port can be taken between the probe and the bind
         gw = launch_gateway(engine_url, name, logdir, env_file, log_level, profile)
         if await wait_ready(gw):
+            pin_tested(gw.child.pid)  # the threads it started meanwhile too
             return gw
         tail = gw.child.log_tail()
         gw.child.stop()
@@ -302,17 +358,28 @@ OneRequest = Callable[[], Awaitable[Result]]
 
 
 async def drive(label: str, one: OneRequest, requests: int, concurrency: int, duration: float,
-                watched: dict[str, Child]) -> Run:  # fmt: skip
+                watched: dict[str, Child], stagger: float = 0.0) -> Run:  # fmt: skip
     """Run ``requests`` requests, ``concurrency`` at a time, stopping new ones after ``duration``
-    seconds; measure the CPU of every watched process meanwhile."""
+    seconds; measure the CPU of every watched process meanwhile.
+
+    With ``stagger`` (seconds), the clients start one after another over that time and each
+    sends ``requests // concurrency`` requests; the first request of each is not timed (it
+    starts while fewer than ``concurrency`` are in flight)."""
     run = Run(label)
     issued = 0
     stop_at = time.monotonic() + duration
+    workers = max(1, min(concurrency, requests))
+    quota = requests // workers
 
-    async def worker() -> None:
+    async def worker(index: int) -> None:
         nonlocal issued
-        while issued < requests and time.monotonic() < stop_at:
+        sent = 0
+        if stagger > 0:
+            await asyncio.sleep(stagger * index / workers)
+        while time.monotonic() < stop_at and (
+                sent < quota if stagger > 0 else issued < requests):  # fmt: skip
             issued += 1
+            sent += 1
             try:
                 result = await asyncio.wait_for(one(), REQUEST_TIMEOUT)
             except (Exception, asyncio.TimeoutError) as exc:  # noqa: BLE001 - counted, reported
@@ -322,7 +389,7 @@ async def drive(label: str, one: OneRequest, requests: int, concurrency: int, du
                 continue
             run.ok += 1
             run.tokens += result.tokens
-            if result.ttft is not None:
+            if result.ttft is not None and not (stagger > 0 and sent == 1):
                 run.ttfts.append(result.ttft)
 
     before = {name: c.cpu() for name, c in watched.items()}
@@ -330,7 +397,7 @@ async def drive(label: str, one: OneRequest, requests: int, concurrency: int, du
     sys0 = gateway.cpu_sys() if gateway is not None else 0.0
     bench0, busy0 = _self_cpu(), machine_busy_seconds()
     t0 = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(max(1, min(concurrency, requests)))))
+    await asyncio.gather(*(worker(i) for i in range(workers)))
     run.wall = time.perf_counter() - t0
     run.cpu = {name: c.cpu() - before[name] for name, c in watched.items()}
     run.gateway_sys = gateway.cpu_sys() - sys0 if gateway is not None else 0.0
@@ -436,6 +503,7 @@ class Report:
     figures: dict[str, float | None] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     runs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    pinning: str = "off"
 
     def record(self, run: Run) -> None:
         self.runs[run.label] = {
@@ -565,37 +633,51 @@ async def ttft(report: Report, plan: Plan, gw: GatewayProc, double: Child, doubl
 
 async def ttft_under_load(report: Report, plan: Plan, targets: dict[str, tuple[str, Child]],
                           double: Child) -> None:  # fmt: skip
-    """Time to first content at concurrency 64 (token delay ``plan.token_delay``): waves of 64
-    streams per target, the targets taking turns wave by wave so drift hits all alike.
-    ``targets``: name -> (base URL, process); "direct" is the double itself."""
+    """Time to first content at concurrency 64 (token delay ``plan.token_delay``), for each
+    target (name -> (base URL, process); "direct" is the double itself), two ways:
+
+    - steady (the target figure): 64 clients in a closed loop, started one after another over
+      one answer's length, each sending ``plan.waves`` streamed requests; the targets take
+      turns, in the order ABC then CBA, so drift hits all alike;
+    - burst: waves of 64 requests sent at the same instant, the targets taking turns wave by
+      wave.
+    """
     tokens = 8
     waves = max(2, plan.waves)
+    answer_s = tokens * plan.token_delay
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
-        runs = {name: Run(f"ttft {name} c{LOAD_C}") for name in targets}
         ones = {name: rest_stream(session, url, tokens) for name, (url, _) in targets.items()}
         for name, one in ones.items():
             await drive(f"ttft {name} warm-up", one, LOAD_C, LOAD_C, plan.duration, {})
+        steady = {name: Run(f"ttft {name} c{LOAD_C}") for name in targets}
+        for half in range(2):
+            order = list(targets) if half == 0 else list(reversed(targets))
+            for name in order:
+                watched = {"gateway": targets[name][1], "double": double}
+                # Each half sends half the rounds, plus the untimed first request per client.
+                rounds = waves - waves // 2 if half == 0 else waves // 2
+                steady[name].add(await drive(steady[name].label, ones[name],
+                                             LOAD_C * (rounds + 1), LOAD_C, plan.duration,
+                                             watched, stagger=answer_s))  # fmt: skip
+        burst = {name: Run(f"ttft {name} c{LOAD_C} burst") for name in targets}
         for wave in range(waves):
             order = list(targets) if wave % 2 == 0 else list(reversed(targets))
             for name in order:
                 watched = {"gateway": targets[name][1], "double": double}
-                runs[name].add(await drive(runs[name].label, ones[name], LOAD_C, LOAD_C,
-                                           plan.duration, watched))  # fmt: skip
-    direct = None
-    for name, run in runs.items():
-        report.record(run)
-        ms = [t * 1000.0 for t in run.ttfts]
-        p50 = round(percentile(ms, 0.5), 3) if ms else None
-        report.figures[f"ttft_{name}_p50_ms_c{LOAD_C}"] = p50
-        if name == "direct":
-            direct = p50
-    for name in targets:
-        if name == "direct":
-            continue
-        p50 = report.figures[f"ttft_{name}_p50_ms_c{LOAD_C}"]
-        added = round(p50 - direct, 3) if p50 is not None and direct is not None else None
-        key = f"added_ttft_p50_ms_c{LOAD_C}" if name == "gateway" else f"{name}_added_ttft_p50_ms_c{LOAD_C}"
-        report.figures[key] = added
+                burst[name].add(await drive(burst[name].label, ones[name], LOAD_C, LOAD_C,
+                                            plan.duration, watched))  # fmt: skip
+    for suffix, runs in (("", steady), ("_burst", burst)):
+        p50s: dict[str, float | None] = {}
+        for name, run in runs.items():
+            report.record(run)
+            ms = [t * 1000.0 for t in run.ttfts]
+            p50s[name] = round(percentile(ms, 0.5), 3) if ms else None
+            report.figures[f"ttft_{name}_p50_ms_c{LOAD_C}{suffix}"] = p50s[name]
+        direct = p50s.pop("direct", None)
+        for name, p50 in p50s.items():
+            added = round(p50 - direct, 3) if p50 is not None and direct is not None else None
+            prefix = "" if name == "gateway" else f"{name}_"
+            report.figures[f"{prefix}added_ttft_p50_ms_c{LOAD_C}{suffix}"] = added
 
 
 async def throughput(report: Report, plan: Plan, gw: GatewayProc, double: Child, double_url: str,
@@ -699,7 +781,8 @@ async def bench(plan: Plan, report: Report, workdir: Path, profile: Path | None)
 
     log(f"TTFT: {plan.ttft_pairs} pairs at concurrency 1, token delay {plan.token_delay:g} s")
     await ttft(report, plan, gw_slow, doubled, urld)
-    log(f"TTFT under load: waves of {LOAD_C} streams, direct, gateway and pass-through")
+    log(f"TTFT under load: {LOAD_C} streams at a time (steady, then bursts), direct, gateway "
+        "and pass-through")  # fmt: skip
     await ttft_under_load(report, plan, {
         "direct": (urld, doubled), "gateway": (gw_slow.url, gw_slow.child),
         "passthrough": (proxy_slow.url, proxy_slow.child),
@@ -741,7 +824,9 @@ def print_table(report: Report, verdicts: dict[str, dict[str, Any]], plan: Plan)
     f = report.figures
     width = max(len(k) for k in f) + 2
     print(f"L-kn gateway benchmark  (tokens={plan.tokens}, token delay={plan.token_delay:g} s, "
-          f"concurrency={plan.concurrency}, {os.cpu_count()} cores)")  # fmt: skip
+          f"concurrency={plan.concurrency}, {os.cpu_count()} cores, load average "
+          f"{os.getloadavg()[0]:.2f})")  # fmt: skip
+    print(f"pinning: {report.pinning}")
     print(f"{'figure':<{width}} {'value':>12}  target")
     for key, value in f.items():
         shown = "-" if value is None else f"{value:.1f}" if abs(value) >= 100 else f"{value:.3f}"
@@ -793,6 +878,8 @@ def parse_args(argv: list[str] | None) -> tuple[argparse.Namespace, Plan]:
                         "(default 6, quick 1)")  # fmt: skip
     parser.add_argument("--duration", type=float, help="longest time in seconds one measured run "
                         "may keep issuing requests (default 60, quick 10)")  # fmt: skip
+    parser.add_argument("--no-pin", action="store_true",
+                        help="do not pin the gateway and the harness to separate CPUs")
     parser.add_argument("--profile-gateway", type=Path, metavar="FILE",
                         help="run the delay-0 gateway under cProfile and write its stats to FILE "
                         "(its CPU figures are then inflated)")  # fmt: skip
@@ -827,6 +914,8 @@ def main(argv: list[str] | None = None) -> int:
     import uvloop
 
     report = Report()
+    pinning = report.pinning = plan_pinning(not args.no_pin)
+    log(f"pinning: {pinning}")
     atexit.register(Child.stop_all)
     started = time.monotonic()
     status = 0
@@ -868,6 +957,7 @@ def main(argv: list[str] | None = None) -> int:
         },
         "environment": {
             "cpus": os.cpu_count(), "loadavg": os.getloadavg(), "python": platform.python_version(),
+            "pinning": pinning,
             "elapsed_s": round(time.monotonic() - started, 1),
         },
     }  # fmt: skip

@@ -132,6 +132,8 @@ class Decider:
         applied = "true" if decision.applied else "false"
         self._metrics.child(self._metrics.decisions, decision.mode.value, decision.strategy, applied).inc()
         self._metrics.child(self._metrics.interventions, decision.intervention, applied).inc()
+        if not log.isEnabledFor(logging.DEBUG):  # its arguments cost more than the check
+            return
         log.debug(
             "decision rid=%s engine=%s mode=%s strategy=%s score=%s threshold=%s signals=%s "
             "fallback=%s applied=%s probe_ms=%s est_tokens=%s intervention=%s policy=%r",

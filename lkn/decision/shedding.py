@@ -11,6 +11,7 @@ level is logged once.
 
 from __future__ import annotations
 
+import bisect
 import enum
 import logging
 from collections import deque
@@ -18,9 +19,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from lkn.config import HomeostatSettings
-from lkn.decision.calibrate import quantile
 
 log = logging.getLogger("lkn.homeostat")
+
+#: Times to first token kept for the 90th percentile (the newest within the horizon).
+TTFT_WINDOW = 4096
 
 
 class Shed(enum.IntEnum):
@@ -42,7 +45,10 @@ class LoadShedder:
     def __init__(self, settings: HomeostatSettings, clock: Callable[[], float]) -> None:
         self.settings = settings
         self._clock = clock
-        self._ttfts: deque[tuple[float, float]] = deque(maxlen=4096)
+        #: (arrival, seconds) in arrival order, and the same seconds kept sorted, so the
+        #: percentile read on every decision is an index, not a sort of the whole window.
+        self._ttfts: deque[tuple[float, float]] = deque()
+        self._sorted: list[float] = []
         self.queue: float | None = None
         self._source: Callable[[], Load] = Load
         self.current = Shed.NONE
@@ -54,7 +60,14 @@ class LoadShedder:
         self._source = source
 
     def observe_ttft(self, seconds: float) -> None:
+        if len(self._ttfts) >= TTFT_WINDOW:
+            self._drop_oldest()
         self._ttfts.append((self._clock(), seconds))
+        bisect.insort(self._sorted, seconds)
+
+    def _drop_oldest(self) -> None:
+        _, seconds = self._ttfts.popleft()
+        del self._sorted[bisect.bisect_left(self._sorted, seconds)]
 
     def observe_queue(self, waiting: float | None) -> None:
         """The busiest engine's waiting queue, as its load endpoint reports it."""
@@ -67,12 +80,18 @@ class LoadShedder:
         return self.settings.in_flight_limit or load.limit
 
     def ttft_p90(self) -> float | None:
+        """The 90th percentile (linearly interpolated) of the times to first token seen
+        within the horizon; None with fewer than three."""
         horizon = self._clock() - self.settings.ttft_horizon
         while self._ttfts and self._ttfts[0][0] < horizon:
-            self._ttfts.popleft()
-        if len(self._ttfts) < 3:
+            self._drop_oldest()
+        ordered = self._sorted
+        if len(ordered) < 3:
             return None
-        return quantile([t for _, t in self._ttfts], 0.9)
+        position = (len(ordered) - 1) * 0.9
+        low = int(position)
+        high = min(low + 1, len(ordered) - 1)
+        return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
 
     def pressure(self) -> float:
         """Load against its set points: 1.0 is saturation."""

@@ -122,7 +122,10 @@ async def read_json(request: web.Request, limit: int, timeout: float) -> JSONVal
         )
     check_media_type(request)
     try:
-        raw = await asyncio.wait_for(request.read(), timeout)
+        if request.content.is_eof():  # all of it has arrived: reading cannot wait
+            raw = await request.read()
+        else:
+            raw = await asyncio.wait_for(request.read(), timeout)
     except asyncio.TimeoutError:
         raise BodyTimeout(f"the request body did not arrive within {timeout:g} s",
                           code="body_timeout") from None

@@ -188,6 +188,28 @@ def test_slow_first_tokens_shed_to_cheaper_then_fluido() -> None:
     assert s.level() is Shed.FLUIDO
 
 
+def test_ttft_p90_is_the_percentile_of_the_window_within_the_horizon() -> None:
+    """The percentile kept incrementally equals the one computed from scratch, through
+    expiry by the horizon and the window's cap (the newest TTFT_WINDOW times)."""
+    from lkn.decision.calibrate import quantile
+    from lkn.decision.shedding import TTFT_WINDOW
+
+    clock = Clock()
+    s = shedder(clock, ttft_horizon=10.0)
+    rng = random.Random(7)
+    seen: list[tuple[float, float]] = []
+    for i in range(3 * TTFT_WINDOW):
+        clock.advance(rng.random() * 0.004)
+        value = rng.choice((rng.random(), 0.5, 1.0))  # ties too
+        s.observe_ttft(value)
+        seen = [*seen[-(TTFT_WINDOW - 1):], (clock.now, value)]
+        if i % 211 == 0:
+            clock.advance(rng.random() * 4.0)
+            seen = [(t, v) for t, v in seen if t >= clock.now - 10.0]
+            want = quantile([v for _, v in seen], 0.9) if len(seen) >= 3 else None
+            assert s.ttft_p90() == want
+
+
 def test_engine_queue_is_pressure() -> None:
     clock = Clock()
     s = shedder(clock)
