@@ -282,18 +282,19 @@ def test_rules_take_well_under_a_millisecond() -> None:
     for request in requests:  # warm up
         rules.evaluate_request(request, 150)
     rounds = 20
-    started = time.perf_counter()
+    # CPU time of this process: other work on a busy machine does not count against it.
+    started = time.process_time()
     for _ in range(rounds):
         for request in requests:
             rules.evaluate_request(request, 150)
-    per_decision_us = (time.perf_counter() - started) / (rounds * len(requests)) * 1e6
+    per_decision_us = (time.process_time() - started) / (rounds * len(requests)) * 1e6
     print(f"rules: {per_decision_us:.1f} us per decision")
     assert per_decision_us < 500
 
 
 def test_huge_prompts_are_bounded_in_time() -> None:
     text = (_STORY * 400) + "\nThen compare both."
-    started = time.perf_counter()
+    started = time.process_time()
     verdict = rules.evaluate(text, 150)
-    assert (time.perf_counter() - started) < 0.05
+    assert (time.process_time() - started) < 0.05
     assert "long_prompt" in verdict.signals and "multi_step" in verdict.signals
