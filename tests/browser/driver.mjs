@@ -73,7 +73,10 @@ async function replyState(page) {
     const roots = headers.map((button) => button.parentElement);
     const display = roots.map((el) => el.style.display);
     roots.forEach((el) => { el.style.display = 'none'; });
-    const shown = prose.map((el) => el.innerText.trim());
+    // A block's own markdown (the note inside an open reasoning block) is prose too: leave
+    // it out (innerText of an element that is not rendered falls back to all its text).
+    const shown = prose.filter((el) => !roots.some((root) => root.contains(el)))
+      .map((el) => el.innerText.trim());
     roots.forEach((el, i) => { el.style.display = display[i]; });
     return {
       id: reply.id,
