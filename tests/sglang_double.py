@@ -1,5 +1,5 @@
 """A test double of an SGLang 0.5.23 HTTP server: a real aiohttp server on 127.0.0.1 that speaks
-SGLang's wire format (docs: /work/shared/docs/sglang-wire-reference.md), records every request
+SGLang's wire format (the SGLang wire reference), records every request
 and injects scripted faults. Also runnable: ``python -m tests.sglang_double --port 0``."""
 
 from __future__ import annotations
