@@ -478,10 +478,13 @@ async def phase_ttft(stack: Stack, ports: list[int], rounds: int, warmup: int,
     results: list[dict[str, Any]] = []
     async with aiohttp.ClientSession() as session:
         say(f"warming the entropy gateways' score ranks ({warmup} requests each); {load()}")
+        # The same conversations as measured, system message included: the ranks are of
+        # the scores these requests get (without it the first answer token differs, and the
+        # threshold's rate with it).
         plain = ttft_conversations()
         for i in range(warmup):
             for name in TTFT_PATHS:
-                await stream_chat(session, gateways[name], plain[i % len(plain)][1:], 1)
+                await stream_chat(session, gateways[name], plain[i % len(plain)], 1)
         say(f"measuring {len(conversations)} conversations x {len(paths)} paths, interleaved")
         for i, messages in enumerate(conversations):
             order = list(paths)
@@ -721,9 +724,15 @@ async def phase_overload(stack: Stack, ports: list[int], target: float, base: fl
                                "after_s": after, "clients": [low, high], "care": care,
                                "care_tokens": care_tokens, "ttft_care_alone_s": alone,
                                "ttft_set_point_s": set_point}
-    say(f"care alone: TTFT {alone} s; set point {set_point:.2f} s")
+    say(f"care alone: TTFT {alone} s; set point {set_point:.2f} s, {low + 1} in flight")
+    # And the in-flight set point: the load the engine serves with care at its usual wait
+    # (the clients before the step) plus one; more than that in flight is FLUIDO at once,
+    # before any slow first token has been seen.
+    in_flight = low + 1
+    figures["in_flight_set_point"] = in_flight
     on = await stack.gateway("overload-on", ports[1], LKN_SHED="true",
-                             LKN_SHED_TTFT=f"{set_point:.2f}", **settings)
+                             LKN_SHED_TTFT=f"{set_point:.2f}",
+                             LKN_SHED_IN_FLIGHT=str(in_flight), **settings)
     for key, url in (("off", off), ("on", on)):
         # Warm the score ranks and the rate controller with separate probes (no generation).
         async with aiohttp.ClientSession() as session:
@@ -855,12 +864,12 @@ async def main() -> int:
     parser.add_argument("--probe-tokens", type=int, default=1,
                         help="answer tokens the replayed score reads (rate phase)")
     parser.add_argument("--rounds", type=int, default=1)
-    parser.add_argument("--warmup", type=int, default=30)
+    parser.add_argument("--warmup", type=int, default=48)
     parser.add_argument("--threshold", type=float, default=0.65,
                         help="LKN_ENTROPY_THRESHOLD of the entropy gateways in the ttft phase "
                              "(on the score's rank within its language: about 35 %% ANALITICO)")
     parser.add_argument("--ttft-tokens", type=int, default=8)
-    parser.add_argument("--overload", default="15,40,60,2,6",
+    parser.add_argument("--overload", default="15,90,60,2,6",
                         help="base,step,after s,clients before/after,clients in the step")
     parser.add_argument("--care", default="consistency",
                         help="the care whose cost makes the overload step")
