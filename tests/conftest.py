@@ -126,20 +126,12 @@ def live_sglang(live_dir: Path) -> Iterator[LiveEngine]:
 
     Tests that stop or kill it must start it again before they end.
     """
-    engine = LiveEngine("sglang", live_dir)
-    engine.start()
-    try:
+    with LiveEngine("sglang", live_dir).running() as engine:
         yield engine
-    finally:
-        engine.stop()
 
 
 @pytest.fixture(scope="session")
 def live_llamacpp(live_dir: Path) -> Iterator[LiveEngine]:
     """A real llama.cpp server (xllamacpp) with the same SmolLM2 GGUF."""
-    engine = LiveEngine("llamacpp", live_dir, start_timeout=180)
-    engine.start()
-    try:
+    with LiveEngine("llamacpp", live_dir, start_timeout=180).running() as engine:
         yield engine
-    finally:
-        engine.stop()

@@ -123,6 +123,19 @@ class LiveEngine:
     def stop(self) -> None:
         run_script("stop_engine.sh", self.env(), 120)
 
+    @contextmanager
+    def running(self, fresh: bool = False) -> Iterator[LiveEngine]:
+        """Started for the ``with`` block, stopped after it. ``fresh``: stop first one left
+        by an interrupted earlier run (its PID file would make the start refuse)."""
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        if fresh:
+            self.stop()
+        self.start()
+        try:
+            yield self
+        finally:
+            self.stop()
+
     def pid(self) -> int:
         return int(self.pid_file.read_text().strip())
 

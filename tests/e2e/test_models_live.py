@@ -21,14 +21,10 @@ OTHER = "SmolLM2-135M-Instruct-GGUF"
 
 @pytest.fixture(scope="module")
 def other_model(live_dir: Path) -> Iterator[LiveEngine]:
-    engine = LiveEngine("llamacpp", live_dir / "llamacpp-other-model", start_timeout=180,
-                        served_name=OTHER)  # fmt: skip
-    engine.log_dir.mkdir(parents=True, exist_ok=True)
-    engine.start()
-    try:
+    other = LiveEngine("llamacpp", live_dir / "llamacpp-other-model", start_timeout=180,
+                       served_name=OTHER)  # fmt: skip
+    with other.running() as engine:
         yield engine
-    finally:
-        engine.stop()
 
 
 @pytest.fixture(scope="module")

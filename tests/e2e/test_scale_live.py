@@ -75,14 +75,8 @@ class LiveRouter:
 @pytest.fixture(scope="module")
 def worker(live_dir: Path) -> Iterator[LiveEngine]:
     """The second SGLang worker (killed by the last tests; stopped at the end)."""
-    engine = LiveEngine("sglang", live_dir / "scale-worker")
-    engine.log_dir.mkdir(parents=True, exist_ok=True)
-    engine.stop()  # one left by an interrupted earlier run (its PID file) would block start
-    engine.start()
-    try:
+    with LiveEngine("sglang", live_dir / "scale-worker").running(fresh=True) as engine:
         yield engine
-    finally:
-        engine.stop()
 
 
 @pytest.fixture(scope="module")
