@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import ARTIFACTS
-from tests.browser.observe import enable_request_log, wait_idle
+from tests.browser.observe import READ_TIMEOUT, enable_request_log, wait_idle
 from tests.livestack import (
     LiveEngine, LiveGateway, free_port, get_json, ready_gateway, run_script, script_env,
 )
@@ -61,7 +61,10 @@ def browser_engine(live_sglang: LiveEngine) -> Iterator[LiveEngine]:
 @pytest.fixture(scope="session")
 def browser_gateway(browser_engine: LiveEngine, browser_logs: Path) -> Iterator[LiveGateway]:
     # Debug level: the suite reads each decision's details line (logger lkn.decision).
-    with ready_gateway(browser_engine.url, browser_logs, LKN_READ_TIMEOUT="120",
+    # A long read timeout: on two busy cores Open WebUI's housekeeping prompts (the whole
+    # chat in a task template) took 45-60 s before their first token, one over 120 s, which
+    # the gateway then answered 504; what is tested here is the gateway, not the machine.
+    with ready_gateway(browser_engine.url, browser_logs, LKN_READ_TIMEOUT=str(READ_TIMEOUT),
                        LKN_LOG_LEVEL="debug") as gateway:
         yield gateway
 

@@ -121,7 +121,11 @@ def wait_until(what: str, check: Callable[[], bool], timeout: float, every: floa
         time.sleep(every)
 
 
-def wait_idle(gateway: LiveGateway, timeout: float = 180) -> None:
+#: The browser gateway's LKN_READ_TIMEOUT: longer than any answer on a busy 2-core machine.
+READ_TIMEOUT = 600.0
+
+
+def wait_idle(gateway: LiveGateway, timeout: float = READ_TIMEOUT + 60) -> None:
     """Until no request is in flight in the gateway (twice in a row, one second apart)."""
     quiet = 0
 
