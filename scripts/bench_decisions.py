@@ -724,12 +724,12 @@ async def phase_overload(stack: Stack, ports: list[int], target: float, base: fl
                                "after_s": after, "clients": [low, high], "care": care,
                                "care_tokens": care_tokens, "ttft_care_alone_s": alone,
                                "ttft_set_point_s": set_point}
-    say(f"care alone: TTFT {alone} s; set point {set_point:.2f} s, {low + 1} in flight")
     # And the in-flight set point: the load the engine serves with care at its usual wait
     # (the clients before the step) plus one; more than that in flight is FLUIDO at once,
     # before any slow first token has been seen.
     in_flight = low + 1
     figures["in_flight_set_point"] = in_flight
+    say(f"care alone: TTFT {alone} s; set point {set_point:.2f} s, {in_flight} in flight")
     on = await stack.gateway("overload-on", ports[1], LKN_SHED="true",
                              LKN_SHED_TTFT=f"{set_point:.2f}",
                              LKN_SHED_IN_FLIGHT=str(in_flight), **settings)

@@ -125,7 +125,7 @@ class LiveEngine:
 
     @contextmanager
     def running(self, fresh: bool = False) -> Iterator[LiveEngine]:
-        """Started for the ``with`` block, stopped after it. ``fresh``: stop first one left
+        """Started for the ``with`` block, stopped after it. ``fresh``: first stop one left
         by an interrupted earlier run (its PID file would make the start refuse)."""
         self.log_dir.mkdir(parents=True, exist_ok=True)
         if fresh:

@@ -16,11 +16,15 @@ PERCENTILES = (10, 25, 50, 75, 90, 95, 99)
 
 def quantile(values: Sequence[float], q: float) -> float:
     """The ``q`` quantile (0..1) of ``values``, linearly interpolated; raises on empty input."""
-    if not values:
+    return quantile_of_sorted(sorted(values), q)
+
+
+def quantile_of_sorted(ordered: Sequence[float], q: float) -> float:
+    """:func:`quantile` of values already in ascending order (no sort, no copy)."""
+    if not ordered:
         raise ValueError("no values")
     if not 0.0 <= q <= 1.0:
         raise ValueError(f"quantile {q} is outside [0, 1]")
-    ordered = sorted(values)
     position = (len(ordered) - 1) * q
     low = math.floor(position)
     high = min(low + 1, len(ordered) - 1)

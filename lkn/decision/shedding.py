@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from lkn.config import HomeostatSettings
+from lkn.decision.calibrate import quantile_of_sorted
 
 log = logging.getLogger("lkn.homeostat")
 
@@ -85,13 +86,9 @@ class LoadShedder:
         horizon = self._clock() - self.settings.ttft_horizon
         while self._ttfts and self._ttfts[0][0] < horizon:
             self._drop_oldest()
-        ordered = self._sorted
-        if len(ordered) < 3:
+        if len(self._sorted) < 3:
             return None
-        position = (len(ordered) - 1) * 0.9
-        low = int(position)
-        high = min(low + 1, len(ordered) - 1)
-        return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+        return quantile_of_sorted(self._sorted, 0.9)
 
     def pressure(self) -> float:
         """Load against its set points: 1.0 is saturation."""
