@@ -32,6 +32,12 @@
 #   ENGINE_CPU_MAX_TOTAL_TOKENS     CPU: KV cache size in tokens (16384). Without it SGLang
 #                          sizes the cache from free RAM (14 GB, 16.5 GB RSS for a 135M model).
 #   ENGINE_CPU_MAX_RUNNING_REQUESTS CPU: --max-running-requests (16)
+#   ENGINE_CPU_DTYPE       CPU: --dtype (float32). The converted model is stored in bf16, but
+#                          on a CPU without native bf16 arithmetic (AVX2 machines: no
+#                          AVX512-BF16/AMX) torch emulates bf16 matrix products, and SGLang
+#                          decoded 30 tokens/s at 16 answers in bf16 against 55 in float32
+#                          (docs/evidence_log.md). "bfloat16" or "auto" (the model's dtype)
+#                          may suit a CPU with AMX; not measured here.
 #   ENGINE_CPU_SLEEP_ON_IDLE        CPU: 1 (default) passes --sleep-on-idle; without it the idle
 #                          scheduler busy-polls and burns a whole core. 0 turns it off.
 #   ENGINE_CPU_MODEL_PATH  CPU: HF directory to serve (default: SmolLM2-135M-Instruct converted
@@ -213,6 +219,7 @@ case "$ENGINE_KIND/$device" in
          --host "$ENGINE_HOST" --port "$port"
          --max-total-tokens "${ENGINE_CPU_MAX_TOTAL_TOKENS:-16384}"
          --max-running-requests "${ENGINE_CPU_MAX_RUNNING_REQUESTS:-16}"
+         --dtype "${ENGINE_CPU_DTYPE:-float32}"
          --served-model-name "$served")
     if [ "${ENGINE_CPU_SLEEP_ON_IDLE:-1}" != 0 ]; then
       # The scheduler then waits on its sockets (zmq poll) instead of spinning.

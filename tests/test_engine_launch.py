@@ -107,7 +107,7 @@ def test_cpu_command_line(tmp_path: Path) -> None:
                         "HF_HUB_OFFLINE=1"]
     assert argv[3].endswith("/bin/python") and "/sglang-cpu-" in argv[3]
     for flag in ("--device cpu", "--attention-backend torch_native", "--host 0.0.0.0",
-                 "--max-total-tokens 16384", "--sleep-on-idle"):
+                 "--max-total-tokens 16384", "--sleep-on-idle", "--dtype float32"):
         assert flag in command
     assert argv[argv.index("--api-key") + 1] == "<ENGINE_API_KEY>"
 
