@@ -96,9 +96,11 @@ class DecisionSettings:
     homeostat: HomeostatSettings = field(default_factory=HomeostatSettings)
     #: entropy/hybrid: the generation itself is the probe (its first tokens are held).
     speculative: bool = True
-    #: Where a restarted ANALITICO request's instruction goes: after the conversation
-    #: (keeps the engine's cached prefix) or in the system prompt (the seed's placement).
-    restart_placement: str = "after"
+    #: Where a restarted ANALITICO request's instruction goes: after the conversation, as a
+    #: user message of its own (``message``) or appended to the last user message
+    #: (``after``), both keeping the engine's cached prefix; or in the system prompt
+    #: (``system``, the seed's placement).
+    restart_placement: str = "message"
     # -- care: the interventions and the measured policy (lkn.decision.interventions, .policy)
     #: What an ANALITICO request gets when no policy rule says otherwise (and for the
     #: ``analitico`` override): an intervention spec such as ``prompt`` or ``sampling+prompt``.
@@ -487,7 +489,7 @@ def load_settings(
         homeostat=_homeostat_settings(r),
         speculative=r.flag("LKN_SPECULATIVE", DD.speculative),
         restart_placement=r.choice("LKN_RESTART_PLACEMENT", DD.restart_placement,
-                                   ("after", "system")),
+                                   ("message", "after", "system")),
         **_care_settings(r),
     )
     settings = Settings(

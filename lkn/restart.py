@@ -1,8 +1,11 @@
 """Engine bodies and answers around a held generation (see :mod:`lkn.speculative`).
 
 The ANALITICO restart's body keeps the prompt the engine has already prefilled: the
-instruction goes after the conversation (appended to the last user message, or to the
-prompt), so the radix cache reuses everything before it. A non-streamed FLUIDO answer is put
+instruction goes after the conversation, so the radix cache reuses everything before it.
+Placed as a user message of its own (``message``, the default), the engine re-prefills the
+new message and the assistant header only; appended to the last user message (``after``),
+also the chat template's end-of-turn tokens after that message. A chat template that refuses
+two user turns in a row (a 4xx from the engine) gets the ``after`` body instead. A non-streamed FLUIDO answer is put
 back together from the stream the engine sent. Logprobs the client did not ask for are
 removed from chunks. Pure functions; bounded work per chunk.
 """
@@ -32,9 +35,12 @@ def _appended(content: JSONValue, instruction: str) -> JSONValue:
     return instruction
 
 
-def append_instruction(body: JSONObject, instruction: str) -> JSONObject:
-    """``body`` with the instruction after the conversation (``body`` is not mutated)."""
+def append_instruction(body: JSONObject, instruction: str, own_message: bool = False) -> JSONObject:
+    """``body`` with the instruction after the conversation (``body`` is not mutated): a user
+    message of its own at the end (``own_message``), else appended to the last user message."""
     messages = body.get("messages")
+    if isinstance(messages, list) and own_message and messages:
+        return {**body, "messages": [*messages, {"role": "user", "content": instruction}]}
     if isinstance(messages, list):
         for index in range(len(messages) - 1, -1, -1):
             message = messages[index]
@@ -52,26 +58,43 @@ def append_instruction(body: JSONObject, instruction: str) -> JSONObject:
     return body
 
 
+def restart_bodies(
+    request: GenerateRequest,
+    decision: Decision,
+    body_for: Callable[[Decision], JSONObject],
+    settings: DecisionSettings,
+) -> list[JSONObject]:
+    """The bodies of the request that replaces a dropped held generation, the first to try
+    first: the intervention the policy chose, with the instruction moved after the
+    conversation when it is the one instruction placed in the system prompt (other
+    interventions are left as they are). With the ``message`` placement the second body (if
+    any) appends the instruction to the last user message instead, for an engine whose chat
+    template rejects the first."""
+    chosen = body_for(decision)
+    placement = settings.restart_placement
+    if not (decision.mode is Mode.ANALITICO and decision.applied
+            and placement in ("after", "message")):  # fmt: skip
+        return [chosen]
+    untouched = body_for(replace(decision, applied=False))
+    seed = add_instruction(untouched, settings.intervention)
+    for key in ("messages", "prompt"):
+        if key in chosen and chosen.get(key) == seed.get(key) != untouched.get(key):
+            appended = append_instruction(untouched, settings.intervention)
+            if placement == "after" or key != "messages":
+                return [{**chosen, key: appended[key]}]
+            own = append_instruction(untouched, settings.intervention, own_message=True)
+            return [{**chosen, key: own[key]}, {**chosen, key: appended[key]}]
+    return [chosen]
+
+
 def restart_body(
     request: GenerateRequest,
     decision: Decision,
     body_for: Callable[[Decision], JSONObject],
     settings: DecisionSettings,
 ) -> JSONObject:
-    """The body of the request that replaces a dropped held generation: the intervention
-    the policy chose, with the instruction moved after the conversation when it is the one
-    instruction placed in the system prompt (other interventions are left as they are)."""
-    chosen = body_for(decision)
-    if not (decision.mode is Mode.ANALITICO and decision.applied
-            and settings.restart_placement == "after"):  # fmt: skip
-        return chosen
-    untouched = body_for(replace(decision, applied=False))
-    seed = add_instruction(untouched, settings.intervention)
-    for key in ("messages", "prompt"):
-        if key in chosen and chosen.get(key) == seed.get(key) != untouched.get(key):
-            moved = append_instruction(untouched, settings.intervention)
-            return {**chosen, key: moved[key]}
-    return chosen
+    """The first of :func:`restart_bodies`."""
+    return restart_bodies(request, decision, body_for, settings)[0]
 
 
 def strip_logprobs(raw: bytes) -> bytes:

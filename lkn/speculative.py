@@ -12,8 +12,10 @@ while the decider decides: when the decider probes, it holds the generation's fi
   ask the engine the same question again;
 * ANALITICO otherwise: the held engine request is dropped (closing it aborts its rid) and the
   ANALITICO request is started, with the instruction placed after the conversation so the
-  engine's cached prefix (everything the first request prefilled) stays valid
-  (``LKN_RESTART_PLACEMENT=system`` puts it where the seed does).
+  engine's cached prefix (everything the first request prefilled) stays valid: a user
+  message of its own at the end, or, when the engine's chat template rejects two user turns
+  in a row (a 4xx before any token), appended to the last user message
+  (``LKN_RESTART_PLACEMENT=after`` goes there at once, ``system`` where the seed does).
 
 A decision the decider makes without probing (housekeeping, override, shedding, hybrid's
 rules) starts nothing early: the request then goes out as it always did. Logprobs the client
@@ -26,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
@@ -34,8 +37,8 @@ from lkn.config import DecisionSettings
 from lkn.engines import EngineClient
 from lkn.engines.base import DelegatingEngine
 from lkn.engines.wire import probe_positions
-from lkn.errors import LknError
-from lkn.restart import assemble, restart_body, strip_logprobs, token_texts
+from lkn.errors import EngineRejected, LknError
+from lkn.restart import assemble, restart_bodies, strip_logprobs, token_texts
 from lkn.types import (
     Chunk, Decision, GenerateRequest, JSONObject, Mode, ProbeResult, Route, TopToken,
 )
@@ -45,6 +48,8 @@ from lkn.types import (
 HELD_SUFFIX, RESTART_SUFFIX = "-h", "-r"
 
 BodyFor = Callable[[Decision], JSONObject]
+
+log = logging.getLogger("lkn.request")
 
 
 def _client_top_k(request: GenerateRequest) -> int | None:
@@ -194,10 +199,7 @@ class HeldGeneration(DelegatingEngine):
             return self._release()
         if self.probed:
             self.path = "restarted"
-            body = restart_body(request, decision, body_for, self.settings)
-            return self.client.stream(
-                request.route, body, request.request_id + RESTART_SUFFIX, self.deadline
-            )
+            return self._restarted(restart_bodies(request, decision, body_for, self.settings))
         return self.client.stream(request.route, body_for(decision), request.request_id,
                                   self.deadline)  # fmt: skip
 
@@ -212,13 +214,52 @@ class HeldGeneration(DelegatingEngine):
                 answered()
             chunks = [chunk async for chunk in self._release()]
             return assemble(request, chunks, keep_logprobs=not self._strip)
-        rid = request.request_id
-        if self.probed:
-            self.path = "restarted"
-            body, rid = restart_body(request, decision, body_for, self.settings), rid + RESTART_SUFFIX
-        else:
-            body = body_for(decision)
-        return await self.client.complete(request.route, body, rid, self.deadline, answered)
+        if not self.probed:
+            return await self.client.complete(request.route, body_for(decision),
+                                              request.request_id, self.deadline, answered)
+        self.path = "restarted"
+        bodies = restart_bodies(request, decision, body_for, self.settings)
+        rid = request.request_id + RESTART_SUFFIX
+        for body in bodies[:-1]:
+            try:
+                return await self.client.complete(request.route, body, rid, self.deadline,
+                                                  answered)
+            except EngineRejected as exc:
+                self._rejected(exc)
+        return await self.client.complete(request.route, bodies[-1], rid, self.deadline,
+                                          answered)
+
+    async def _restarted(self, bodies: list[JSONObject]) -> AsyncIterator[Chunk]:
+        """The restart's stream: the first body the engine takes (see :func:`restart_bodies`);
+        a rejection can only come before the first chunk, so nothing is sent twice."""
+        request = self.request
+        rid = request.request_id + RESTART_SUFFIX
+        for index, body in enumerate(bodies):
+            stream = self.client.stream(request.route, body, rid, self.deadline)
+            try:
+                try:
+                    first = await anext(stream)
+                except StopAsyncIteration:
+                    return
+                except EngineRejected as exc:
+                    if index + 1 == len(bodies):
+                        raise
+                    self._rejected(exc)
+                    continue
+                yield first
+                async for chunk in stream:
+                    yield chunk
+                return
+            finally:
+                aclose = getattr(stream, "aclose", None)
+                if aclose is not None:
+                    await aclose()
+
+    def _rejected(self, exc: EngineRejected) -> None:
+        # The engine's message is not logged: it can quote the request back.
+        log.info("restart placement rejected rid=%s engine=%s upstream_status=%s "
+                 "retry=appended", self.request.request_id, exc.engine, exc.upstream_status)
+        self.path = "restarted-appended"
 
     async def _keep(self, decision: Decision, body_for: BodyFor) -> bool:
         """Whether the held generation is the answer; drops it when it is not."""

@@ -446,8 +446,12 @@ class SGLangDouble:
         self, *, model: str = "smollm2", reply: str | None = None, token_delay: float = 0.0,
         prefill_delay: float = 0.0, ready: bool = True, top_logprobs: list[tuple[str, float]] | None = None,
         slow_delay: float = 0.05, fault_after: int = 3, drop_grace: float = 0.05,
+        alternating_roles: bool = False,
     ) -> None:  # fmt: skip
         self.model = model
+        #: A chat template that raises on two turns of the same role in a row (Mistral's and
+        #: Gemma's do): SGLang answers such a chat request 400 before generating anything.
+        self.alternating_roles = alternating_roles
         self.ready = ready
         self.refuse_with: int | None = None
         #: Chat answers start with this reasoning text (None: none), sent under reasoning_key.
@@ -767,6 +771,11 @@ class SGLangDouble:
             return _openai_error(400, "messages: Field required", "Bad Request")
         if not messages or not all(isinstance(m, dict) for m in messages):
             return _openai_error(400, "Messages cannot be empty.", "BadRequestError")
+        roles = [m.get("role") for m in messages if m.get("role") != "system"]
+        if self.alternating_roles and any(a == b for a, b in zip(roles, roles[1:])):
+            return _openai_error(
+                400, "Conversation roles must alternate user/assistant/user/assistant/...",
+                "BadRequestError")
         last_user = next((m for m in reversed(messages) if m.get("role") == "user"), messages[-1])
         user_words = _words(last_user.get("content"))
         tools = body.get("tools")

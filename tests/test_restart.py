@@ -97,3 +97,43 @@ def test_restart_keeps_an_intervention_that_is_not_the_seed_instruction() -> Non
 
     decision = Decision(Mode.ANALITICO, "entropy")
     assert restart_body(request, decision, body_for, DecisionSettings()) is other  # type: ignore[arg-type]
+
+
+def test_instruction_as_a_message_of_its_own() -> None:
+    messages = [{"role": "user", "content": "2+2?"}, {"role": "assistant", "content": "4"}]
+    out = append_instruction({"messages": messages}, I, own_message=True)
+    assert out["messages"] == [*messages, {"role": "user", "content": I}]
+    assert len(messages) == 2  # not mutated
+    # A prompt has no messages: the instruction is appended to it either way.
+    assert append_instruction({"prompt": "Q:"}, I, own_message=True)["prompt"] == "Q:\n\n" + I
+
+
+def test_restart_bodies_per_placement() -> None:
+    from lkn.config import DecisionSettings
+    from lkn.decision.intervention import add_instruction
+    from lkn.restart import restart_bodies
+    from lkn.types import Decision, Mode
+
+    settings = DecisionSettings()
+    chat = GenerateRequest(Route.CHAT, {"messages": [{"role": "user", "content": "Q"}]}, "r")
+    text = GenerateRequest(Route.COMPLETION, {"prompt": "Q"}, "r")
+
+    def seed_for(request: GenerateRequest) -> object:
+        def body_for(decision: Decision) -> dict[str, object]:
+            body = dict(request.body)
+            return add_instruction(body, settings.intervention) if decision.applied else body
+        return body_for
+
+    decision = Decision(Mode.ANALITICO, "entropy")
+    own, appended = restart_bodies(chat, decision, seed_for(chat), settings)  # type: ignore[arg-type]
+    assert own["messages"] == [{"role": "user", "content": "Q"},
+                               {"role": "user", "content": settings.intervention}]
+    assert appended["messages"] == [{"role": "user",
+                                     "content": "Q\n\n" + settings.intervention}]
+    after = DecisionSettings(restart_placement="after")
+    assert restart_bodies(chat, decision, seed_for(chat), after) == [appended]  # type: ignore[arg-type]
+    [prompt] = restart_bodies(text, decision, seed_for(text), settings)  # type: ignore[arg-type]
+    assert prompt["prompt"] == "Q\n\n" + settings.intervention
+    system = DecisionSettings(restart_placement="system")
+    [seed] = restart_bodies(chat, decision, seed_for(chat), system)  # type: ignore[arg-type]
+    assert seed == seed_for(chat)(decision)  # type: ignore[operator]

@@ -170,11 +170,57 @@ async def test_analitico_aborts_the_held_request_and_restarts_after_the_conversa
         assert restart["rid"] == rid + RESTART_SUFFIX
         assert "logprobs" not in restart and "top_logprobs" not in restart
         original = chat().body["messages"]
-        # Every message before the last user turn is untouched; the instruction comes last.
+        # The conversation is untouched; the instruction is a user message of its own after it.
+        assert restart["messages"][:-1] == original
+        assert restart["messages"][-1] == {"role": "user", "content": d.settings.intervention}
+        assert sum(1 for c in got if c.text) == 8  # the client sees the restart only
+
+
+async def test_after_placement_appends_the_instruction_to_the_last_user_message() -> None:
+    async with engine(top_logprobs=FLAT) as (double, client):
+        d = decider(restart_placement="after")
+        decision, held, chunks = await held_stream(d, client, chat())
+        [c async for c in chunks]
+        restart = generations(double)[1]
+        original = chat().body["messages"]
         assert restart["messages"][:-1] == original[:-1]
         content = restart["messages"][-1]["content"]
         assert content.startswith(SIMPLE) and content.endswith(d.settings.intervention)
-        assert sum(1 for c in got if c.text) == 8  # the client sees the restart only
+
+
+@pytest.mark.parametrize("stream", [True, False])
+async def test_a_template_that_rejects_two_user_turns_gets_the_appended_instruction(
+    stream: bool,
+) -> None:
+    async with engine(top_logprobs=FLAT, alternating_roles=True) as (double, client):
+        d = decider()
+        request = chat(stream=stream)
+        held = HeldGeneration(client, request, d.settings, None)
+        decision = await d.decide(request, held, None)  # type: ignore[arg-type]
+        if stream:
+            got = [c async for c in await held.open_stream(decision, body_for(d, request))]
+            assert sum(1 for c in got if c.text) == 8
+        else:
+            _, parsed = await held.open_complete(decision, body_for(d, request))
+            assert parsed["choices"][0]["message"]["content"]  # type: ignore[index]
+        assert decision.mode is Mode.ANALITICO and held.path == "restarted-appended"
+        held_body, rejected, taken = generations(double)
+        assert rejected["messages"][-1] == {"role": "user", "content": d.settings.intervention}
+        assert taken["rid"] == rejected["rid"] == request.request_id + RESTART_SUFFIX
+        assert len(taken["messages"]) == len(request.body["messages"])
+        assert taken["messages"][-1]["content"] == SIMPLE + "\n\n" + d.settings.intervention
+
+
+async def test_a_rejection_of_both_restart_bodies_reaches_the_client() -> None:
+    from lkn.errors import EngineRejected
+
+    async with engine(top_logprobs=FLAT) as (double, client):
+        d = decider()
+        decision, held, chunks = await held_stream(d, client, chat())
+        double.script(Fault.HTTP_400, Fault.HTTP_400)
+        with pytest.raises(EngineRejected):
+            [c async for c in chunks]
+        assert len(generations(double)) == 3  # held, then the two restart bodies
 
 
 async def test_seed_placement_is_a_setting() -> None:
