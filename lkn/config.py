@@ -27,6 +27,10 @@ SHIPPED_POLICIES = Path(__file__).parent / "decision" / "policies"
 DEFAULT_INTERVENTION = (
     "Think carefully, verify your assumptions, and reason step-by-step before answering."
 )
+#: The instruction in the answer's own voice, for ``LKN_RESTART_PLACEMENT=answer``.
+DEFAULT_ANSWER_PREFIX = (
+    "Let me think carefully, verify my assumptions, and reason step by step."
+)
 
 MODES = ("homeostatic", "passthrough")
 STRATEGIES = ("rules", "entropy", "hybrid")
@@ -98,9 +102,12 @@ class DecisionSettings:
     speculative: bool = True
     #: Where a restarted ANALITICO request's instruction goes: after the conversation, as a
     #: user message of its own (``message``) or appended to the last user message
-    #: (``after``), both keeping the engine's cached prefix; or in the system prompt
-    #: (``system``, the seed's placement).
-    restart_placement: str = "message"
+    #: (``after``), both keeping the engine's cached prefix; as the start of the answer
+    #: (``answer``: ``restart_prefix`` continued by the engine, ``continue_final_message``,
+    #: so nothing but the prefix is prefilled again); or in the system prompt (``system``,
+    #: the seed's placement).
+    restart_placement: str = "answer"
+    restart_prefix: str = DEFAULT_ANSWER_PREFIX
     # -- care: the interventions and the measured policy (lkn.decision.interventions, .policy)
     #: What an ANALITICO request gets when no policy rule says otherwise (and for the
     #: ``analitico`` override): an intervention spec such as ``prompt`` or ``sampling+prompt``.
@@ -489,7 +496,8 @@ def load_settings(
         homeostat=_homeostat_settings(r),
         speculative=r.flag("LKN_SPECULATIVE", DD.speculative),
         restart_placement=r.choice("LKN_RESTART_PLACEMENT", DD.restart_placement,
-                                   ("message", "after", "system")),
+                                   ("message", "after", "answer", "system")),
+        restart_prefix=r.text("LKN_RESTART_PREFIX", DD.restart_prefix),
         **_care_settings(r),
     )
     settings = Settings(

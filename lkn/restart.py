@@ -4,8 +4,10 @@ The ANALITICO restart's body keeps the prompt the engine has already prefilled: 
 instruction goes after the conversation, so the radix cache reuses everything before it.
 Placed as a user message of its own (``message``, the default), the engine re-prefills the
 new message and the assistant header only; appended to the last user message (``after``),
-also the chat template's end-of-turn tokens after that message. A chat template that refuses
-two user turns in a row (a 4xx from the engine) gets the ``after`` body instead. A non-streamed FLUIDO answer is put
+also the chat template's end-of-turn tokens after that message; as the start of the answer
+(``answer``: an assistant message the engine continues, ``continue_final_message``), only
+the prefix itself. An engine that refuses a body (a 4xx before any token: a chat template
+that rejects two user turns in a row, an engine without continuation) gets the next one. A non-streamed FLUIDO answer is put
 back together from the stream the engine sent. Logprobs the client did not ask for are
 removed from chunks. Pure functions; bounded work per chunk.
 """
@@ -58,6 +60,20 @@ def append_instruction(body: JSONObject, instruction: str, own_message: bool = F
     return body
 
 
+def continue_answer(body: JSONObject, prefix: str) -> JSONObject | None:
+    """``body`` whose answer starts with ``prefix`` (an assistant message the engine
+    continues); None where that cannot be done (no messages, no prefix, or the client's own
+    last message is already an assistant turn to continue)."""
+    messages = body.get("messages")
+    if not (isinstance(messages, list) and messages and prefix):
+        return None
+    last = messages[-1]
+    if not isinstance(last, dict) or last.get("role") == "assistant":
+        return None
+    return {**body, "messages": [*messages, {"role": "assistant", "content": prefix}],
+            "continue_final_message": True}
+
+
 def restart_bodies(
     request: GenerateRequest,
     decision: Decision,
@@ -67,23 +83,28 @@ def restart_bodies(
     """The bodies of the request that replaces a dropped held generation, the first to try
     first: the intervention the policy chose, with the instruction moved after the
     conversation when it is the one instruction placed in the system prompt (other
-    interventions are left as they are). With the ``message`` placement the second body (if
-    any) appends the instruction to the last user message instead, for an engine whose chat
-    template rejects the first."""
+    interventions are left as they are). The later bodies are the next placements down
+    (``answer``, then ``message``, then ``after``), for an engine that rejects the former."""
     chosen = body_for(decision)
     placement = settings.restart_placement
     if not (decision.mode is Mode.ANALITICO and decision.applied
-            and placement in ("after", "message")):  # fmt: skip
+            and placement in ("after", "message", "answer")):  # fmt: skip
         return [chosen]
     untouched = body_for(replace(decision, applied=False))
     seed = add_instruction(untouched, settings.intervention)
     for key in ("messages", "prompt"):
-        if key in chosen and chosen.get(key) == seed.get(key) != untouched.get(key):
-            appended = append_instruction(untouched, settings.intervention)
-            if placement == "after" or key != "messages":
-                return [{**chosen, key: appended[key]}]
-            own = append_instruction(untouched, settings.intervention, own_message=True)
-            return [{**chosen, key: own[key]}, {**chosen, key: appended[key]}]
+        if not (key in chosen and chosen.get(key) == seed.get(key) != untouched.get(key)):
+            continue
+        appended = append_instruction(untouched, settings.intervention)
+        # The client's own answer prefix to continue: the instruction goes before it.
+        if placement == "after" or key != "messages" or untouched.get("continue_final_message"):
+            return [{**chosen, key: appended[key]}]
+        bodies = []
+        answer = continue_answer(untouched, settings.restart_prefix)
+        if placement == "answer" and answer is not None:
+            bodies.append({**chosen, key: answer[key], "continue_final_message": True})
+        own = append_instruction(untouched, settings.intervention, own_message=True)
+        return [*bodies, {**chosen, key: own[key]}, {**chosen, key: appended[key]}]
     return [chosen]
 
 

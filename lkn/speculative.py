@@ -12,10 +12,9 @@ while the decider decides: when the decider probes, it holds the generation's fi
   ask the engine the same question again;
 * ANALITICO otherwise: the held engine request is dropped (closing it aborts its rid) and the
   ANALITICO request is started, with the instruction placed after the conversation so the
-  engine's cached prefix (everything the first request prefilled) stays valid: a user
-  message of its own at the end, or, when the engine's chat template rejects two user turns
-  in a row (a 4xx before any token), appended to the last user message
-  (``LKN_RESTART_PLACEMENT=after`` goes there at once, ``system`` where the seed does).
+  engine's cached prefix (everything the first request prefilled) stays valid: by default
+  as the start of the answer, which the engine continues; where the engine rejects a body
+  (a 4xx before any token), the next placement (see :func:`lkn.restart.restart_bodies`).
 
 A decision the decider makes without probing (housekeeping, override, shedding, hybrid's
 rules) starts nothing early: the request then goes out as it always did. Logprobs the client
@@ -258,8 +257,8 @@ class HeldGeneration(DelegatingEngine):
     def _rejected(self, exc: EngineRejected) -> None:
         # The engine's message is not logged: it can quote the request back.
         log.info("restart placement rejected rid=%s engine=%s upstream_status=%s "
-                 "retry=appended", self.request.request_id, exc.engine, exc.upstream_status)
-        self.path = "restarted-appended"
+                 "retry=next_placement", self.request.request_id, exc.engine, exc.upstream_status)
+        self.path = "restarted-fallback"
 
     async def _keep(self, decision: Decision, body_for: BodyFor) -> bool:
         """Whether the held generation is the answer; drops it when it is not."""

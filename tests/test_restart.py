@@ -114,7 +114,7 @@ def test_restart_bodies_per_placement() -> None:
     from lkn.restart import restart_bodies
     from lkn.types import Decision, Mode
 
-    settings = DecisionSettings()
+    settings = DecisionSettings(restart_placement="message")
     chat = GenerateRequest(Route.CHAT, {"messages": [{"role": "user", "content": "Q"}]}, "r")
     text = GenerateRequest(Route.COMPLETION, {"prompt": "Q"}, "r")
 
@@ -134,6 +134,20 @@ def test_restart_bodies_per_placement() -> None:
     assert restart_bodies(chat, decision, seed_for(chat), after) == [appended]  # type: ignore[arg-type]
     [prompt] = restart_bodies(text, decision, seed_for(text), settings)  # type: ignore[arg-type]
     assert prompt["prompt"] == "Q\n\n" + settings.intervention
+    answer = DecisionSettings()
+    assert answer.restart_placement == "answer"  # the default
+    first, *rest = restart_bodies(chat, decision, seed_for(chat), answer)  # type: ignore[arg-type]
+    assert first["messages"] == [{"role": "user", "content": "Q"},
+                                 {"role": "assistant", "content": answer.restart_prefix}]
+    assert first["continue_final_message"] is True and rest == [own, appended]
+    # The client continues its own answer: the instruction goes before that answer.
+    own_answer = GenerateRequest(Route.CHAT, {"messages": [
+        {"role": "user", "content": "Q"}, {"role": "assistant", "content": "A:"}],
+        "continue_final_message": True}, "r")
+    for placement in (settings, answer):
+        [body] = restart_bodies(own_answer, decision, seed_for(own_answer), placement)  # type: ignore[arg-type]
+        assert body["messages"] == [{"role": "user", "content": "Q\n\n" + settings.intervention},
+                                    {"role": "assistant", "content": "A:"}]
     system = DecisionSettings(restart_placement="system")
     [seed] = restart_bodies(chat, decision, seed_for(chat), system)  # type: ignore[arg-type]
     assert seed == seed_for(chat)(decision)  # type: ignore[operator]

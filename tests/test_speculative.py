@@ -159,7 +159,7 @@ async def test_completions_route_is_held_and_stripped() -> None:
 
 async def test_analitico_aborts_the_held_request_and_restarts_after_the_conversation() -> None:
     async with engine(top_logprobs=FLAT, token_delay=0.01) as (double, client):
-        d = decider(probe_tokens=2)
+        d = decider(probe_tokens=2, restart_placement="message")
         decision, held, chunks = await held_stream(d, client, chat())
         got = [c async for c in chunks]
         assert decision.mode is Mode.ANALITICO and held.path == "restarted"
@@ -188,12 +188,38 @@ async def test_after_placement_appends_the_instruction_to_the_last_user_message(
         assert content.startswith(SIMPLE) and content.endswith(d.settings.intervention)
 
 
+async def test_by_default_the_restart_continues_an_answer_that_starts_with_the_prefix() -> None:
+    async with engine(top_logprobs=FLAT) as (double, client):
+        d = decider()
+        decision, held, chunks = await held_stream(d, client, chat())
+        got = [c async for c in chunks]
+        assert decision.mode is Mode.ANALITICO and held.path == "restarted"
+        restart = generations(double)[1]
+        assert restart["messages"][:-1] == chat().body["messages"]
+        assert restart["messages"][-1] == {"role": "assistant", "content": d.settings.restart_prefix}
+        assert restart["continue_final_message"] is True
+        assert sum(1 for c in got if c.text) == 8
+
+
+async def test_an_engine_that_rejects_the_continuation_gets_the_instruction_as_a_message() -> None:
+    async with engine(top_logprobs=FLAT) as (double, client):
+        d = decider()
+        decision, held, chunks = await held_stream(d, client, chat())
+        double.script(Fault.HTTP_400)  # the next generation request: the first restart body
+        got = [c async for c in chunks]
+        assert held.path == "restarted-fallback" and sum(1 for c in got if c.text) == 8
+        _, rejected, taken = generations(double)
+        assert rejected["continue_final_message"] is True
+        assert "continue_final_message" not in taken
+        assert taken["messages"][-1] == {"role": "user", "content": d.settings.intervention}
+
+
 @pytest.mark.parametrize("stream", [True, False])
 async def test_a_template_that_rejects_two_user_turns_gets_the_appended_instruction(
     stream: bool,
 ) -> None:
     async with engine(top_logprobs=FLAT, alternating_roles=True) as (double, client):
-        d = decider()
+        d = decider(restart_placement="message")
         request = chat(stream=stream)
         held = HeldGeneration(client, request, d.settings, None)
         decision = await d.decide(request, held, None)  # type: ignore[arg-type]
@@ -203,7 +229,7 @@ async def test_a_template_that_rejects_two_user_turns_gets_the_appended_instruct
         else:
             _, parsed = await held.open_complete(decision, body_for(d, request))
             assert parsed["choices"][0]["message"]["content"]  # type: ignore[index]
-        assert decision.mode is Mode.ANALITICO and held.path == "restarted-appended"
+        assert decision.mode is Mode.ANALITICO and held.path == "restarted-fallback"
         held_body, rejected, taken = generations(double)
         assert rejected["messages"][-1] == {"role": "user", "content": d.settings.intervention}
         assert taken["rid"] == rejected["rid"] == request.request_id + RESTART_SUFFIX
@@ -217,10 +243,10 @@ async def test_a_rejection_of_both_restart_bodies_reaches_the_client() -> None:
     async with engine(top_logprobs=FLAT) as (double, client):
         d = decider()
         decision, held, chunks = await held_stream(d, client, chat())
-        double.script(Fault.HTTP_400, Fault.HTTP_400)
+        double.script(Fault.HTTP_400, Fault.HTTP_400, Fault.HTTP_400)
         with pytest.raises(EngineRejected):
             [c async for c in chunks]
-        assert len(generations(double)) == 3  # held, then the two restart bodies
+        assert len(generations(double)) == 4  # held, then the three restart bodies
 
 
 async def test_seed_placement_is_a_setting() -> None:
