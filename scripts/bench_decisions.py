@@ -458,7 +458,12 @@ def ttft_conversations() -> list[list[dict[str, str]]]:
 
 
 #: The gateways of the ttft phase: LKN_PROBE_TOKENS and whether the generation is the probe.
-TTFT_PATHS = {"spec": (1, True), "spec4": (4, True), "probe": (1, False)}
+TTFT_PATHS = {"spec": (1, True), "spec4": (4, True), "specmsg": (1, True), "probe": (1, False)}
+#: Settings of their own: ``specmsg`` restarts with the seed's instruction as a user message
+#: after the conversation (the others with the default, the start of the answer).
+TTFT_SETTINGS = {"specmsg": {"LKN_RESTART_PLACEMENT": "message"}}
+#: The speculative paths whose ANALITICO restarts are counted (prefill new vs cached).
+RESTART_PATHS = {"spec": "answer (default)", "specmsg": "message"}
 
 
 async def phase_ttft(stack: Stack, ports: list[int], rounds: int, warmup: int,
@@ -472,7 +477,8 @@ async def phase_ttft(stack: Stack, ports: list[int], rounds: int, warmup: int,
         gateways[name] = await stack.gateway(
             name, ports[1 + index], LKN_POLICY="none", LKN_DECISION_STRATEGY="entropy",
             LKN_PROBE_TOKENS=str(tokens), LKN_ENTROPY_THRESHOLD=str(threshold),
-            LKN_PROBE_TIMEOUT="60", LKN_SPECULATIVE=str(speculative).lower())
+            LKN_PROBE_TIMEOUT="60", LKN_SPECULATIVE=str(speculative).lower(),
+            **TTFT_SETTINGS.get(name, {}))
     conversations = [c for _ in range(rounds) for c in ttft_conversations()]
     paths = ["direct", "rules", *TTFT_PATHS]
     results: list[dict[str, Any]] = []
@@ -532,6 +538,8 @@ def summarise_ttft(results: list[dict[str, Any]]) -> dict[str, Any]:
         print(f"  {path:>6}: median {fmt(figures[f'ttft_{path}_median'])} s")
     for path, (tokens, _) in TTFT_PATHS.items():
         for mode in ("FLUIDO", "ANALITICO"):
+            if path == "specmsg" and mode == "FLUIDO":
+                continue  # the same FLUIDO path as spec
             # Paired on the same conversation, where the rules said FLUIDO too (the rules'
             # own ANALITICO prefills an instruction, which is not what is compared here).
             diffs = [r[path]["ttft"] - r["rules"]["ttft"] for r in results
@@ -546,27 +554,36 @@ def summarise_ttft(results: list[dict[str, Any]]) -> dict[str, Any]:
                   f"{fmt(figures[key])} s [{fmt(low)}, {fmt(high)}]")
         if step is not None:
             figures[f"{path}_fluido_bound_s"] = (tokens - 1) * step
-    restarts = []
-    for r in results:
-        spec, direct = r["spec"], r["direct"]
-        if spec["mode"] != "ANALITICO" or not spec["usage"] or not direct["usage"]:
+    for path, placement in RESTART_PATHS.items():
+        # The intervention's own tokens: what it adds to the prompt (restart's prompt tokens
+        # minus the original's, both from the engine's usage); new: the restart's prompt
+        # tokens the engine did not find in its cache (SGLang's cached_tokens).
+        restarts = []
+        for r in results:
+            spec, direct = r[path], r["direct"]
+            if spec["mode"] != "ANALITICO" or not spec["usage"] or not direct["usage"]:
+                continue
+            prompt_tokens = spec["usage"].get("prompt_tokens", 0)
+            cached = (spec["usage"].get("prompt_tokens_details") or {}).get("cached_tokens", 0)
+            original = direct["usage"].get("prompt_tokens", 0)
+            restarts.append({"prompt": original, "restart_prompt": prompt_tokens,
+                             "cached": cached, "new": prompt_tokens - cached,
+                             "instruction": prompt_tokens - original,
+                             "bound": prompt_tokens - original + 0.1 * original})
+        key = "restarts" if path == "spec" else f"restarts_{path}"
+        figures[key] = restarts
+        if not restarts:
             continue
-        prompt_tokens = spec["usage"].get("prompt_tokens", 0)
-        cached = (spec["usage"].get("prompt_tokens_details") or {}).get("cached_tokens", 0)
-        original = direct["usage"].get("prompt_tokens", 0)
-        restarts.append({"prompt": original, "restart_prompt": prompt_tokens, "cached": cached,
-                         "new": prompt_tokens - cached, "instruction": prompt_tokens - original,
-                         "bound": prompt_tokens - original + 0.1 * original})
-    figures["restarts"] = restarts
-    if restarts:
         within = sum(1 for x in restarts if x["new"] <= x["bound"])
         extra = sorted({x["new"] - x["instruction"] for x in restarts})
-        figures["restart_within_bound"] = within
-        figures["restart_new_beyond_instruction"] = extra
-        print(f"  ANALITICO restarts (speculative, N = 1): {len(restarts)}; prompts "
-              f"{min(x['prompt'] for x in restarts)}-{max(x['prompt'] for x in restarts)} "
-              f"tokens; new prefill - instruction tokens: {extra}; within instruction + 10 % "
-              f"of the prompt: {within}/{len(restarts)}")
+        figures[f"{key}_within_bound"] = within
+        figures[f"{key}_new_beyond_instruction"] = extra
+        print(f"  ANALITICO restarts ({path}, N = 1, placement {placement}): {len(restarts)}; "
+              f"prompts {min(x['prompt'] for x in restarts)}-"
+              f"{max(x['prompt'] for x in restarts)} tokens; intervention "
+              f"{sorted({x['instruction'] for x in restarts})} tokens; new prefill - "
+              f"intervention tokens: {extra}; within intervention + 10 % of the prompt: "
+              f"{within}/{len(restarts)}")
         for x in sorted(restarts, key=lambda x: x["prompt"]):
             print(f"    prompt {x['prompt']:>4}  restart {x['restart_prompt']:>4}  cached "
                   f"{x['cached']:>4}  new {x['new']:>3}  bound {x['bound']:.1f}")
@@ -800,7 +817,7 @@ def verdicts(report: dict[str, Any]) -> list[tuple[str, str, str, bool | None]]:
     if "ttft" in report:
         t = report["ttft"]
         for path, (tokens, _) in TTFT_PATHS.items():
-            if path == "probe":
+            if path in ("probe", "specmsg"):
                 continue
             added, n = t.get(f"added_{path}_fluido"), t.get(f"added_{path}_fluido_count", 0)
             bound = t.get(f"{path}_fluido_bound_s")
@@ -813,13 +830,15 @@ def verdicts(report: dict[str, Any]) -> list[tuple[str, str, str, bool | None]]:
             out.append((f"speculative FLUIDO, N = {tokens}: added TTFT over rules (median, "
                         f"n = {n})", f"{fmt(added)} s [{fmt(low)}, {fmt(high)}]{noise}",
                         f"<= {tokens - 1} decode steps = {fmt(bound)} s, n >= 20", ok))
-        restarts = t.get("restarts") or []
-        if restarts:
-            within = t.get("restart_within_bound", 0)
-            out.append(("ANALITICO restart prefill (new tokens)",
-                        f"{within}/{len(restarts)} within; new - instruction = "
-                        f"{t.get('restart_new_beyond_instruction')} tokens",
-                        "instruction + 10 % of the prompt", within == len(restarts)))
+        for path, placement in RESTART_PATHS.items():
+            key = "restarts" if path == "spec" else f"restarts_{path}"
+            restarts = t.get(key) or []
+            if restarts:
+                within = t.get(f"{key}_within_bound", 0)
+                out.append((f"ANALITICO restart prefill (new tokens), placement {placement}",
+                            f"{within}/{len(restarts)} within; new - intervention = "
+                            f"{t.get(f'{key}_new_beyond_instruction')} tokens",
+                            "intervention + 10 % of the prompt", within == len(restarts)))
     if "overload" in report:
         o = report["overload"]
         red = o.get("p95_reduction")

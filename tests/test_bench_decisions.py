@@ -85,3 +85,30 @@ def test_step_summary_finds_when_care_came_back() -> None:
                            "off": {**f, "ttft_p95_step": 1.0}}}
     verdicts = {what: ok for what, _, _, ok in b.verdicts(report)}
     assert all(verdicts.values()) and len(verdicts) == 2
+
+
+def test_ttft_summary_counts_restart_prefill_per_placement() -> None:
+    b = bench()
+
+    def answer(mode: str, ttft: float, prompt: int = 30, cached: int = 0) -> dict[str, object]:
+        usage = {"prompt_tokens": prompt, "prompt_tokens_details": {"cached_tokens": cached}}
+        return {"ttft": ttft, "mode": mode, "usage": usage, "fallback": "",
+                "times": [ttft, ttft + 0.1, ttft + 0.2]}
+
+    rows = []
+    for i in range(4):
+        rows.append({"prompt": f"q{i}", "direct": answer("-", 0.5),
+                     "rules": answer("FLUIDO", 0.5), "probe": answer("FLUIDO", 0.6),
+                     "spec": answer("FLUIDO" if i % 2 else "ANALITICO", 0.5, 42, 30),
+                     "spec4": answer("FLUIDO", 0.8),
+                     # 30 + 9 tokens: 24 cached, 15 new (the intervention's 9, 6 more).
+                     "specmsg": answer("ANALITICO", 0.9, 39, 24)})
+    figures = b.summarise_ttft(rows)
+    assert figures["decode_step_s"] == pytest.approx(0.1)
+    assert figures["restarts_within_bound"] == 2  # 12 new <= 12 + 3
+    assert figures["restarts_new_beyond_instruction"] == [0]
+    assert figures["restarts_specmsg_within_bound"] == 0  # 15 new > 9 + 3
+    assert figures["restarts_specmsg_new_beyond_instruction"] == [6]
+    verdicts = {what: ok for what, _, _, ok in b.verdicts({"ttft": figures})}
+    assert verdicts["ANALITICO restart prefill (new tokens), placement answer (default)"] is True
+    assert verdicts["ANALITICO restart prefill (new tokens), placement message"] is False
