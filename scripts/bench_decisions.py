@@ -21,8 +21,8 @@ engine and the settings under test; logging on). Phases:
   N = 1 and N = 4 held tokens; entropy with a separate probe), streamed, one at a time,
   interleaved, cold cache each; added time to first token over rules split by FLUIDO and
   ANALITICO; prefill tokens (new vs cached, from the engine's usage) of restarts.
-* ``overload``: a load step of requests with a short document each, where care (the consistency vote)
-  saturates the engine, with the homeostat's shedding off, then on: time to first token p95
+* ``overload``: a load step of requests with a short document each, where care (the
+  consistency vote) saturates the engine, with the homeostat's shedding off, then on: time to first token p95
   during the step, and when the care rate is back at its set point after it.
 
 Writes every figure as JSON (``--out``).
