@@ -915,7 +915,7 @@ async def main() -> int:
     report: dict[str, Any] = {"load_at_start": load(), "started": time.strftime("%FT%TZ",
                                                                               time.gmtime())}
     ports = ([int(p) for p in args.gateway_ports.split(",") if p]
-             or [_free_port() for _ in range(4)])
+             or [_free_port() for _ in range(1 + len(TTFT_PATHS))])
     say(f"{load()}; logs in {workdir}")
     # Stopped from outside (SIGTERM, or SIGINT where a shell ignores it): the engine and the
     # gateways it started are stopped all the same.
