@@ -614,9 +614,16 @@ def document(sections: int) -> str:
         f"Section {i}: the quarterly report lists revenue, costs and staffing for region {i}, "
         f"with notes on suppliers, delays and the budget for the next period."
         for i in range(sections))
-QUESTIONS = ["What is the total of the costs?", "Summarise section 3.",
-             "Which region has the largest budget?", "¿Cuál es el presupuesto de la región 5?",
-             "List the suppliers mentioned.", "¿Qué retrasos se mencionan?"]
+#: Questions whose answers run long, so that care (K answers of up to --care-tokens each)
+#: costs many decode steps, while a FLUIDO answer stops at the client's 24 tokens. With
+#: short questions ("What is the total of the costs?") the model answered in a few tokens
+#: and the vote cost no more than one answer (measured: 0.35-0.51 s to the first token).
+QUESTIONS = ["Summarise every section of the report in detail.",
+             "Explain, section by section, what the report says about suppliers and delays.",
+             "Describe the budget plans of each region in detail.",
+             "Resume con detalle cada sección del informe.",
+             "Explica, sección por sección, qué dice el informe sobre los proveedores.",
+             "Describe en detalle el personal y los costes de cada región."]
 
 
 def document_request(tag: str, n: int) -> list[dict[str, str]]:
@@ -736,15 +743,18 @@ async def phase_overload(stack: Stack, ports: list[int], target: float, base: fl
                     LKN_CONSISTENCY_MAX_TOKENS=str(care_tokens), LKN_TARGET_RATE=str(target),
                     LKN_ENTROPY_THRESHOLD="0.5", LKN_PROBE_TIMEOUT="60")
     off = await stack.gateway("overload-off", ports[0], LKN_SHED="false", **settings)
-    # The set point: twice the unloaded time to first token of one care answer, measured now
-    # (an operator sets it to the wait they accept; a busy shared CPU has no fixed "fast").
+    # The set point: twice the time to first token of care answers at the base load (the
+    # `low` clients all asking for care at once), measured now: an operator sets it to the
+    # wait they accept, and a busy shared CPU has no fixed "fast". (Measured one at a time,
+    # it was below the base load's own wait, so the gateway shed care before the step and
+    # never restored it.)
     async with aiohttp.ClientSession() as session:
         alone = []
         for i in range(2):
-            answer = await stream_chat(session, off, document_request(f"alone.{i}", i), 24,
-                                       headers={"X-LKN-Intervention": care})
-            if answer.ttft is not None:
-                alone.append(answer.ttft)
+            answers = await asyncio.gather(*(
+                stream_chat(session, off, document_request(f"alone.{i}.{j}", i + j), 24,
+                            headers={"X-LKN-Intervention": care}) for j in range(low)))
+            alone += [a.ttft for a in answers if a.ttft is not None]
     set_point = 2.0 * statistics.median(alone)
     figures: dict[str, Any] = {"target_rate": target, "base_s": base, "step_s": step,
                                "after_s": after, "clients": [low, high], "care": care,
@@ -756,7 +766,8 @@ async def phase_overload(stack: Stack, ports: list[int], target: float, base: fl
     # before any slow first token has been seen.
     in_flight = low + 1
     figures["in_flight_set_point"] = in_flight
-    say(f"care alone: TTFT {alone} s; set point {set_point:.2f} s, {in_flight} in flight")
+    say(f"care at the base load ({low} at once): TTFT {[round(a, 2) for a in alone]} s; "
+        f"set point {set_point:.2f} s, {in_flight} in flight")
     on = await stack.gateway("overload-on", ports[1], LKN_SHED="true",
                              LKN_SHED_TTFT=f"{set_point:.2f}",
                              LKN_SHED_IN_FLIGHT=str(in_flight), **settings)
