@@ -22,7 +22,8 @@ engine and the settings under test; logging on). Phases:
   interleaved, cold cache each; added time to first token over rules split by FLUIDO and
   ANALITICO; prefill tokens (new vs cached, from the engine's usage) of restarts.
 * ``overload``: a load step of requests with a short document each, where care (the
-  consistency vote) saturates the engine, with the homeostat's shedding off, then on: time to first token p95
+  consistency vote) saturates the engine, with the homeostat's shedding off, then on: time
+  to first token p95
   during the step, and when the care rate is back at its set point after it.
 
 Writes every figure as JSON (``--out``).
@@ -635,7 +636,8 @@ def document_request(tag: str, n: int) -> list[dict[str, str]]:
 
 
 async def drive_step(url: str, base: float, step: float, after: float, low: int,
-                     high: int, tag: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+                     high: int, tag: str, max_tokens: int = 24,
+                     ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """``low`` clients for ``base`` s, ``high`` for ``step`` s, ``low`` for ``after`` s; the
     gateway's homeostat read from ``/ready`` every second meanwhile."""
     started = time.perf_counter()
@@ -657,7 +659,8 @@ async def drive_step(url: str, base: float, step: float, after: float, low: int,
             t0 = time.perf_counter() - started
             try:
                 answer = await stream_chat(session, url, document_request(f"{tag}.{index}.{n}",
-                                                                          n + index), 24)
+                                                                          n + index),
+                                             max_tokens)
             except (aiohttp.ClientError, asyncio.TimeoutError):
                 rows.append({"t": t0, "ttft": None, "mode": "-", "fallback": "", "status": 0,
                              "intervention": ""})
@@ -752,7 +755,8 @@ async def phase_overload(stack: Stack, ports: list[int], target: float, base: fl
         alone = []
         for i in range(2):
             answers = await asyncio.gather(*(
-                stream_chat(session, off, document_request(f"alone.{i}.{j}", i + j), 24,
+                stream_chat(session, off, document_request(f"alone.{i}.{j}", i + j),
+                            care_tokens,
                             headers={"X-LKN-Intervention": care}) for j in range(low)))
             alone += [a.ttft for a in answers if a.ttft is not None]
     set_point = 2.0 * statistics.median(alone)
@@ -780,7 +784,9 @@ async def phase_overload(stack: Stack, ports: list[int], target: float, base: fl
                 async with session.post(url + "/v1/lkn/probe", json=body) as r:
                     await r.read()
         say(f"overload step, homeostat shedding {key}; {load()}")
-        rows, states = await drive_step(url, base, step, after, low, high, key)
+        # The clients ask for care_tokens: a care answer (K of them, sent after the vote)
+        # is that long, a FLUIDO one streams from its first token.
+        rows, states = await drive_step(url, base, step, after, low, high, key, care_tokens)
         figures[key] = summarise_step(rows, states, base, step, target)
         figures[key]["load"] = load()
         stack.stop_gateway(f"overload-{key}")
@@ -790,7 +796,8 @@ async def phase_overload(stack: Stack, ports: list[int], target: float, base: fl
         figures["p95_reduction"] = 1.0 - on_f["ttft_p95_step"] / off_f["ttft_p95_step"]
     print(f"\noverload step ({low} -> {high} clients for {step:.0f} s, {low} for {after:.0f} s "
           f"after; a document of {DOC_SECTIONS[0]} sections per request; entropy strategy, "
-          f"care = {care} with {care_tokens} tokens, target rate {target}, TTFT set point {set_point:.2f} s)")
+          f"care = {care} with {care_tokens} tokens, target rate {target}, TTFT set point "
+          f"{set_point:.2f} s)")
     for key in ("off", "on"):
         f = figures[key]
         print(f"  shedding {key:>3}: {f['requests']} requests ({f['errors']} errors); TTFT p95 "
