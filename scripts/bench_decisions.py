@@ -23,8 +23,8 @@ engine and the settings under test; logging on). Phases:
   ANALITICO; prefill tokens (new vs cached, from the engine's usage) of restarts.
 * ``overload``: a load step of requests with a short document each, where care (the
   consistency vote) saturates the engine, with the homeostat's shedding off, then on: time
-  to first token p95
-  during the step, and when the care rate is back at its set point after it.
+  to first token p95 during the step, and when the care rate is back at its set point
+  after it.
 
 Writes every figure as JSON (``--out``).
 """
