@@ -176,16 +176,21 @@ async def test_analitico_aborts_the_held_request_and_restarts_after_the_conversa
         assert sum(1 for c in got if c.text) == 8  # the client sees the restart only
 
 
-async def test_after_placement_appends_the_instruction_to_the_last_user_message() -> None:
+async def restarted_with(placement: str) -> tuple[Decider, Any]:
+    """The decider and the body of the ANALITICO restart with ``placement``."""
     async with engine(top_logprobs=FLAT) as (double, client):
-        d = decider(restart_placement="after")
+        d = decider(restart_placement=placement)
         decision, held, chunks = await held_stream(d, client, chat())
         [c async for c in chunks]
-        restart = generations(double)[1]
-        original = chat().body["messages"]
-        assert restart["messages"][:-1] == original[:-1]
-        content = restart["messages"][-1]["content"]
-        assert content.startswith(SIMPLE) and content.endswith(d.settings.intervention)
+        return d, generations(double)[1]
+
+
+async def test_after_placement_appends_the_instruction_to_the_last_user_message() -> None:
+    d, restart = await restarted_with("after")
+    original = chat().body["messages"]
+    assert restart["messages"][:-1] == original[:-1]
+    content = restart["messages"][-1]["content"]
+    assert content.startswith(SIMPLE) and content.endswith(d.settings.intervention)
 
 
 async def test_by_default_the_restart_continues_an_answer_that_starts_with_the_prefix() -> None:
@@ -250,13 +255,9 @@ async def test_a_rejection_of_both_restart_bodies_reaches_the_client() -> None:
 
 
 async def test_seed_placement_is_a_setting() -> None:
-    async with engine(top_logprobs=FLAT) as (double, client):
-        d = decider(restart_placement="system")
-        decision, held, chunks = await held_stream(d, client, chat())
-        [c async for c in chunks]
-        restart = generations(double)[1]
-        assert restart["messages"][0]["content"].endswith(d.settings.intervention)
-        assert restart["messages"][-1]["content"] == SIMPLE
+    d, restart = await restarted_with("system")
+    assert restart["messages"][0]["content"].endswith(d.settings.intervention)
+    assert restart["messages"][-1]["content"] == SIMPLE
 
 
 async def test_non_streamed_analitico_restarts_non_streamed() -> None:
