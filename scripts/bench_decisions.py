@@ -211,9 +211,12 @@ class Answer:
 
 
 async def stream_chat(session: aiohttp.ClientSession, url: str, messages: list[Any],
-                      max_tokens: int, headers: dict[str, str] | None = None) -> Answer:  # fmt: skip
-    body = {"model": MODEL[0], "messages": messages, "max_tokens": max_tokens, "temperature": 0,
-            "stream": True, "stream_options": {"include_usage": True}}
+                      max_tokens: int, headers: dict[str, str] | None = None,
+                      greedy: bool = True) -> Answer:  # fmt: skip
+    """One streamed chat answer; ``greedy=False`` sends no sampling field (Open WebUI's shape)."""
+    body = {"model": MODEL[0], "messages": messages, "max_tokens": max_tokens,
+            "stream": True, "stream_options": {"include_usage": True},
+            **({"temperature": 0} if greedy else {})}
     started = time.perf_counter()
     ttft: float | None = None
     text, usage, times = "", {}, []
@@ -615,10 +618,9 @@ def document(sections: int) -> str:
         f"Section {i}: the quarterly report lists revenue, costs and staffing for region {i}, "
         f"with notes on suppliers, delays and the budget for the next period."
         for i in range(sections))
-#: Questions whose answers run long, so that care (K answers of up to --care-tokens each)
-#: costs many decode steps, while a FLUIDO answer stops at the client's 24 tokens. With
-#: short questions ("What is the total of the costs?") the model answered in a few tokens
-#: and the vote cost no more than one answer (measured: 0.35-0.51 s to the first token).
+#: Questions whose answers run long, so that care (K answers of up to --care-tokens each,
+#: sent after the vote) costs many decode steps, while a FLUIDO answer streams from its
+#: first token.
 QUESTIONS = ["Summarise every section of the report in detail.",
              "Explain, section by section, what the report says about suppliers and delays.",
              "Describe the budget plans of each region in detail.",
@@ -660,7 +662,7 @@ async def drive_step(url: str, base: float, step: float, after: float, low: int,
             try:
                 answer = await stream_chat(session, url, document_request(f"{tag}.{index}.{n}",
                                                                           n + index),
-                                             max_tokens)
+                                             max_tokens, greedy=False)
             except (aiohttp.ClientError, asyncio.TimeoutError):
                 rows.append({"t": t0, "ttft": None, "mode": "-", "fallback": "", "status": 0,
                              "intervention": ""})
@@ -742,9 +744,14 @@ async def phase_overload(stack: Stack, ports: list[int], target: float, base: fl
     # each, streamed only once all are in) for every ANALITICO decision of the entropy
     # strategy, the rate held at `target`. Shed to the cheaper level, it is one answer with
     # the instruction after the conversation.
+    # The clients send no sampling field, as Open WebUI does: a client's temperature 0 would
+    # make the vote's K answers one greedy answer, which the gateway does not vote on.
+    # LKN_SSE_KEEPALIVE: a vote can take longer than the 15 s keep-alive, which sends the
+    # headers before the decision is known; the benchmark reads each answer's mode from them.
     settings = dict(LKN_DECISION_STRATEGY="entropy", LKN_POLICY="none", LKN_INTERVENTION=care,
                     LKN_CONSISTENCY_MAX_TOKENS=str(care_tokens), LKN_TARGET_RATE=str(target),
-                    LKN_ENTROPY_THRESHOLD="0.5", LKN_PROBE_TIMEOUT="60")
+                    LKN_ENTROPY_THRESHOLD="0.5", LKN_PROBE_TIMEOUT="60",
+                    LKN_SSE_KEEPALIVE="240")
     off = await stack.gateway("overload-off", ports[0], LKN_SHED="false", **settings)
     # The set point: twice the time to first token of care answers at the base load (the
     # `low` clients all asking for care at once), measured now: an operator sets it to the
@@ -756,8 +763,8 @@ async def phase_overload(stack: Stack, ports: list[int], target: float, base: fl
         for i in range(2):
             answers = await asyncio.gather(*(
                 stream_chat(session, off, document_request(f"alone.{i}.{j}", i + j),
-                            care_tokens,
-                            headers={"X-LKN-Intervention": care}) for j in range(low)))
+                            care_tokens, headers={"X-LKN-Intervention": care}, greedy=False)
+                for j in range(low)))
             alone += [a.ttft for a in answers if a.ttft is not None]
     set_point = 2.0 * statistics.median(alone)
     figures: dict[str, Any] = {"target_rate": target, "base_s": base, "step_s": step,
@@ -920,7 +927,8 @@ async def main() -> int:
                         help="base,step,after s,clients before/after,clients in the step")
     parser.add_argument("--care", default="consistency",
                         help="the care whose cost makes the overload step")
-    parser.add_argument("--care-tokens", type=int, default=96)
+    parser.add_argument("--care-tokens", type=int, default=48,
+                        help="tokens per answer of the overload phase (each of a vote's K too)")
     parser.add_argument("--doc-sections", type=int, default=DOC_SECTIONS[0],
                         help="sections per document in the overload phase (~35 tokens each)")
     parser.add_argument("--target-rate", type=float, default=0.5)
