@@ -2,14 +2,14 @@
 
 The ANALITICO restart's body keeps the prompt the engine has already prefilled: the
 instruction goes after the conversation, so the radix cache reuses everything before it.
-Placed as a user message of its own (``message``, the default), the engine re-prefills the
-new message and the assistant header only; appended to the last user message (``after``),
-also the chat template's end-of-turn tokens after that message; as the start of the answer
-(``answer``: an assistant message the engine continues, ``continue_final_message``), only
-the prefix itself. An engine that refuses a body (a 4xx before any token: a chat template
-that rejects two user turns in a row, an engine without continuation) gets the next one. A non-streamed FLUIDO answer is put
-back together from the stream the engine sent. Logprobs the client did not ask for are
-removed from chunks. Pure functions; bounded work per chunk.
+As the start of the answer (``answer``, the default: an assistant message the engine
+continues, ``continue_final_message``), only that prefix is prefilled again; as a user
+message of its own (``message``), the new message and the assistant header; appended to
+the last user message (``after``), also the chat template's end-of-turn tokens after that
+message. An engine that refuses a body (a 4xx before any token: a chat template that
+rejects two user turns in a row, an engine without continuation) gets the next one. A
+non-streamed FLUIDO answer is put back together from the stream the engine sent. Logprobs
+the client did not ask for are removed from chunks. Pure functions; bounded work per chunk.
 """
 
 from __future__ import annotations
