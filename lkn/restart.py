@@ -108,16 +108,6 @@ def restart_bodies(
     return [chosen]
 
 
-def restart_body(
-    request: GenerateRequest,
-    decision: Decision,
-    body_for: Callable[[Decision], JSONObject],
-    settings: DecisionSettings,
-) -> JSONObject:
-    """The first of :func:`restart_bodies`."""
-    return restart_bodies(request, decision, body_for, settings)[0]
-
-
 def strip_logprobs(raw: bytes) -> bytes:
     """An engine event without the logprobs of its choices (``"logprobs": null``)."""
     event = json.loads(raw)

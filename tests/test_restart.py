@@ -86,7 +86,7 @@ def test_assemble_completions_with_logprobs() -> None:
 
 def test_restart_keeps_an_intervention_that_is_not_the_seed_instruction() -> None:
     from lkn.config import DecisionSettings
-    from lkn.restart import restart_body
+    from lkn.restart import restart_bodies
     from lkn.types import Decision, Mode
 
     request = GenerateRequest(Route.CHAT, {"messages": [{"role": "user", "content": "Q"}]}, "r")
@@ -96,7 +96,8 @@ def test_restart_keeps_an_intervention_that_is_not_the_seed_instruction() -> Non
         return other if decision.applied else dict(request.body)
 
     decision = Decision(Mode.ANALITICO, "entropy")
-    assert restart_body(request, decision, body_for, DecisionSettings()) is other  # type: ignore[arg-type]
+    [body] = restart_bodies(request, decision, body_for, DecisionSettings())  # type: ignore[arg-type]
+    assert body is other
 
 
 def test_instruction_as_a_message_of_its_own() -> None:
