@@ -608,8 +608,8 @@ def summarise_ttft(results: list[dict[str, Any]]) -> dict[str, Any]:
 
 #: Sections of the overload phase's documents (``--doc-sections``). Few, so that the load
 #: step's FLUIDO requests alone stay within what the engine serves and what saturates it is
-#: the care (on 2 CPU cores a prefill of 8 sections, ~280 tokens, takes about a second, and
-#: 6 clients of such FLUIDO requests alone saturated the engine: measured, evidence log).
+#: the care (with 8 sections, ~280 tokens, 6 clients of FLUIDO requests alone saturated the
+#: bf16 engine on a busy 2-core machine: 16 s to the first token; evidence log).
 DOC_SECTIONS = [3]
 
 
