@@ -65,6 +65,8 @@ from lkn.types import GenerateRequest, Route  # noqa: E402
 TIMEOUT = aiohttp.ClientTimeout(total=300)
 #: The engine's served model name (the gateway routes by it), learnt at start.
 MODEL = ["default"]
+#: The top-K logprobs the held generation asks for (LKN_PROBE_TOP_K's default).
+PROBE_TOP_K = DecisionSettings().probe_top_k
 
 
 def say(message: str) -> None:
@@ -174,8 +176,8 @@ class Stack:
     async def gateway(self, name: str, port: int, **settings: str) -> str:
         env = dict(os.environ)
         env.update(LKN_ENV_FILE=str(self.env_file), LKN_ENGINE_URLS=self.engine_url,
-                   LKN_PORT=str(port), LKN_GRPC_ENABLED="false", LKN_HEALTH_INTERVAL="1",
-                   PYTHONPATH=str(ROOT), **settings)  # fmt: skip
+                   LKN_PORT=str(port), LKN_GRPC_ENABLED="false", PYTHONPATH=str(ROOT),
+                   **settings)  # fmt: skip
         log = (self.workdir / f"gateway-{name}.log").open("ab")
         proc = subprocess.Popen([sys.executable, "-m", "lkn", "serve"], cwd=ROOT, env=env,
                                 stdin=subprocess.DEVNULL, stdout=log, stderr=log)
@@ -212,11 +214,13 @@ class Answer:
 
 async def stream_chat(session: aiohttp.ClientSession, url: str, messages: list[Any],
                       max_tokens: int, headers: dict[str, str] | None = None,
-                      greedy: bool = True) -> Answer:  # fmt: skip
-    """One streamed chat answer; ``greedy=False`` sends no sampling field (Open WebUI's shape)."""
+                      greedy: bool = True, extra: dict[str, Any] | None = None,
+                      ) -> Answer:  # fmt: skip
+    """One streamed chat answer; ``greedy=False`` sends no sampling field (Open WebUI's shape);
+    ``extra``: more body fields."""
     body = {"model": MODEL[0], "messages": messages, "max_tokens": max_tokens,
             "stream": True, "stream_options": {"include_usage": True},
-            **({"temperature": 0} if greedy else {})}
+            **({"temperature": 0} if greedy else {}), **(extra or {})}
     started = time.perf_counter()
     ttft: float | None = None
     text, usage, times = "", {}, []
@@ -484,7 +488,10 @@ async def phase_ttft(stack: Stack, ports: list[int], rounds: int, warmup: int,
             LKN_PROBE_TIMEOUT="60", LKN_SPECULATIVE=str(speculative).lower(),
             **TTFT_SETTINGS.get(name, {}))
     conversations = [c for _ in range(rounds) for c in ttft_conversations()]
-    paths = ["direct", "rules", *TTFT_PATHS]
+    # direct_lp: straight to the engine, asking the logprobs the held generation asks for;
+    # against direct, it is what the engine itself spends on them.
+    paths = ["direct", "direct_lp", "rules", *TTFT_PATHS]
+    asked = {"direct_lp": {"logprobs": True, "top_logprobs": PROBE_TOP_K}}
     results: list[dict[str, Any]] = []
     async with aiohttp.ClientSession() as session:
         say(f"warming the entropy gateways' score ranks ({warmup} requests each); {load()}")
@@ -501,12 +508,13 @@ async def phase_ttft(stack: Stack, ports: list[int], rounds: int, warmup: int,
             random.Random(i).shuffle(order)
             row: dict[str, Any] = {"prompt": messages[-1]["content"]}
             for path in order:
-                url = stack.engine_url if path == "direct" else gateways[path]
+                url = stack.engine_url if path.startswith("direct") else gateways[path]
                 # Every path starts from a cold cache: each pays the prompt's prefill itself
                 # (what a restart then reuses is what its own held request prefilled).
                 async with session.post(stack.engine_url + "/flush_cache?timeout=30") as r:
                     await r.read()
-                answer = await stream_chat(session, url, messages, max_tokens)
+                answer = await stream_chat(session, url, messages, max_tokens,
+                                           extra=asked.get(path))
                 row[path] = {"ttft": answer.ttft, "mode": answer.mode, "usage": answer.usage,
                              "times": answer.token_times, "fallback": answer.fallback}
             results.append(row)
@@ -526,20 +534,38 @@ def median_ci(values: Sequence[float], rounds: int = 2000,
     return medians[int(0.025 * rounds)], medians[int(0.975 * rounds) - 1]
 
 
-def summarise_ttft(results: list[dict[str, Any]]) -> dict[str, Any]:
+def decode_step(results: list[dict[str, Any]], path: str) -> float | None:
+    """The median time per decode step of ``path``'s answers."""
     steps = []
     for row in results:
-        times = row["direct"]["times"]
+        times = row.get(path, {}).get("times") or []
         if len(times) >= 3:
             steps.append((times[-1] - times[0]) / (len(times) - 1))
-    step = statistics.median(steps) if steps else None
-    figures: dict[str, Any] = {"prompts": len(results), "decode_step_s": step}
+    return statistics.median(steps) if steps else None
+
+
+def summarise_ttft(results: list[dict[str, Any]]) -> dict[str, Any]:
+    step = decode_step(results, "direct")
+    figures: dict[str, Any] = {"prompts": len(results), "decode_step_s": step,
+                               "decode_step_logprobs_s": decode_step(results, "direct_lp")}
     print(f"\ntime to first token, {len(results)} conversations, streamed one at a time, cold "
           f"cache for every path (decode step {fmt(step)} s, median of the direct answers)")
-    for path in ("direct", "rules", *TTFT_PATHS):
+    for path in ("direct", "direct_lp", "rules", *TTFT_PATHS):
         values = [r[path]["ttft"] for r in results if r[path]["ttft"] is not None]
         figures[f"ttft_{path}_median"] = statistics.median(values) if values else None
-        print(f"  {path:>6}: median {fmt(figures[f'ttft_{path}_median'])} s")
+        print(f"  {path:>9}: median {fmt(figures[f'ttft_{path}_median'])} s")
+    # What the engine spends on the logprobs alone (paired, every conversation): the part of
+    # the held generation's added time that no gateway can take back.
+    costs = [r["direct_lp"]["ttft"] - r["direct"]["ttft"] for r in results
+             if r["direct_lp"]["ttft"] and r["direct"]["ttft"]]
+    figures["engine_logprob_cost"] = statistics.median(costs) if costs else None
+    figures["engine_logprob_cost_ci"] = median_ci(costs)
+    figures["engine_logprob_cost_count"] = len(costs)
+    low, high = figures["engine_logprob_cost_ci"]
+    print(f"  the engine's own cost of top-{PROBE_TOP_K} logprobs on the first token (direct "
+          f"with vs without, n={len(costs)}): median {fmt(figures['engine_logprob_cost'])} s "
+          f"[{fmt(low)}, {fmt(high)}]; decode step with them "
+          f"{fmt(figures['decode_step_logprobs_s'])} s")
     for path, (tokens, _) in TTFT_PATHS.items():
         for mode in ("FLUIDO", "ANALITICO"):
             if path == "specmsg" and mode == "FLUIDO":
@@ -558,6 +584,11 @@ def summarise_ttft(results: list[dict[str, Any]]) -> dict[str, Any]:
                   f"{fmt(figures[key])} s [{fmt(low)}, {fmt(high)}]")
         if step is not None:
             figures[f"{path}_fluido_bound_s"] = (tokens - 1) * step
+        # What holding N tokens costs at the engine alone: its logprob cost on the first
+        # token and N - 1 of its decode steps with logprobs (no gateway in it).
+        lp_step, lp_cost = figures["decode_step_logprobs_s"], figures["engine_logprob_cost"]
+        if lp_step is not None and lp_cost is not None:
+            figures[f"{path}_engine_only_s"] = lp_cost + (tokens - 1) * lp_step
     for path, placement in RESTART_PATHS.items():
         # The intervention's own tokens: what it adds to the prompt (restart's prompt tokens
         # minus the original's, both from the engine's usage); new: the restart's prompt
@@ -751,7 +782,8 @@ async def phase_overload(stack: Stack, ports: list[int], target: float, base: fl
     settings = dict(LKN_DECISION_STRATEGY="entropy", LKN_POLICY="none", LKN_INTERVENTION=care,
                     LKN_CONSISTENCY_MAX_TOKENS=str(care_tokens), LKN_TARGET_RATE=str(target),
                     LKN_ENTROPY_THRESHOLD="0.5", LKN_PROBE_TIMEOUT="60",
-                    LKN_SSE_KEEPALIVE="240")
+                    LKN_SSE_KEEPALIVE="240", LKN_HEALTH_INTERVAL="1")
+    # (LKN_HEALTH_INTERVAL 1: the engine's queue, which the shedder reads, every second.)
     off = await stack.gateway("overload-off", ports[0], LKN_SHED="false", **settings)
     # The set point: twice the time to first token of care answers at the base load (the
     # `low` clients all asking for care at once), measured now: an operator sets it to the
@@ -783,9 +815,10 @@ async def phase_overload(stack: Stack, ports: list[int], target: float, base: fl
                              LKN_SHED_TTFT=f"{set_point:.2f}",
                              LKN_SHED_IN_FLIGHT=str(in_flight), **settings)
     for key, url in (("off", off), ("on", on)):
-        # Warm the score ranks and the rate controller with separate probes (no generation).
+        # Warm the score ranks with separate probes (no generation): 40 per language, past
+        # the 30 a language's scores are taken raw for, so that what is measured is ranked.
         async with aiohttp.ClientSession() as session:
-            for i in range(40):
+            for i in range(80):
                 body = {"model": MODEL[0], "max_tokens": 24,
                         "messages": document_request(f"warm.{key}.{i}", i)}
                 async with session.post(url + "/v1/lkn/probe", json=body) as r:
@@ -862,6 +895,12 @@ def verdicts(report: dict[str, Any]) -> list[tuple[str, str, str, bool | None]]:
             ok = None if added is None or bound is None else (added <= bound and n >= 20)
             noise = ("" if ok or low is None or bound is None or low > bound
                      else "; the bound is inside the median's 95 % interval")
+            cost, (c_low, c_high) = (t.get("engine_logprob_cost"),
+                                     t.get("engine_logprob_cost_ci", (None, None)))
+            if cost is not None:
+                noise += (f"; the engine's own logprobs: {fmt(cost)} s "
+                          f"[{fmt(c_low)}, {fmt(c_high)}], holding {tokens} with them at the "
+                          f"engine alone {fmt(t.get(f'{path}_engine_only_s'))} s")
             out.append((f"speculative FLUIDO, N = {tokens}: added TTFT over rules (median, "
                         f"n = {n})", f"{fmt(added)} s [{fmt(low)}, {fmt(high)}]{noise}",
                         f"<= {tokens - 1} decode steps = {fmt(bound)} s, n >= 20", ok))
@@ -923,7 +962,7 @@ async def main() -> int:
                         help="LKN_ENTROPY_THRESHOLD of the entropy gateways in the ttft phase "
                              "(on the score's rank within its language: about 35 %% ANALITICO)")
     parser.add_argument("--ttft-tokens", type=int, default=8)
-    parser.add_argument("--overload", default="15,90,60,2,6",
+    parser.add_argument("--overload", default="15,90,120,2,6",
                         help="base,step,after s,clients before/after,clients in the step")
     parser.add_argument("--care", default="consistency",
                         help="the care whose cost makes the overload step")

@@ -98,6 +98,7 @@ def test_ttft_summary_counts_restart_prefill_per_placement() -> None:
     rows = []
     for i in range(4):
         rows.append({"prompt": f"q{i}", "direct": answer("-", 0.5),
+                     "direct_lp": answer("-", 0.5 + 0.001 * (i + 2)),
                      "rules": answer("FLUIDO", 0.5), "probe": answer("FLUIDO", 0.6),
                      "spec": answer("FLUIDO" if i % 2 else "ANALITICO", 0.5, 42, 30),
                      "spec4": answer("FLUIDO", 0.8),
@@ -105,6 +106,9 @@ def test_ttft_summary_counts_restart_prefill_per_placement() -> None:
                      "specmsg": answer("ANALITICO", 0.9, 39, 24)})
     figures = b.summarise_ttft(rows)
     assert figures["decode_step_s"] == pytest.approx(0.1)
+    # The engine's own logprob cost: direct with them vs without, paired (2..5 ms).
+    assert figures["engine_logprob_cost"] == pytest.approx(0.0035)
+    assert figures["engine_logprob_cost_count"] == 4
     assert figures["restarts_within_bound"] == 2  # 12 new <= 12 + 3
     assert figures["restarts_new_beyond_instruction"] == [0]
     assert figures["restarts_specmsg_within_bound"] == 0  # 15 new > 9 + 3

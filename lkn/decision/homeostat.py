@@ -20,7 +20,7 @@ from prometheus_client import CollectorRegistry, Gauge
 from lkn.config import DecisionSettings
 from lkn.decision import rules
 from lkn.decision.language import language_of
-from lkn.decision.normalise import ScoreNormaliser, category_of
+from lkn.decision.normalise import RAW, ScoreNormaliser, category_of
 from lkn.decision.rate import RateController
 from lkn.decision.shedding import Load, LoadShedder, Shed
 from lkn.types import GenerateRequest, JSONObject, Mode
@@ -52,7 +52,11 @@ class Homeostat:
         self.base_threshold = settings.entropy_threshold
         self._normalise = settings.score_normalise
         self._normaliser = ScoreNormaliser()
-        self.rate = RateController(settings.homeostat, settings.entropy_threshold, clock)
+        # Ranks are uniform in [0, 1] within a group: with a set point, the threshold on them
+        # starts at their 1 - rate quantile, before any window has filled.
+        target = settings.homeostat.target_rate
+        start = 1.0 - target if self._normalise and target is not None else self.base_threshold
+        self.rate = RateController(settings.homeostat, start, clock)
         self.shedder = LoadShedder(settings.homeostat, clock)
         if registry is not None:
             self.export(registry)
@@ -73,9 +77,12 @@ class Homeostat:
             text, _ = rules.rule_text(request)
             ranked = self._normaliser.normalise(raw, language_of(text), category_of(signals))
             score, group = ranked.score, ranked.group
-        threshold = self.rate.threshold
+        # A raw score whose language's ranks are cold meets the configured threshold and
+        # stays out of the controller's window of ranks.
+        cold = group == RAW
+        threshold = self.base_threshold if cold else self.rate.threshold
         uncertain = score > threshold
-        self.rate.record(score, uncertain)
+        self.rate.record(score, uncertain, comparable=not cold)
         return Judgement(score, group, threshold, uncertain)
 
     def record_unscored(self, mode: Mode, strategy: str, shed: Shed) -> None:

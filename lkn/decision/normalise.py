@@ -55,6 +55,10 @@ class _Ranks:
         return (below + 0.5 * equal) / len(self._sorted)
 
 
+#: The group of a score given back unranked (its language has too few yet).
+RAW = "raw"
+
+
 @dataclass(frozen=True)
 class Normalised:
     score: float
@@ -85,7 +89,7 @@ class ScoreNormaliser:
         elif len(whole) >= self._min:
             result = Normalised(whole.rank(raw), f"{language}/*")
         else:
-            result = Normalised(raw, "raw")
+            result = Normalised(raw, RAW)
         group.add(raw)
         whole.add(raw)
         return result

@@ -51,12 +51,18 @@ class RateController:
     def realised_rate(self) -> float | None:
         return sum(self._realised) / len(self._realised) if self._realised else None
 
-    def record(self, score: float | None, analitico: bool) -> None:
-        """One unshed decision: its score (None when the rules decided without one)."""
+    def record(self, score: float | None, analitico: bool, comparable: bool = True) -> None:
+        """One unshed decision: its score (None when the rules decided without one).
+
+        ``comparable=False``: the score is not on the threshold's scale (a raw score while
+        the normaliser's ranks are still cold); it counts toward the realised rate, never
+        toward the quantile (a window of two scales holds neither's rate).
+        """
         self._realised.append(analitico)
         if self.target is None:
             return
-        self._window.append(score)
+        if comparable:
+            self._window.append(score)
         if self.settings.integral_gain > 0.0 and len(self._realised) >= self.settings.min_samples:
             error = self.target - (1.0 if analitico else 0.0)
             self._correction += self.settings.integral_gain * error

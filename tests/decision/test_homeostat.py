@@ -330,6 +330,41 @@ def test_judge_ranks_within_the_language_so_language_is_not_the_signal() -> None
     assert counts["es"] / 300 == pytest.approx(0.5, abs=0.1)
 
 
+def test_cold_raw_scores_stay_out_of_the_window_of_ranks() -> None:
+    # A gateway's first scores of a language are raw (its ranks are cold); raw entropies of
+    # a small model sit high (0.7-0.9 here). Taken into the quantile beside the ranks that
+    # follow, they held the threshold near 0.8 on ranks: about 20 % ANALITICO against a set
+    # point of 50 %, for as long as they stayed in the window.
+    clock = Clock()
+    settings = DecisionSettings(entropy_threshold=0.6,
+                                homeostat=HomeostatSettings(target_rate=0.5, dwell=0.0))
+    h = Homeostat(settings, clock=clock)
+    rnd = random.Random(5)
+    english = request("Summarise every section of the report in detail.")
+    spanish = request("Resume con detalle cada sección del informe.")
+    for _ in range(30):
+        for asked in (english, spanish):
+            clock.advance(0.1)
+            cold = h.judge(rnd.uniform(0.7, 0.9), asked, ())
+            # Raw: compared with the configured threshold, kept out of the quantile.
+            assert cold.group == "raw" and cold.threshold == 0.6 and cold.uncertain
+    assert h.rate.window == 0 and h.threshold == 0.5
+    analitico = n = 0
+    for _ in range(150):
+        for asked in (english, spanish):
+            clock.advance(0.1)
+            judged = h.judge(rnd.uniform(0.7, 0.9), asked, ())
+            assert judged.group != "raw"
+            analitico, n = analitico + judged.uncertain, n + 1
+    assert analitico / n == pytest.approx(0.5, abs=0.06)
+    assert h.threshold == pytest.approx(0.5, abs=0.1)
+
+
+def test_without_a_set_point_the_configured_threshold_stands() -> None:
+    h = Homeostat(DecisionSettings(entropy_threshold=0.65), clock=Clock())
+    assert h.threshold == 0.65
+
+
 def test_judge_without_normalising_keeps_the_raw_score() -> None:
     h = Homeostat(DecisionSettings(score_normalise=False), clock=Clock())
     judged = h.judge(0.7, request("hello there"), ())
@@ -354,7 +389,9 @@ def test_state_and_metrics_carry_set_points_threshold_load_and_level() -> None:
     h.observe_queue(6)
     assert h.level() is Shed.CHEAPER
     state = h.state()
-    assert state["target_rate"] == 0.25 and state["threshold"] == 0.6
+    # Ranked scores (the default): the threshold starts at the ranks' 1 - 0.25 quantile.
+    assert state["target_rate"] == 0.25 and state["threshold"] == 0.75
+    assert state["base_threshold"] == 0.6
     assert state["shed_level"] == "cheaper"
     assert state["load"] == {"in_flight": 3, "limit": 8, "queue": 6, "ttft_p90_s": None,
                              "pressure": 1.5}
