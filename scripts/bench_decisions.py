@@ -956,7 +956,8 @@ async def main() -> int:
     parser.add_argument("--stream", type=int, default=3000)
     parser.add_argument("--probe-tokens", type=int, default=1,
                         help="answer tokens the replayed score reads (rate phase)")
-    parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--rounds", type=int, default=2,
+                        help="passes over the ttft conversations (FLUIDO pairs: n >= 20)")
     parser.add_argument("--warmup", type=int, default=48)
     parser.add_argument("--threshold", type=float, default=0.65,
                         help="LKN_ENTROPY_THRESHOLD of the entropy gateways in the ttft phase "
