@@ -63,7 +63,9 @@ class EngineSpec:
 class HomeostatSettings:
     #: ANALITICO rate to hold (0..1); None leaves the configured threshold alone.
     target_rate: float | None = None
-    window: int = 200
+    #: Decisions the quantile is taken over: as many as the ranks are taken among (the
+    #: normaliser's 500), so that the threshold does not chase the ranks' own fluctuations.
+    window: int = 500
     min_samples: int = 30
     band: float = 0.02
     dwell: float = 2.0

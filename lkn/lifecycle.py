@@ -44,7 +44,7 @@ from lkn.errors import DeadlineExceeded, EngineError, EngineTimeout, LknError, S
 from lkn.outcome import CLIENT_GONE_ERRORS, Kind, Outcome, classify
 from lkn.pool import Lease
 from lkn.resume import Resume
-from lkn.speculative import hold
+from lkn.speculative import HeldGeneration, hold
 from lkn.types import (
     PASSTHROUGH,
     Chunk,
@@ -207,6 +207,7 @@ class Exchange:
                     )
             except EngineError as exc:
                 raise self._map_deadline(exc) from None
+            self._restarted(held)
             text, finish, usage = parse_completion(parsed)
             self.usage, self.finish_reason = usage, finish
             self.completion = Completion(raw, text, finish, usage, self.decision, client.name,
@@ -233,7 +234,15 @@ class Exchange:
             await _close(chunks)
             raise
         self.gateway.pool.confirm(lease)
+        self._restarted(held)
         self._pending, self._rest = first, chunks
+
+    def _restarted(self, held: HeldGeneration | None) -> None:
+        """A restart that moved the instruction says where, beside the policy (headers,
+        gRPC and the probe's answer carry it)."""
+        if held is not None and held.placement is not None:
+            self.decision = replace(self.decision, policy=f"{self.decision.policy or '-'}; "
+                                    f"restart {held.placement}")
 
     async def _vote(self, client: EngineClient, lease: Lease) -> None:
         """consistency: K answers in one non-streamed engine request, the agreed one kept

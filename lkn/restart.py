@@ -79,17 +79,18 @@ def restart_bodies(
     decision: Decision,
     body_for: Callable[[Decision], JSONObject],
     settings: DecisionSettings,
-) -> list[JSONObject]:
+) -> list[tuple[str | None, JSONObject]]:
     """The bodies of the request that replaces a dropped held generation, the first to try
-    first: the intervention the policy chose, with the instruction moved after the
-    conversation when it is the one instruction placed in the system prompt (other
-    interventions are left as they are). The later bodies are the next placements down
-    (``answer``, then ``message``, then ``after``), for an engine that rejects the former."""
+    first, each with the placement it gives the instruction: the intervention the policy
+    chose, with the instruction moved after the conversation when it is the one instruction
+    placed in the system prompt (other interventions are left as they are: placement None).
+    The later bodies are the next placements down (``answer``, then ``message``, then
+    ``after``), for an engine that rejects the former."""
     chosen = body_for(decision)
     placement = settings.restart_placement
     if not (decision.mode is Mode.ANALITICO and decision.applied
             and placement in ("after", "message", "answer")):  # fmt: skip
-        return [chosen]
+        return [(None, chosen)]
     untouched = body_for(replace(decision, applied=False))
     seed = add_instruction(untouched, settings.intervention)
     for key in ("messages", "prompt"):
@@ -98,14 +99,16 @@ def restart_bodies(
         appended = append_instruction(untouched, settings.intervention)
         # The client's own answer prefix to continue: the instruction goes before it.
         if placement == "after" or key != "messages" or untouched.get("continue_final_message"):
-            return [{**chosen, key: appended[key]}]
-        bodies = []
+            return [("after", {**chosen, key: appended[key]})]
+        bodies: list[tuple[str | None, JSONObject]] = []
         answer = continue_answer(untouched, settings.restart_prefix)
         if placement == "answer" and answer is not None:
-            bodies.append({**chosen, key: answer[key], "continue_final_message": True})
+            bodies.append(("answer", {**chosen, key: answer[key],
+                                      "continue_final_message": True}))
         own = append_instruction(untouched, settings.intervention, own_message=True)
-        return [*bodies, {**chosen, key: own[key]}, {**chosen, key: appended[key]}]
-    return [chosen]
+        return [*bodies, ("message", {**chosen, key: own[key]}),
+                ("after", {**chosen, key: appended[key]})]
+    return [(None, chosen)]
 
 
 def strip_logprobs(raw: bytes) -> bytes:

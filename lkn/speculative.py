@@ -123,6 +123,8 @@ class HeldGeneration(DelegatingEngine):
         self.probed = False
         #: How the request went: "fresh", "released" or "restarted".
         self.path = "fresh"
+        #: Where the restart that answered put the instruction (None: no instruction moved).
+        self.placement: str | None = None
 
     # ---- what the decider sees ------------------------------------------------------
 
@@ -219,21 +221,28 @@ class HeldGeneration(DelegatingEngine):
         self.path = "restarted"
         bodies = restart_bodies(request, decision, body_for, self.settings)
         rid = request.request_id + RESTART_SUFFIX
-        for body in bodies[:-1]:
+        for placement, body in bodies[:-1]:
             try:
-                return await self.client.complete(request.route, body, rid, self.deadline,
-                                                  answered)
+                answer = await self.client.complete(request.route, body, rid, self.deadline,
+                                                    answered)
             except EngineRejected as exc:
                 self._rejected(exc)
-        return await self.client.complete(request.route, bodies[-1], rid, self.deadline,
-                                          answered)
+                continue
+            self.placement = placement
+            return answer
+        placement, body = bodies[-1]
+        answer = await self.client.complete(request.route, body, rid, self.deadline, answered)
+        self.placement = placement
+        return answer
 
-    async def _restarted(self, bodies: list[JSONObject]) -> AsyncIterator[Chunk]:
+    async def _restarted(
+        self, bodies: list[tuple[str | None, JSONObject]]
+    ) -> AsyncIterator[Chunk]:
         """The restart's stream: the first body the engine takes (see :func:`restart_bodies`);
         a rejection can only come before the first chunk, so nothing is sent twice."""
         request = self.request
         rid = request.request_id + RESTART_SUFFIX
-        for index, body in enumerate(bodies):
+        for index, (placement, body) in enumerate(bodies):
             stream = self.client.stream(request.route, body, rid, self.deadline)
             try:
                 try:
@@ -245,6 +254,7 @@ class HeldGeneration(DelegatingEngine):
                         raise
                     self._rejected(exc)
                     continue
+                self.placement = placement
                 yield first
                 async for chunk in stream:
                     yield chunk

@@ -909,10 +909,14 @@ def verdicts(report: dict[str, Any]) -> list[tuple[str, str, str, bool | None]]:
             restarts = t.get(key) or []
             if restarts:
                 within = t.get(f"{key}_within_bound", 0)
+                # The acceptance is the default placement's; the fallback's is printed.
+                default = path == "spec"
                 out.append((f"ANALITICO restart prefill (new tokens), placement {placement}",
                             f"{within}/{len(restarts)} within; new - intervention = "
                             f"{t.get(f'{key}_new_beyond_instruction')} tokens",
-                            "intervention + 10 % of the prompt", within == len(restarts)))
+                            "intervention + 10 % of the prompt"
+                            + ("" if default else " (a fallback placement: printed)"),
+                            within == len(restarts) if default else None))
     if "overload" in report:
         o = report["overload"]
         red = o.get("p95_reduction")

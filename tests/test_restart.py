@@ -96,8 +96,8 @@ def test_restart_keeps_an_intervention_that_is_not_the_seed_instruction() -> Non
         return other if decision.applied else dict(request.body)
 
     decision = Decision(Mode.ANALITICO, "entropy")
-    [body] = restart_bodies(request, decision, body_for, DecisionSettings())  # type: ignore[arg-type]
-    assert body is other
+    [(placement, body)] = restart_bodies(request, decision, body_for, DecisionSettings())  # type: ignore[arg-type]
+    assert body is other and placement is None
 
 
 def test_instruction_as_a_message_of_its_own() -> None:
@@ -126,29 +126,31 @@ def test_restart_bodies_per_placement() -> None:
         return body_for
 
     decision = Decision(Mode.ANALITICO, "entropy")
-    own, appended = restart_bodies(chat, decision, seed_for(chat), settings)  # type: ignore[arg-type]
+    (m, own), (a, appended) = restart_bodies(chat, decision, seed_for(chat), settings)  # type: ignore[arg-type]
+    assert (m, a) == ("message", "after")
     assert own["messages"] == [{"role": "user", "content": "Q"},
                                {"role": "user", "content": settings.intervention}]
     assert appended["messages"] == [{"role": "user",
                                      "content": "Q\n\n" + settings.intervention}]
     after = DecisionSettings(restart_placement="after")
-    assert restart_bodies(chat, decision, seed_for(chat), after) == [appended]  # type: ignore[arg-type]
-    [prompt] = restart_bodies(text, decision, seed_for(text), settings)  # type: ignore[arg-type]
-    assert prompt["prompt"] == "Q\n\n" + settings.intervention
+    assert restart_bodies(chat, decision, seed_for(chat), after) == [("after", appended)]  # type: ignore[arg-type]
+    [(placed, prompt)] = restart_bodies(text, decision, seed_for(text), settings)  # type: ignore[arg-type]
+    assert prompt["prompt"] == "Q\n\n" + settings.intervention and placed == "after"
     answer = DecisionSettings()
     assert answer.restart_placement == "answer"  # the default
-    first, *rest = restart_bodies(chat, decision, seed_for(chat), answer)  # type: ignore[arg-type]
-    assert first["messages"] == [{"role": "user", "content": "Q"},
+    (placed, first), *rest = restart_bodies(chat, decision, seed_for(chat), answer)  # type: ignore[arg-type]
+    assert placed == "answer" and first["messages"] == [{"role": "user", "content": "Q"},
                                  {"role": "assistant", "content": answer.restart_prefix}]
-    assert first["continue_final_message"] is True and rest == [own, appended]
+    assert first["continue_final_message"] is True
+    assert rest == [("message", own), ("after", appended)]
     # The client continues its own answer: the instruction goes before that answer.
     own_answer = GenerateRequest(Route.CHAT, {"messages": [
         {"role": "user", "content": "Q"}, {"role": "assistant", "content": "A:"}],
         "continue_final_message": True}, "r")
     for placement in (settings, answer):
-        [body] = restart_bodies(own_answer, decision, seed_for(own_answer), placement)  # type: ignore[arg-type]
-        assert body["messages"] == [{"role": "user", "content": "Q\n\n" + settings.intervention},
+        [(placed, body)] = restart_bodies(own_answer, decision, seed_for(own_answer), placement)  # type: ignore[arg-type]
+        assert placed == "after" and body["messages"] == [{"role": "user", "content": "Q\n\n" + settings.intervention},
                                     {"role": "assistant", "content": "A:"}]
     system = DecisionSettings(restart_placement="system")
-    [seed] = restart_bodies(chat, decision, seed_for(chat), system)  # type: ignore[arg-type]
-    assert seed == seed_for(chat)(decision)  # type: ignore[operator]
+    [(placed, seed)] = restart_bodies(chat, decision, seed_for(chat), system)  # type: ignore[arg-type]
+    assert seed == seed_for(chat)(decision) and placed is None  # type: ignore[operator]

@@ -174,6 +174,7 @@ async def test_analitico_aborts_the_held_request_and_restarts_after_the_conversa
         assert restart["messages"][:-1] == original
         assert restart["messages"][-1] == {"role": "user", "content": d.settings.intervention}
         assert sum(1 for c in got if c.text) == 8  # the client sees the restart only
+        assert held.placement == "message"
 
 
 async def restarted_with(placement: str) -> tuple[Decider, Any]:
@@ -203,7 +204,7 @@ async def test_by_default_the_restart_continues_an_answer_that_starts_with_the_p
         assert restart["messages"][:-1] == chat().body["messages"]
         assert restart["messages"][-1] == {"role": "assistant", "content": d.settings.restart_prefix}
         assert restart["continue_final_message"] is True
-        assert sum(1 for c in got if c.text) == 8
+        assert sum(1 for c in got if c.text) == 8 and held.placement == "answer"
 
 
 async def test_an_engine_that_rejects_the_continuation_gets_the_instruction_as_a_message() -> None:
@@ -213,6 +214,7 @@ async def test_an_engine_that_rejects_the_continuation_gets_the_instruction_as_a
         double.script(Fault.HTTP_400)  # the next generation request: the first restart body
         got = [c async for c in chunks]
         assert held.path == "restarted-fallback" and sum(1 for c in got if c.text) == 8
+        assert held.placement == "message"  # where the answer came from, not the first try
         _, rejected, taken = generations(double)
         assert rejected["continue_final_message"] is True
         assert "continue_final_message" not in taken
@@ -235,6 +237,7 @@ async def test_a_template_that_rejects_two_user_turns_gets_the_appended_instruct
             _, parsed = await held.open_complete(decision, body_for(d, request))
             assert parsed["choices"][0]["message"]["content"]  # type: ignore[index]
         assert decision.mode is Mode.ANALITICO and held.path == "restarted-fallback"
+        assert held.placement == "after"
         held_body, rejected, taken = generations(double)
         assert rejected["messages"][-1] == {"role": "user", "content": d.settings.intervention}
         assert taken["rid"] == rejected["rid"] == request.request_id + RESTART_SUFFIX

@@ -56,13 +56,13 @@ class RateController:
 
         ``comparable=False``: the score is not on the threshold's scale (a raw score while
         the normaliser's ranks are still cold); it counts toward the realised rate, never
-        toward the quantile (a window of two scales holds neither's rate).
+        toward the quantile (a window of two scales holds neither's rate) nor the integral
+        term (the threshold did not decide it).
         """
         self._realised.append(analitico)
-        if self.target is None:
+        if self.target is None or not comparable:
             return
-        if comparable:
-            self._window.append(score)
+        self._window.append(score)
         if self.settings.integral_gain > 0.0 and len(self._realised) >= self.settings.min_samples:
             error = self.target - (1.0 if analitico else 0.0)
             self._correction += self.settings.integral_gain * error

@@ -87,6 +87,20 @@ def test_follows_a_drifting_score_distribution() -> None:
     assert analitico / n == pytest.approx(0.2, abs=0.03)
 
 
+def test_decisions_on_another_scale_count_as_realised_but_steer_nothing() -> None:
+    # 100 cold (raw-scale) decisions, all ANALITICO: had they fed the integral term, it would
+    # aim 15 points low (its limit) for hundreds of decisions after.
+    clock = Clock()
+    rate = controller(clock)
+    for _ in range(100):
+        clock.advance(0.1)
+        rate.record(0.9, True, comparable=False)
+    assert rate.window == 0 and rate.threshold == 0.6 and rate.realised_rate == 1.0
+    feed(rate, clock, uniform(300, seed=1))
+    later = feed(rate, clock, uniform(1000, seed=2))
+    assert later / 1000 == pytest.approx(0.2, abs=0.03)
+
+
 def test_no_change_before_enough_samples() -> None:
     clock = Clock()
     rate = controller(clock, min_samples=50)

@@ -287,6 +287,9 @@ async def test_rest_and_grpc_agree(s: Scenario, start_gateway: GatewayFactory) -
         assert rest.mode == s.expect_mode
         care = s.settings.get("decision", {}).get("care_intervention", "prompt:system")
         assert rest.intervention == (care if rest.mode == "ANALITICO" else "none")
+        # A restarted held generation says where the instruction went (the default placement).
+        restarted = s.name.startswith("speculative-analitico")
+        assert ("; restart answer" in (rest.policy or "")) is restarted
     # Counted once, with the same outcome, whichever front-end it came through.
     assert rest.counted is not None and rest.counted == rpc.counted
     if s.error is None:
