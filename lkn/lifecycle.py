@@ -207,7 +207,7 @@ class Exchange:
                     )
             except EngineError as exc:
                 raise self._map_deadline(exc) from None
-            self._restarted(held)
+            self._note_placement(held)
             text, finish, usage = parse_completion(parsed)
             self.usage, self.finish_reason = usage, finish
             self.completion = Completion(raw, text, finish, usage, self.decision, client.name,
@@ -234,10 +234,10 @@ class Exchange:
             await _close(chunks)
             raise
         self.gateway.pool.confirm(lease)
-        self._restarted(held)
+        self._note_placement(held)
         self._pending, self._rest = first, chunks
 
-    def _restarted(self, held: HeldGeneration | None) -> None:
+    def _note_placement(self, held: HeldGeneration | None) -> None:
         """A restart that moved the instruction says where, beside the policy (headers,
         gRPC and the probe's answer carry it)."""
         if held is not None and held.placement is not None:

@@ -74,12 +74,16 @@ def continue_answer(body: JSONObject, prefix: str) -> JSONObject | None:
             "continue_final_message": True}
 
 
+#: A restart body and where it puts the instruction (None: no instruction moved).
+PlacedBody = tuple[str | None, JSONObject]
+
+
 def restart_bodies(
     request: GenerateRequest,
     decision: Decision,
     body_for: Callable[[Decision], JSONObject],
     settings: DecisionSettings,
-) -> list[tuple[str | None, JSONObject]]:
+) -> list[PlacedBody]:
     """The bodies of the request that replaces a dropped held generation, the first to try
     first, each with the placement it gives the instruction: the intervention the policy
     chose, with the instruction moved after the conversation when it is the one instruction
@@ -100,7 +104,7 @@ def restart_bodies(
         # The client's own answer prefix to continue: the instruction goes before it.
         if placement == "after" or key != "messages" or untouched.get("continue_final_message"):
             return [("after", {**chosen, key: appended[key]})]
-        bodies: list[tuple[str | None, JSONObject]] = []
+        bodies: list[PlacedBody] = []
         answer = continue_answer(untouched, settings.restart_prefix)
         if placement == "answer" and answer is not None:
             bodies.append(("answer", {**chosen, key: answer[key],

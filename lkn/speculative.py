@@ -37,7 +37,7 @@ from lkn.engines import EngineClient
 from lkn.engines.base import DelegatingEngine
 from lkn.engines.wire import probe_positions
 from lkn.errors import EngineRejected, LknError
-from lkn.restart import assemble, restart_bodies, strip_logprobs, token_texts
+from lkn.restart import PlacedBody, assemble, restart_bodies, strip_logprobs, token_texts
 from lkn.types import (
     Chunk, Decision, GenerateRequest, JSONObject, Mode, ProbeResult, Route, TopToken,
 )
@@ -235,9 +235,7 @@ class HeldGeneration(DelegatingEngine):
         self.placement = placement
         return answer
 
-    async def _restarted(
-        self, bodies: list[tuple[str | None, JSONObject]]
-    ) -> AsyncIterator[Chunk]:
+    async def _restarted(self, bodies: list[PlacedBody]) -> AsyncIterator[Chunk]:
         """The restart's stream: the first body the engine takes (see :func:`restart_bodies`);
         a rejection can only come before the first chunk, so nothing is sent twice."""
         request = self.request
