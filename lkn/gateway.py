@@ -185,6 +185,11 @@ class Gateway:
         self._report(exchange.frontend, exchange.route, exchange.request_id, exchange.engine,
                      outcome, outcome.error, exchange)
 
+    def loop_stopped(self, exchange: Exchange) -> None:
+        """The loop guard ended an answer (counted by the engine's model)."""
+        model = self.engine_model(exchange.request) or "-"
+        self.metrics.child(self.metrics.loops_stopped, model).inc()
+
     def _report(self, frontend: str, route: str, rid: str, engine: str, outcome: Outcome,
                 error: BaseException | None, exchange: Exchange | None) -> None:  # fmt: skip
         metrics = self.metrics
@@ -200,9 +205,10 @@ class Gateway:
                 decision = exchange.decision
                 log.info(
                     "request rid=%s engine=%s frontend=%s route=%s mode=%s strategy=%s "
-                    "signals=%s score=%s status=200 outcome=success duration_ms=%.1f",
+                    "signals=%s score=%s status=200 outcome=success loop=%d duration_ms=%.1f",
                     rid, engine or "-", frontend, route, decision.mode.value, decision.strategy,
-                    ",".join(decision.signals) or "-", decision.score_text or "-", elapsed_ms,
+                    ",".join(decision.signals) or "-", decision.score_text or "-",
+                    exchange.loop_stopped, elapsed_ms,
                 )
             return
         if error is not None:

@@ -40,6 +40,7 @@ from lkn.decision import consistency
 from lkn.engines import EngineClient
 from lkn.engines.base import DelegatingEngine
 from lkn.engines.wire import parse_completion
+from lkn.loopguard import LoopGuard, LoopSettings
 from lkn.errors import DeadlineExceeded, EngineError, EngineTimeout, LknError, ShuttingDown
 from lkn.outcome import CLIENT_GONE_ERRORS, Kind, Outcome, classify
 from lkn.pool import Lease
@@ -127,6 +128,15 @@ class Exchange:
             Resume.of(request, gateway.settings.resume, gateway.settings.resume_attempts)
             if shape is Shape.STREAM else None
         )
+        settings = gateway.settings
+        self._guard = (
+            LoopGuard(LoopSettings(settings.loop_window, settings.loop_repeats,
+                                   settings.loop_min_chars))
+            if settings.loop_guard and shape is Shape.STREAM
+            and request.body.get("n") in (None, 1) else None
+        )
+        #: Whether the loop guard ended the answer.
+        self.loop_stopped = False
 
     @property
     def route(self) -> str:
@@ -279,8 +289,13 @@ class Exchange:
         )
 
     def engine_body(self, decision: Decision) -> JSONObject:
-        """What the engine gets; the engine client adds the rid and its model name."""
+        """What the engine gets; the engine client adds the rid and its model name. A
+        request that sets no answer budget gets ``LKN_DEFAULT_MAX_TOKENS``."""
         body = self.gateway.decider.apply(decision, self.request.body)
+        budget = self.gateway.settings.default_max_tokens
+        if budget and body.get("max_tokens") is None \
+                and body.get("max_completion_tokens") is None:
+            body = {**body, "max_tokens": budget}
         if self.request.stream:
             options = body.get("stream_options")
             merged: JSONObject = dict(options) if isinstance(options, dict) else {}
@@ -351,7 +366,25 @@ class Exchange:
                 continue
             if self._resume is not None:
                 self._resume.note(chunk)
+            guard = self._guard
+            if guard is not None and chunk.text and self.finish_reason is None \
+                    and guard.feed(chunk.text) is not None:
+                await self._end_loop(chunk)
             return chunk
+
+    async def _end_loop(self, last: Chunk) -> None:
+        """The answer repeats itself: the engine request is dropped at once (its rid is
+        aborted) and the answer ends after ``last`` with finish ``length``, the finish a
+        client already knows as "cut before its natural end". What was sent stays."""
+        self.loop_stopped = True
+        self.finish_reason = "length"
+        self._finished = True
+        if self._rest is not None:
+            rest, self._rest = self._rest, None
+            await _close(rest)
+        self._pending = Chunk(raw=loop_finish_event(last.raw, self.request.route),
+                              finish_reason="length")
+        self.gateway.loop_stopped(self)
 
     async def _resumed(self, error: LknError) -> bool:
         """With ``LKN_RESUME``: continue on another engine after a failure mid-stream."""
@@ -432,6 +465,24 @@ class Exchange:
         if isinstance(error, (EngineTimeout, asyncio.TimeoutError, asyncio.CancelledError)):
             return Verdict.NEUTRAL
         return classify(error).verdict
+
+
+def loop_finish_event(raw: bytes, route: Route) -> bytes:
+    """The finish event of an answer the loop guard ended, in the engine's own shape (its
+    id, created and model, from the last event it sent)."""
+    try:
+        event = json.loads(raw)
+    except ValueError:
+        event = {}
+    head: JSONObject = event if isinstance(event, dict) else {}
+    chat = route is Route.CHAT
+    choice: JSONObject = ({"index": 0, "delta": {}, "logprobs": None, "finish_reason": "length"}
+                          if chat else {"index": 0, "text": "", "logprobs": None,
+                                        "finish_reason": "length"})
+    out: JSONObject = {"id": head.get("id"), "object": head.get("object") or (
+        "chat.completion.chunk" if chat else "text_completion"),
+        "created": head.get("created"), "model": head.get("model"), "choices": [choice]}
+    return json.dumps(out, ensure_ascii=False, separators=(",", ":")).encode()
 
 
 async def _replay(chunks: list[Chunk]) -> AsyncIterator[Chunk]:

@@ -52,6 +52,10 @@ class Metrics:
             "resumed on another engine, failed (none could continue), budget_spent.",
             ("result",), registry=r,
         )
+        self.loops_stopped = Counter(
+            "lkn_loops_stopped", "Answers the loop guard ended (LKN_LOOP_GUARD), by model.",
+            ("model",), registry=r,
+        )
         self.engine_failures = Counter(
             "lkn_engine_failures", "Engine failures counted by the breakers.", ("engine",),
             registry=r,

@@ -122,7 +122,8 @@ async def test_a_streamed_trial_proves_the_engine_at_its_first_byte(
             await trial.content.readline()
             # The trial is still streaming (2 s), but the breaker is closed already.
             assert gw.gateway.pool.engines[0].breaker.state is BreakerState.CLOSED
-            assert (await _post(http, gw.v1 + "/chat/completions", CHAT))[0] == 200
+            assert (await _post(http, gw.v1 + "/chat/completions",
+                                {**CHAT, "max_tokens": 4}))[0] == 200
             events = await sse_events(trial)
         assert events[-1] == "[DONE]"
 

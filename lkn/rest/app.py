@@ -31,7 +31,7 @@ from lkn.rest.reasoning import Delivery, decision_note, reasoning_field
 from lkn.rest.render import decision_headers, decision_json, model_json
 from lkn.rest import status_page
 from lkn.rest.sse import EventStream
-from lkn.types import GenerateRequest, JSONValue, Route
+from lkn.types import GenerateRequest, JSONObject, JSONValue, Route
 
 log = logging.getLogger(__name__)
 
@@ -182,14 +182,19 @@ async def ready(request: web.Request) -> web.Response:
     ]
     homeostat = gateway.decider.homeostat.state()
     care = gateway.decider.chooser.state()
+    s = gateway.settings
+    answers: JSONObject = {"default_max_tokens": s.default_max_tokens or None,
+                           "loop_guard": {"on": s.loop_guard, "window": s.loop_window,
+                                          "repeats": s.loop_repeats,
+                                          "min_chars": s.loop_min_chars}}
     if gateway.ready():
         return web.json_response({"status": "ready", "engines": engines, "homeostat": homeostat,
-                                  "care": care})
+                                  "care": care, "answers": answers})
     retry = gateway.pool.retry_after()
     error = NoEngineAvailable("no inference engine is ready", retry_after=retry)
     return web.json_response(
         {"status": "unavailable", "engines": engines, "homeostat": homeostat, "care": care,
-         "error": error.to_openai()},
+         "answers": answers, "error": error.to_openai()},
         status=503,
         headers={"Retry-After": str(max(1, round(retry)))},
     )

@@ -41,6 +41,8 @@ class _Totals:
     decisions: dict[str, float] = field(default_factory=dict)
     errors: dict[str, float] = field(default_factory=dict)
     requests: float = 0.0
+    #: Answers the loop guard ended, by model.
+    loops: dict[str, float] = field(default_factory=dict)
     #: Cumulative ``lkn_probe_entropy`` bucket counts, by upper bound.
     scores: dict[float, float] = field(default_factory=dict)
 
@@ -55,6 +57,9 @@ def _totals(gateway: Gateway) -> _Totals:
             elif s.name == "lkn_errors_total":
                 kind = s.labels.get("type", "")
                 out.errors[kind] = out.errors.get(kind, 0.0) + s.value
+            elif s.name == "lkn_loops_stopped_total":
+                model = s.labels.get("model", "")
+                out.loops[model] = out.loops.get(model, 0.0) + s.value
             elif s.name == "lkn_requests_total":
                 out.requests += s.value
             elif s.name == "lkn_probe_entropy_bucket":
@@ -121,6 +126,8 @@ class StatusWindow:
                     for mode in ("FLUIDO", "ANALITICO")},
             "scores": scores,
             "errors": errors,
+            "loops_stopped": {k: v - first.loops.get(k, 0.0) for k, v in now.loops.items()},
+            "loop_guard": gateway.settings.loop_guard,
             "in_flight": gateway.active,
         }
 
@@ -293,7 +300,8 @@ async function refresh() {
   const n = document.getElementById("numbers");
   n.textContent = "";
   for (const [label, value] of [["FLUIDO", data.mix.FLUIDO], ["ANALITICO", data.mix.ANALITICO],
-      ["ANALITICO share", total ? Math.round(100 * data.mix.ANALITICO / total) + "%" : "-"], ["errors", errs]]) {
+      ["ANALITICO share", total ? Math.round(100 * data.mix.ANALITICO / total) + "%" : "-"], ["errors", errs],
+      ["loops stopped", data.loop_guard ? Object.values(data.loops_stopped).reduce((a, b) => a + b, 0) : "guard off"]]) {
     const span = document.createElement("span"); span.style.marginRight = "1.5em";
     span.append(label + ": "); const b = document.createElement("b"); b.textContent = value;
     b.id = "n-" + label.replace(/ /g, "-"); span.append(b); n.append(span);

@@ -13,6 +13,7 @@ from grpc_health.v1 import health_pb2
 
 from lkn._proto.lkn.v1 import gateway_pb2 as pb
 from lkn.breaker import BreakerState
+from lkn.config import Settings
 from lkn.errors import EngineError, NoEngineAvailable, TooManyRequests
 from lkn.rpc import chat_request, stream_generate
 from lkn.types import GenerateRequest
@@ -78,7 +79,9 @@ async def test_unset_sampling_fields_are_not_sent_and_zero_is_not_unset(
 ) -> None:
     await collect(rpc.stub.Generate(chat()))
     sent = double.requests_to("/v1/chat/completions")[-1].body
-    assert not {"max_tokens", "temperature", "top_p", "seed", "stop"} & set(sent)
+    assert not {"temperature", "top_p", "seed", "stop"} & set(sent)
+    # No budget from the client: the gateway's default answer budget (LKN_DEFAULT_MAX_TOKENS).
+    assert sent["max_tokens"] == Settings().default_max_tokens
     await collect(rpc.stub.Generate(chat(temperature=0.0, seed=0, stop=["w9"], top_k=5)))
     sent = double.requests_to("/v1/chat/completions")[-1].body
     assert (sent["temperature"], sent["seed"], sent["stop"], sent["top_k"]) == (0.0, 0, ["w9"], 5)

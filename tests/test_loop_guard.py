@@ -1,0 +1,138 @@
+"""The loop guard: an answer that repeats itself is stopped, its engine request aborted, and
+it ends with finish ``length``; legitimate repetition is left alone; a request without a
+budget gets ``LKN_DEFAULT_MAX_TOKENS``."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import aiohttp
+import pytest
+
+from lkn.loopguard import LoopGuard, LoopSettings
+from tests.conftest import GatewayFactory, make_settings
+from tests.sglang_double import SGLangDouble
+
+pytestmark = pytest.mark.fast
+
+LOOP = "Let us count the apples. " + "So the total is twelve apples in the box. " * 60
+CHAT: dict[str, Any] = {"model": "smollm2", "stream": True,
+                        "messages": [{"role": "user", "content": "count the apples"}]}
+
+
+def _stopped_at(text: str, step: int = 5) -> int | None:
+    guard = LoopGuard(LoopSettings())
+    for start in range(0, len(text), step):
+        if guard.feed(text[start:start + step]) is not None:
+            return start + step
+    return None
+
+
+LEGITIMATE = {
+    "numbered list": "".join(f"{i}. {w} is a fruit people like to eat in summer.\n" for i, w in
+                             enumerate("apple pear fig plum kiwi lime lemon grape melon".split(), 1)),
+    "csv": "a,b,c\n" + "".join(f"{i},{i * 2},{i * 3}\n" for i in range(300)),
+    "code": "".join(f"    self.layer{i} = nn.Linear(128, 128)\n" for i in range(16)),
+    "table": "| Nombre | Edad |\n|---|---|\n" + "".join(f"| Persona{i} | {20 + i} |\n"
+                                                     for i in range(40)),
+    "refrain": ("The wind is high, the sea is wide,\nI walk alone along the tide.\n"
+                "Oh row, oh row, my heart, row home.\n"
+                "The stars are cold, the night is long,\nI hum the words of my old song.\n"
+                "Oh row, oh row, my heart, row home.\n") * 3,
+}
+
+
+@pytest.mark.parametrize("name", sorted(LEGITIMATE))
+def test_legitimate_repetition_is_not_a_loop(name: str) -> None:
+    assert _stopped_at(LEGITIMATE[name]) is None
+
+
+def test_a_repeated_sentence_is_stopped_within_a_few_repeats() -> None:
+    stopped = _stopped_at(LOOP)
+    assert stopped is not None
+    start, period = len("Let us count the apples. "), len("So the total is twelve apples in the box. ")
+    # Four copies make the loop; the check runs every 32 characters.
+    assert stopped - start <= 4 * period + LoopSettings().check_every + 5
+
+
+def test_the_guard_keeps_bounded_memory() -> None:
+    guard = LoopGuard(LoopSettings())
+    text = " ".join(f"word{i}" for i in range(20000))
+    for start in range(0, len(text), 7):
+        guard.feed(text[start:start + 7])
+        assert sum(map(len, guard._tail)) <= LoopSettings().window + LoopSettings().check_every + 7
+
+
+async def events_of(response: aiohttp.ClientResponse) -> list[Any]:
+    out: list[Any] = []
+    async for line in response.content:
+        line = line.strip()
+        if line.startswith(b"data: "):
+            out.append("[DONE]" if line == b"data: [DONE]" else json.loads(line[6:]))
+    return out
+
+
+async def test_a_looping_stream_is_cut_aborted_and_ends_with_length(
+    start_gateway: GatewayFactory, http: aiohttp.ClientSession
+) -> None:
+    async with SGLangDouble(reply=LOOP, token_delay=0.002) as engine:
+        gw = await start_gateway(make_settings(engine.url, grpc_enabled=False))
+        async with http.post(gw.v1 + "/chat/completions", json=CHAT) as r:
+            assert r.status == 200
+            events = await events_of(r)
+        assert events[-1] == "[DONE]"
+        finishes = [c.get("finish_reason") for e in events[:-1] for c in e.get("choices", [])
+                    if c.get("finish_reason")]
+        assert finishes == ["length"]
+        text = "".join(c["delta"].get("content") or "" for e in events[:-1]
+                       for c in e.get("choices", []))
+        assert len(text.split()) < len(LOOP.split()) // 4
+        rid = r.headers["X-Request-Id"]
+        assert any(a.startswith(rid) for a in engine.aborts) or any(
+            c.startswith(rid) for c in engine.cancelled_rids)
+        async with http.get(gw.url + "/metrics") as m:
+            assert 'lkn_loops_stopped_total{model="smollm2"} 1.0' in await m.text()
+
+
+async def test_without_the_guard_the_loop_runs_to_its_end(
+    start_gateway: GatewayFactory, http: aiohttp.ClientSession
+) -> None:
+    async with SGLangDouble(reply=LOOP) as engine:
+        gw = await start_gateway(make_settings(engine.url, grpc_enabled=False, loop_guard=False))
+        async with http.post(gw.v1 + "/chat/completions", json=CHAT) as r:
+            events = await events_of(r)
+        text = "".join(c["delta"].get("content") or "" for e in events[:-1]
+                       for c in e.get("choices", []))
+        assert len(text.split()) == len(LOOP.split())
+
+
+async def test_a_request_without_a_budget_gets_the_default_and_the_clients_own_wins(
+    start_gateway: GatewayFactory, http: aiohttp.ClientSession
+) -> None:
+    async with SGLangDouble() as engine:
+        gw = await start_gateway(make_settings(engine.url, grpc_enabled=False,
+                                               default_max_tokens=333))
+        body = {**CHAT, "stream": False}
+        async with http.post(gw.v1 + "/chat/completions", json=body) as r:
+            assert r.status == 200
+        async with http.post(gw.v1 + "/chat/completions", json={**body, "max_tokens": 7}) as r:
+            assert r.status == 200
+        sent = [rec.body for rec in engine.received if rec.path == "/v1/chat/completions"]
+        assert [b["max_tokens"] for b in sent if b] == [333, 7]
+
+
+async def test_ready_and_the_status_page_show_the_budget_and_the_loops_stopped(
+    start_gateway: GatewayFactory, http: aiohttp.ClientSession
+) -> None:
+    async with SGLangDouble(reply=LOOP, token_delay=0.001) as engine:
+        gw = await start_gateway(make_settings(engine.url, grpc_enabled=False))
+        async with http.post(gw.v1 + "/chat/completions", json=CHAT) as r:
+            await events_of(r)
+        async with http.get(gw.url + "/ready") as r:
+            answers = (await r.json())["answers"]
+        assert answers["default_max_tokens"] == 1024 and answers["loop_guard"]["on"] is True
+        async with http.get(gw.url + "/lkn/status.json") as r:
+            status = await r.json()
+        assert status["loop_guard"] is True and status["loops_stopped"] == {"smollm2": 1.0}
+
