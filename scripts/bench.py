@@ -267,7 +267,8 @@ class GatewayProc:
 
 
 def launch_gateway(engine_url: str, name: str, logdir: Path, env_file: Path,
-                   log_level: str | None, profile: Path | None) -> GatewayProc:  # fmt: skip
+                   log_level: str | None, profile: Path | None,
+                   extra: dict[str, str] | None = None) -> GatewayProc:  # fmt: skip
     rest, rpc = free_port(), free_port()
     env = child_env()
     env.update(
@@ -276,6 +277,7 @@ def launch_gateway(engine_url: str, name: str, logdir: Path, env_file: Path,
     )  # fmt: skip
     if log_level is not None:
         env["LKN_LOG_LEVEL"] = log_level
+    env.update(extra or {})
     argv = [sys.executable]
     if profile is not None:
         argv += ["-m", "cProfile", "-o", str(profile)]
@@ -302,10 +304,10 @@ async def wait_ready(gw: GatewayProc, timeout: float = 30.0) -> bool:
 
 
 async def start_gateway(engine_url: str, name: str, logdir: Path, env_file: Path,
-                        log_level: str | None = None,
-                        profile: Path | None = None) -> GatewayProc:  # fmt: skip
+                        log_level: str | None = None, profile: Path | None = None,
+                        extra: dict[str, str] | None = None) -> GatewayProc:  # fmt: skip
     for attempt in range(3):  # a free port can be taken between the probe and the bind
-        gw = launch_gateway(engine_url, name, logdir, env_file, log_level, profile)
+        gw = launch_gateway(engine_url, name, logdir, env_file, log_level, profile, extra)
         if await wait_ready(gw):
             pin_tested(gw.child.pid)  # the threads it started meanwhile too
             return gw
@@ -775,6 +777,13 @@ async def bench(plan: Plan, report: Report, workdir: Path, profile: Path | None)
     async with grpc.aio.insecure_channel(gw_fast.grpc_target) as fast_channel:
         log(f"streamed CPU: {plan.streams} streams of {plan.tokens} tokens, REST and gRPC")
         await cpu_per_stream(report, plan, gw_fast, double0, fast_channel)
+    log("streamed CPU with the loop guard off (LKN_LOOP_GUARD=0), REST")
+    gw_unguarded = await start_gateway(url0, "gateway-guard-off", workdir, env_file,
+                                       extra={"LKN_LOOP_GUARD": "0"})
+    gateways.append(gw_unguarded)
+    await cpu_per_stream(report, plan, gw_unguarded, double0, None, prefix="gateway_guard_off")
+    gw_unguarded.child.stop()
+    gateways.remove(gw_unguarded)
     await cpu_per_stream(report, plan, proxy_fast, double0, None, prefix="passthrough")
     log("saturation check: streams at concurrency 64, token delay 0")
     await saturation(report, plan, gw_fast, double0, url0)
