@@ -73,6 +73,12 @@ async def events_of(response: aiohttp.ClientResponse) -> list[Any]:
     return out
 
 
+def text_of(events: list[Any]) -> str:
+    """The answer's text in a list of SSE events (``[DONE]`` last)."""
+    return "".join(c["delta"].get("content") or "" for e in events[:-1]
+                   for c in e.get("choices", []))
+
+
 async def test_a_looping_stream_is_cut_aborted_and_ends_with_length(
     start_gateway: GatewayFactory, http: aiohttp.ClientSession
 ) -> None:
@@ -85,8 +91,7 @@ async def test_a_looping_stream_is_cut_aborted_and_ends_with_length(
         finishes = [c.get("finish_reason") for e in events[:-1] for c in e.get("choices", [])
                     if c.get("finish_reason")]
         assert finishes == ["length"]
-        text = "".join(c["delta"].get("content") or "" for e in events[:-1]
-                       for c in e.get("choices", []))
+        text = text_of(events)
         assert len(text.split()) < len(LOOP.split()) // 4
         rid = r.headers["X-Request-Id"]
         assert any(a.startswith(rid) for a in engine.aborts) or any(
@@ -102,8 +107,7 @@ async def test_without_the_guard_the_loop_runs_to_its_end(
         gw = await start_gateway(make_settings(engine.url, grpc_enabled=False, loop_guard=False))
         async with http.post(gw.v1 + "/chat/completions", json=CHAT) as r:
             events = await events_of(r)
-        text = "".join(c["delta"].get("content") or "" for e in events[:-1]
-                       for c in e.get("choices", []))
+        text = text_of(events)
         assert len(text.split()) == len(LOOP.split())
 
 

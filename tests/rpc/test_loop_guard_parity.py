@@ -10,7 +10,7 @@ import pytest
 from tests.conftest import GatewayFactory, GatewayUnderTest, make_settings
 from tests.rpc.conftest import RpcClient, chat
 from tests.sglang_double import SGLangDouble
-from tests.test_loop_guard import CHAT, LOOP, events_of
+from tests.test_loop_guard import CHAT, LOOP, events_of, text_of
 
 pytestmark = pytest.mark.fast
 
@@ -27,7 +27,6 @@ async def test_grpc_and_rest_end_a_loop_alike(
         assert messages[-1].finish.finish_reason == "length"
         async with http.post(gw.v1 + "/chat/completions", json=CHAT) as r:
             events = await events_of(r)
-        rest_text = "".join(c["delta"].get("content") or "" for e in events[:-1]
-                            for c in e.get("choices", []))
+        rest_text = text_of(events)
         # The guard sees the same text in both front-ends, so it stops both at the same place.
         assert grpc_text == rest_text and len(grpc_text) < len(LOOP) // 4
