@@ -103,6 +103,12 @@ class Exchange:
     def __init__(self, gateway: Gateway, request: GenerateRequest, frontend: str,
                  shape: Shape) -> None:  # fmt: skip
         self.gateway = gateway
+        budget = gateway.settings.default_max_tokens
+        if budget and request.body.get("max_tokens") is None \
+                and request.body.get("max_completion_tokens") is None:
+            # No budget from the client: LKN_DEFAULT_MAX_TOKENS, on every path to the engine
+            # (the held generation, its restart, the vote and the plain request alike).
+            request = replace(request, body={**request.body, "max_tokens": budget})
         self.request = request
         self.frontend = frontend
         self.shape = shape
@@ -289,13 +295,8 @@ class Exchange:
         )
 
     def engine_body(self, decision: Decision) -> JSONObject:
-        """What the engine gets; the engine client adds the rid and its model name. A
-        request that sets no answer budget gets ``LKN_DEFAULT_MAX_TOKENS``."""
+        """What the engine gets; the engine client adds the rid and its model name."""
         body = self.gateway.decider.apply(decision, self.request.body)
-        budget = self.gateway.settings.default_max_tokens
-        if budget and body.get("max_tokens") is None \
-                and body.get("max_completion_tokens") is None:
-            body = {**body, "max_tokens": budget}
         if self.request.stream:
             options = body.get("stream_options")
             merged: JSONObject = dict(options) if isinstance(options, dict) else {}

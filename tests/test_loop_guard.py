@@ -140,3 +140,17 @@ async def test_ready_and_the_status_page_show_the_budget_and_the_loops_stopped(
             status = await r.json()
         assert status["loop_guard"] is True and status["loops_stopped"] == {"smollm2": 1.0}
 
+
+
+async def test_the_default_budget_reaches_the_held_generation_of_the_entropy_strategy(
+    start_gateway: GatewayFactory, http: aiohttp.ClientSession
+) -> None:
+    async with SGLangDouble() as engine:
+        gw = await start_gateway(make_settings(engine.url, grpc_enabled=False,
+                                               default_max_tokens=333,
+                                               decision={"strategy": "entropy"}))
+        async with http.post(gw.v1 + "/chat/completions", json=CHAT) as r:
+            assert r.status == 200
+            await events_of(r)
+        sent = [rec.body for rec in engine.received if rec.path == "/v1/chat/completions"]
+        assert sent and all(b["max_tokens"] == 333 for b in sent if b)
