@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
+from lkn.loopguard import LoopSettings
+
 if TYPE_CHECKING:
     from lkn.decision.policy import Policy
 
@@ -208,12 +210,8 @@ class Settings:
     resume_attempts: int = 2
     #: Stop an answer that repeats itself (a degenerate loop) and end it with finish "length".
     loop_guard: bool = True
-    #: Characters of the answer's tail the loop guard looks at.
-    loop_window: int = 2048
-    #: Times a period must repeat back to back at the tail before it counts as a loop.
-    loop_repeats: int = 4
-    #: Shortest repeated span (characters, all repeats together) that counts as a loop.
-    loop_min_chars: int = 160
+    #: What the loop guard counts as a loop (window, repeats, shortest span).
+    loop: LoopSettings = field(default_factory=LoopSettings)
     #: max_tokens given to a request that sets none (0 = leave it to the engine).
     default_max_tokens: int = 1024
     # -- client connections and exposure --
@@ -550,10 +548,12 @@ def load_settings(
         resume=r.flag("LKN_RESUME", D.resume),
         resume_attempts=r.integer("LKN_RESUME_ATTEMPTS", D.resume_attempts, minimum=1, maximum=16),
         loop_guard=r.flag("LKN_LOOP_GUARD", D.loop_guard),
-        loop_window=r.integer("LKN_LOOP_WINDOW", D.loop_window, minimum=64, maximum=65536),
-        loop_repeats=r.integer("LKN_LOOP_REPEATS", D.loop_repeats, minimum=2, maximum=64),
-        loop_min_chars=r.integer("LKN_LOOP_MIN_CHARS", D.loop_min_chars, minimum=8,
-                                 maximum=65536),
+        loop=LoopSettings(
+            window=r.integer("LKN_LOOP_WINDOW", D.loop.window, minimum=64, maximum=65536),
+            repeats=r.integer("LKN_LOOP_REPEATS", D.loop.repeats, minimum=2, maximum=64),
+            min_chars=r.integer("LKN_LOOP_MIN_CHARS", D.loop.min_chars, minimum=8,
+                                maximum=65536),
+        ),
         default_max_tokens=r.integer("LKN_DEFAULT_MAX_TOKENS", D.default_max_tokens,
                                      maximum=1 << 20),
         placement=PlacementSettings(

@@ -40,7 +40,7 @@ from lkn.decision import consistency
 from lkn.engines import EngineClient
 from lkn.engines.base import DelegatingEngine
 from lkn.engines.wire import parse_completion
-from lkn.loopguard import LoopGuard, LoopSettings
+from lkn.loopguard import LoopGuard
 from lkn.errors import DeadlineExceeded, EngineError, EngineTimeout, LknError, ShuttingDown
 from lkn.outcome import CLIENT_GONE_ERRORS, Kind, Outcome, classify
 from lkn.pool import Lease
@@ -136,9 +136,7 @@ class Exchange:
         )
         settings = gateway.settings
         self._guard = (
-            LoopGuard(LoopSettings(settings.loop_window, settings.loop_repeats,
-                                   settings.loop_min_chars))
-            if settings.loop_guard and shape is Shape.STREAM
+            LoopGuard(settings.loop) if settings.loop_guard and shape is Shape.STREAM
             and request.body.get("n") in (None, 1) else None
         )
         #: Whether the loop guard ended the answer.

@@ -29,6 +29,9 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class LoopSettings:
+    """What counts as a loop (``LKN_LOOP_WINDOW``, ``LKN_LOOP_REPEATS``,
+    ``LKN_LOOP_MIN_CHARS``; the check's period is fixed)."""
+
     window: int = 1024
     repeats: int = 4
     min_chars: int = 160
@@ -37,7 +40,7 @@ class LoopSettings:
 
 @dataclass(frozen=True)
 class Loop:
-    """A loop found at the tail: its period and the repeated span (normalised characters)."""
+    """A loop found at the tail: its period and the repeated span, in characters."""
 
     period: int
     span: int

@@ -10,6 +10,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+from lkn.config import load_settings
 from lkn.loopguard import LoopGuard, LoopSettings
 from tests.conftest import GatewayFactory, make_settings
 from tests.sglang_double import SGLangDouble
@@ -135,7 +136,10 @@ async def test_ready_and_the_status_page_show_the_budget_and_the_loops_stopped(
             await events_of(r)
         async with http.get(gw.url + "/ready") as r:
             answers = (await r.json())["answers"]
-        assert answers["default_max_tokens"] == 1024 and answers["loop_guard"]["on"] is True
+        # The defaults the README documents, as the gateway runs them.
+        assert answers["default_max_tokens"] == 1024
+        assert answers["loop_guard"] == {"on": True, "window": 1024, "repeats": 4,
+                                         "min_chars": 160}
         async with http.get(gw.url + "/lkn/status.json") as r:
             status = await r.json()
         assert status["loop_guard"] is True and status["loops_stopped"] == {"smollm2": 1.0}
@@ -154,3 +158,10 @@ async def test_the_default_budget_reaches_the_held_generation_of_the_entropy_str
             await events_of(r)
         sent = [rec.body for rec in engine.received if rec.path == "/v1/chat/completions"]
         assert sent and all(b["max_tokens"] == 333 for b in sent if b)
+
+
+def test_the_loop_settings_are_read_from_the_environment() -> None:
+    settings = load_settings({"LKN_LOOP_WINDOW": "512", "LKN_LOOP_REPEATS": "6",
+                              "LKN_LOOP_MIN_CHARS": "200", "LKN_LOOP_GUARD": "0"}, env_file=None)
+    assert settings.loop == LoopSettings(window=512, repeats=6, min_chars=200)
+    assert settings.loop_guard is False

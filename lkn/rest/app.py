@@ -184,9 +184,9 @@ async def ready(request: web.Request) -> web.Response:
     care = gateway.decider.chooser.state()
     s = gateway.settings
     answers: JSONObject = {"default_max_tokens": s.default_max_tokens or None,
-                           "loop_guard": {"on": s.loop_guard, "window": s.loop_window,
-                                          "repeats": s.loop_repeats,
-                                          "min_chars": s.loop_min_chars}}
+                           "loop_guard": {"on": s.loop_guard, "window": s.loop.window,
+                                          "repeats": s.loop.repeats,
+                                          "min_chars": s.loop.min_chars}}
     if gateway.ready():
         return web.json_response({"status": "ready", "engines": engines, "homeostat": homeostat,
                                   "care": care, "answers": answers})
