@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import base64
+import json
 import re
+from pathlib import Path
 
 import aiohttp
 import pytest
@@ -65,3 +67,33 @@ async def test_key_protects_the_page_as_bearer_or_basic(
     # Basic is accepted on the status page only.
     async with http.get(gw.v1 + "/models", headers=basic("k1")) as r:
         assert r.status == 401
+
+
+async def test_a_policys_default_treatment_counts_as_fluido(
+    double: SGLangDouble, start_gateway: GatewayFactory, http: aiohttp.ClientSession,
+    tmp_path: Path,
+) -> None:
+    """A policy giving every request the same sampling is the model's default, not care:
+    the headers, the metrics and the page say FLUIDO, and the engine still gets it."""
+    from lkn.decision.policy import load_policy
+
+    path = tmp_path / "all.json"
+    path.write_text(json.dumps({
+        "format": "lkn-policy/1", "name": "greedy-for-all", "model": "smollm2",
+        "significance": 0.05,
+        "rules": [{"signals": ["all"], "intervention": "sampling", "why": "measured"}]}))
+    gw = await start_gateway(make_settings(
+        double.url, grpc_enabled=False, decision={"policy": load_policy(path)}))
+    for text in ("Name a color.", "Solve step by step: 2x = 4"):
+        body = {"model": "smollm2", "max_tokens": 2,
+                "messages": [{"role": "user", "content": text}]}
+        async with http.post(gw.v1 + "/chat/completions", json=body) as r:
+            assert r.status == 200
+            assert r.headers["X-LKN-Mode"] == "FLUIDO"
+            assert r.headers["X-LKN-Intervention"] == "sampling"
+            assert "default treatment" in r.headers["X-LKN-Policy"]
+    sent = [r.body for r in double.requests_to("/v1/chat/completions")]
+    assert all(b["temperature"] == 0.0 for b in sent)  # type: ignore[index]
+    async with http.get(gw.url + "/lkn/status.json") as r:
+        data = await r.json()
+    assert data["mix"] == {"FLUIDO": 2.0, "ANALITICO": 0.0}

@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from lkn.decision.intervention import add_instruction
-from lkn.decision.interventions import Intervention
+from lkn.decision.interventions import SAMPLING_KEYS, Intervention
 from lkn.types import JSONObject, JSONValue
 
 _SEPARATOR = "\n\n"
@@ -92,13 +92,16 @@ def _with_suffix(body: JSONObject, instruction: str) -> JSONObject:
     return body
 
 
-def _careful(body: JSONObject, care: CareSettings) -> JSONObject:
-    """Careful sampling for the fields the client left out (an explicit value always wins)."""
-    added: JSONObject = {}
-    if body.get("temperature") is None:
-        added["temperature"] = care.careful_temperature
-    if body.get("top_p") is None and care.careful_top_p < 1.0:
-        added["top_p"] = care.careful_top_p
+def _careful(body: JSONObject, care: CareSettings,
+             params: tuple[tuple[str, float], ...] = ()) -> JSONObject:  # fmt: skip
+    """Careful sampling for the fields the client left out (an explicit value always wins):
+    the intervention's own ``sampling:`` values, else the configured temperature and top_p."""
+    wanted: dict[str, float] = {"temperature": care.careful_temperature}
+    if care.careful_top_p < 1.0:
+        wanted["top_p"] = care.careful_top_p
+    for key, value in params:
+        wanted[SAMPLING_KEYS[key][0]] = value
+    added: JSONObject = {k: v for k, v in wanted.items() if body.get(k) is None}
     return {**body, **added} if added else body
 
 
@@ -133,7 +136,7 @@ def apply(
     """``body`` with ``intervention`` applied (``body`` itself when nothing changes)."""
     out = body
     if intervention.sampling:
-        out = _careful(out, care)
+        out = _careful(out, care, intervention.sampling_params)
     if intervention.prompt == "system":
         out = _with_system_prompt(out, care.instruction, model)
     elif intervention.prompt == "suffix":

@@ -1,7 +1,8 @@
 """Which intervention a decision gets, and the engine body that carries it.
 
 A strategy's verdict gets the measured policy's intervention (``LKN_POLICY``: by rule
-signals and entropy range; the mode is ANALITICO exactly when the policy names one). Under
+signals and entropy range; the mode is ANALITICO exactly when the policy names one beyond
+the model's default treatment, the rule for every request, which stays FLUIDO). Under
 ``LKN_POLICY=auto`` a request gets the shipped policy measured on the model it names (the
 name the engine serves in ``/v1/models``, which the gateway lists and routes by); without a
 policy for it, ANALITICO gets ``LKN_INTERVENTION``. The ``analitico`` override gets
@@ -31,7 +32,7 @@ def cheaper(chosen: Intervention) -> Intervention:
     if not chosen.active:
         return chosen
     prompt = "suffix" if chosen.prompt is not None or chosen.consistency else None
-    return Intervention(prompt=prompt, sampling=chosen.sampling, consistency=0)
+    return replace(chosen, prompt=prompt, consistency=0)
 
 
 class CareChooser:
@@ -67,17 +68,31 @@ class CareChooser:
 
         A policy measured on another model than the request's is not applied.
         """
-        if decision.strategy in ("housekeeping", "passthrough") or decision.shed == "fluido":
+        if decision.strategy in ("housekeeping", "passthrough"):
             return decision
         policy = self.policy_for(model)
+        if decision.shed == "fluido":
+            return self._default_only(decision, policy)
         if policy is None or decision.strategy == "override":
             if decision.mode is Mode.FLUIDO:
                 return decision
             chosen, why = self._shed(decision, self.default, "LKN_INTERVENTION")
             return replace(decision, intervention=chosen.name, policy=why)
         chosen, why = self._shed(decision, *policy.choose(decision.signals, decision.score))
+        if chosen.active and chosen == policy.default:  # what every request gets: not care
+            return replace(decision, mode=Mode.FLUIDO, intervention=chosen.name,
+                           policy=f"{why} (the model's default treatment)")
         return replace(decision, mode=Mode.ANALITICO if chosen.active else Mode.FLUIDO,
                        intervention=chosen.name, policy=why)
+
+    @staticmethod
+    def _default_only(decision: Decision, policy: Policy | None) -> Decision:
+        """Care shed to FLUIDO keeps the model's default treatment if it is only sampling."""
+        default = NONE if policy is None else policy.default
+        if policy is None or cheaper(default) != default or default.prompt is not None:
+            return decision
+        why = f"{policy.name}: the model's default treatment (care shed)"
+        return replace(decision, intervention=default.name, policy=why)
 
     @staticmethod
     def _shed(decision: Decision, chosen: Intervention, why: str) -> tuple[Intervention, str]:

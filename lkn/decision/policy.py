@@ -69,6 +69,15 @@ class Policy:
     rules: tuple[Rule, ...]
     summary: dict[str, Any]
 
+    @property
+    def default(self) -> Intervention:
+        """The model's default treatment: what the first rule for every request applies
+        (``all``, no entropy range), or none. A request given only this is not given care."""
+        for rule in self.rules:
+            if ALL in rule.signals and rule.entropy is None:
+                return rule.intervention
+        return NONE
+
     def choose(self, signals: tuple[str, ...], score: float | None) -> tuple[Intervention, str]:
         """The intervention for a decision's signals and score, and the rule that chose it."""
         for index, rule in enumerate(self.rules):

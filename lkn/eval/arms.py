@@ -12,6 +12,7 @@ An arm is written ``<care>@<shape>``:
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 SHAPES = ("greedy", "webui")
@@ -53,8 +54,13 @@ def parse_arm(text: str) -> Arm:
     return Arm(f"{care}@{shape}", care, shape)
 
 
+#: A comma starts a new arm only before a care's name: ``sampling:t=0.3,min_p=0.1@webui``
+#: is one arm.
+_NEXT_ARM = re.compile(r",(?=\s*(?:fluido|analitico|gateway|none|prompt|sampling|consistency)\b)")
+
+
 def parse_arms(text: str) -> list[Arm]:
-    arms = [parse_arm(part) for part in text.split(",") if part.strip()]
+    arms = [parse_arm(part) for part in _NEXT_ARM.split(text) if part.strip()]
     if not arms:
         raise ValueError("no arm given")
     names = [a.name for a in arms]

@@ -7,7 +7,11 @@ by item, with FLUIDO in the same client shape (``greedy``: the client asks for t
 intervention is kept for a group only when it wins more items than it loses *and* the exact
 McNemar test gives p < alpha; the best such one (most net wins, then fewest tokens) becomes
 the rule. Each group is tested at alpha on its own, without a multiple-comparison
-correction. Everything that was not kept is listed under ``rejected`` with its figures.
+correction. Accuracy is judged on the short (checkable) items only. On the group's open chat
+prompts, an intervention that loops on more of them than FLUIDO in the same shape
+(:mod:`lkn.eval.degeneration`) is rejected, however many short answers it wins: a user
+reads the chat, not the benchmark. Everything that was not kept is listed under
+``rejected`` with its figures.
 """
 
 from __future__ import annotations
@@ -76,6 +80,21 @@ def _evidence(by_key: dict[tuple[str, str], Record], ids: list[str], arm: str,
     }
 
 
+def _loops(by_key: dict[tuple[str, str], Record], ids: list[str], arm: str,
+           base: str) -> dict[str, Any] | None:  # fmt: skip
+    """Loops of ``arm`` and of FLUIDO on the open chat prompts both answered."""
+    chats = [i for i in ids if by_key[(i, arm)].open]
+    if not chats:
+        return None
+    loops = sum(bool(by_key[(i, arm)].looped) for i in chats)
+    base_loops = sum(bool(by_key[(i, base)].looped) for i in chats)
+    low, high = wilson(loops, len(chats))
+    return {"n": len(chats), "loops": loops, "loop_rate": loops / len(chats),
+            "ci95": [low, high], "baseline_loops": base_loops,
+            "baseline_loop_rate": base_loops / len(chats),
+            "to_budget": sum(bool(by_key[(i, arm)].to_budget) for i in chats)}
+
+
 def choose_policy(records: Sequence[Record], *, model: str, alpha: float,
                   source: str) -> dict[str, Any]:  # fmt: skip
     """The policy file's content for these measurements."""
@@ -91,11 +110,24 @@ def choose_policy(records: Sequence[Record], *, model: str, alpha: float,
         for arm in candidates:
             care, _, shape = arm.partition("@")
             base = f"fluido@{shape}"
-            ids = [i for i in groups[signal] if (i, arm) in by_key and (i, base) in by_key]
+            both = [i for i in groups[signal] if (i, arm) in by_key and (i, base) in by_key]
+            ids = [i for i in both if not by_key[(i, arm)].open]
             if not ids:
                 continue
             ev = _evidence(by_key, ids, arm, base)
+            loops = _loops(by_key, both, arm, base)
+            if loops is not None:
+                ev["open_chat"] = loops
             kept = ev["wins"] > ev["losses"] and ev["p_value"] < alpha
+            if kept and loops is not None and loops["loops"] > loops["baseline_loops"]:
+                rejected.append({"signals": [signal], "intervention": parse(care).name,
+                                 "shape": shape, "evidence": ev,
+                                 "why": f"loops on more open chat prompts than FLUIDO "
+                                        f"({loops['loops']}/{loops['n']} against "
+                                        f"{loops['baseline_loops']}/{loops['n']}), although "
+                                        f"it wins short answers (+{ev['wins']}/-{ev['losses']}, "
+                                        f"p={ev['p_value']:.3g})"})
+                continue
             if not kept:
                 rejected.append({"signals": [signal], "intervention": parse(care).name,
                                  "shape": shape, "evidence": ev,
@@ -123,7 +155,9 @@ def choose_policy(records: Sequence[Record], *, model: str, alpha: float,
         "model": model,
         "significance": alpha,
         "measured": {"when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                     "source": source, "items": len({r.item for r in records}),
+                     "source": source,
+                     "items": len({r.item for r in records if not r.open}),
+                     "open_chat_prompts": len({r.item for r in records if r.open}),
                      "arms": arms},
         "rules": rules,
         "rejected": rejected,

@@ -25,16 +25,21 @@ class Answer:
     latency_s: float = 0.0
     error: str | None = None
     headers: dict[str, str] = field(default_factory=dict)
+    #: The streamed pieces of the text (one token each on SGLang and llama.cpp).
+    pieces: list[str] = field(default_factory=list)
 
 
 def request_body(item: Item, arm: Arm, model: str, max_tokens: int) -> dict[str, object]:
+    """The request; an open chat prompt goes without ``max_tokens``, as Open WebUI sends it
+    (the gateway's default answer budget applies)."""
     body: dict[str, object] = {
         "model": model,
         "messages": [{"role": "user", "content": item.prompt}],
-        "max_tokens": max_tokens,
         "stream": True,
         "stream_options": {"include_usage": True},
     }
+    if not item.open:
+        body["max_tokens"] = max_tokens
     body.update(arm.sampling())
     return body
 
@@ -57,7 +62,7 @@ async def ask(
     if api_key:
         headers["Authorization"] = f"Bearer {api_key}"
     answer = Answer()
-    parts: list[str] = []
+    parts = answer.pieces
     started = time.monotonic()
     try:
         async with session.post(

@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from lkn.eval.arms import BASELINE, parse_arms
-from lkn.eval.items import ITEMS_FILE, load_items, parse_slice, sliced
-from lkn.eval.report import cells, signal_cells, signal_table, table
+from lkn.eval.items import ITEMS_FILE, OPEN_FILE, load_items, parse_slice, sliced
+from lkn.eval.report import cells, open_cells, open_table, signal_cells, signal_table, table
 from lkn.eval.runner import Record, run
 
 DEFAULT_ARMS = "fluido@greedy,gateway@greedy,fluido@webui,gateway@webui"
@@ -27,6 +27,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"comma-separated arms care@shape (default {DEFAULT_ARMS}; "
                              "with --choose the candidate interventions)")
     parser.add_argument("--items", type=Path, default=ITEMS_FILE, help="JSONL evaluation set")
+    parser.add_argument("--open-items", type=Path, default=OPEN_FILE,
+                        help="JSONL open chat prompts, graded for degeneration")
+    parser.add_argument("--no-open", action="store_true",
+                        help="short answers only (no open chat prompts)")
     parser.add_argument("--category", action="append", default=[],
                         help="only this category (repeatable)")
     parser.add_argument("--limit", type=int, default=0, help="at most this many items")
@@ -107,7 +111,10 @@ def _write(args: argparse.Namespace, records: list[Record], names: list[str], mo
            measured: list[Record] | None = None) -> None:  # fmt: skip
     all_cells = cells(records, names)
     sig_cells = signal_cells(records, names)
+    chat_cells = open_cells(records, names)
     text = table(all_cells, names) + "\n\n" + signal_table(sig_cells, names)
+    if any(r.open for r in records):
+        text += "\n\n" + open_table(chat_cells)
     print(text)
     args.out.mkdir(parents=True, exist_ok=True)
     base = args.out / f"eval-{kind}-{stamp}"
@@ -115,6 +122,7 @@ def _write(args: argparse.Namespace, records: list[Record], names: list[str], mo
               "items": len({r.item for r in records}),
               "cells": [c.to_json() for c in all_cells],
               "signal_cells": [c.to_json() for c in sig_cells],
+              "open_cells": [c.to_json() for c in chat_cells],
               "records": [r.to_json() for r in records]}
     json_path = base.with_suffix(".json")
     json_path.write_text(json.dumps(result, ensure_ascii=False, indent=1), encoding="utf-8")
@@ -173,6 +181,8 @@ def main(args: argparse.Namespace, host: str, port: int, api_key: str | None) ->
     try:
         arms = parse_arms(args.arms or (CHOOSE_ARMS if args.choose else DEFAULT_ARMS))
         items = load_items(args.items, quick=args.quick)
+        if not args.no_open:
+            items += load_items(args.open_items, quick=args.quick)
     except (OSError, ValueError) as exc:
         print(f"lkn eval: {exc}", file=sys.stderr)
         return 2
@@ -198,8 +208,10 @@ def main(args: argparse.Namespace, host: str, port: int, api_key: str | None) ->
         print(f"lkn eval: the gateway at {url} is not ready ({exc})", file=sys.stderr)
         return 1
     names = [a.name for a in arms]
-    print(f"lkn eval: {len(items)} items x {len(arms)} arms against {url} ({model}), "
-          f"max_tokens={args.max_tokens}, concurrency={args.concurrency}", file=sys.stderr)
+    chats = sum(i.open for i in items)
+    print(f"lkn eval: {len(items) - chats} short items (max_tokens={args.max_tokens}) and "
+          f"{chats} open chat prompts (no max_tokens) x {len(arms)} arms against {url} "
+          f"({model}), concurrency={args.concurrency}", file=sys.stderr)
     started = time.time()
     records = uvloop.run(run(url, items, arms, model=model, max_tokens=args.max_tokens,
                              concurrency=args.concurrency, timeout=args.timeout,

@@ -8,6 +8,9 @@ from pathlib import Path
 from typing import Any
 
 ITEMS_FILE = Path(__file__).with_name("data") / "items.jsonl"
+#: Open chat prompts (explanations, lists, stories, how-tos, step-by-step maths), asked in
+#: Open WebUI's shape and graded for degeneration (:mod:`lkn.eval.degeneration`).
+OPEN_FILE = Path(__file__).with_name("data") / "open.jsonl"
 
 
 @dataclass(frozen=True)
@@ -18,6 +21,11 @@ class Item:
     prompt: str
     answer: dict[str, Any]
     quick: bool
+
+    @property
+    def open(self) -> bool:
+        """An open chat prompt: sent with no ``max_tokens``, graded for degeneration."""
+        return self.answer.get("type") == "open_chat"
 
 
 def parse_slice(text: str) -> tuple[int, int]:

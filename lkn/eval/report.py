@@ -64,7 +64,8 @@ def _paired(
 
 
 def cells(records: Sequence[Record], arms: Sequence[str]) -> list[Cell]:
-    """One cell per arm for all items and per category."""
+    """One cell per arm for all short (checkable) items and per category."""
+    records = [r for r in records if not r.open]
     by_key = {(r.item, r.arm): r for r in records}
     groups: dict[str, list[str]] = {ALL: []}
     for r in records:
@@ -105,6 +106,7 @@ def signal_cells(records: Sequence[Record], arms: Sequence[str]) -> list[Cell]:
     a cell's ``vs_shape`` says how many of the signal's items the arm improved and worsened
     against FLUIDO in the same client shape.
     """
+    records = [r for r in records if not r.open]
     by_key = {(r.item, r.arm): r for r in records}
     groups: dict[str, list[str]] = {}
     for r in records:
@@ -176,4 +178,80 @@ def table(all_cells: Sequence[Cell], arms: Sequence[str]) -> str:
         n = next(iter(row.values())).n
         lines.append(f"{group:<22} {n:>4} " + " ".join(
             f"{row[a].latency_s:>16.2f}" if a in row else f"{'-':>16}" for a in arms))
+    return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class OpenCell:
+    """One arm on the open chat prompts: how often it degenerated."""
+
+    arm: str
+    n: int
+    loops: int
+    low: float
+    high: float
+    to_budget: int
+    tokens: float
+    latency_s: float
+    errors: int
+    #: Loops against FLUIDO in the same shape, paired: (prompts only this arm looped on,
+    #: prompts only FLUIDO looped on, exact McNemar p).
+    vs_shape: tuple[int, int, float] | None
+
+    @property
+    def loop_rate(self) -> float:
+        return self.loops / self.n if self.n else 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        return {"arm": self.arm, "n": self.n, "loops": self.loops, "loop_rate": self.loop_rate,
+                "ci95": [self.low, self.high], "to_budget": self.to_budget,
+                "mean_completion_tokens": self.tokens, "mean_latency_s": self.latency_s,
+                "errors": self.errors,
+                "loops_vs_fluido_same_shape": None if self.vs_shape is None else {
+                    "more": self.vs_shape[0], "fewer": self.vs_shape[1],
+                    "p_value": self.vs_shape[2]}}
+
+
+def open_cells(records: Sequence[Record], arms: Sequence[str]) -> list[OpenCell]:
+    """One cell per arm over the open chat prompts every arm answered."""
+    rows = [r for r in records if r.open]
+    by_key = {(r.item, r.arm): r for r in rows}
+    ids = [i for i in dict.fromkeys(r.item for r in rows)
+           if all((i, a) in by_key for a in arms)]
+    out: list[OpenCell] = []
+    for arm in arms:
+        mine = [by_key[(i, arm)] for i in ids]
+        if not mine:
+            continue
+        loops = sum(bool(r.looped) for r in mine)
+        low, high = wilson(loops, len(mine))
+        base = "fluido@" + arm.partition("@")[2]
+        paired = None
+        if base != arm and all((i, base) in by_key for i in ids):
+            test = mcnemar([bool(by_key[(i, arm)].looped) for i in ids],
+                           [bool(by_key[(i, base)].looped) for i in ids])
+            paired = (test.wins, test.losses, test.p_value)
+        out.append(OpenCell(
+            arm=arm, n=len(mine), loops=loops, low=low, high=high,
+            to_budget=sum(bool(r.to_budget) for r in mine),
+            tokens=_mean(r.completion_tokens for r in mine) or 0.0,
+            latency_s=_mean(r.latency_s for r in mine) or 0.0,
+            errors=sum(r.error is not None for r in mine), vs_shape=paired))
+    return out
+
+
+def open_table(cells_: Sequence[OpenCell]) -> str:
+    """Open chat: loop rate (95% CI), answers that ran to the budget, tokens, latency."""
+    if not cells_:
+        return "open chat: no prompt answered in every arm"
+    lines = [f"open chat ({cells_[0].n} prompts, no max_tokens: the gateway's default budget):",
+             f"{'arm':<26} {'loops':>6} {'loop rate':>9} {'95% CI':>15} "
+             f"{'loops vs fluido, same shape':>28} {'to budget':>9} {'tokens':>7} "
+             f"{'latency s':>9} {'err':>4}"]
+    for c in cells_:
+        paired = "-" if c.vs_shape is None else \
+            f"+{c.vs_shape[0]}/-{c.vs_shape[1]} p={c.vs_shape[2]:.3f}"
+        lines.append(f"{c.arm:<26} {c.loops:>6} {c.loop_rate:>9.1%} "
+                     f"{f'[{c.low:.1%}, {c.high:.1%}]':>15} {paired:>28} {c.to_budget:>9} "
+                     f"{c.tokens:>7.1f} {c.latency_s:>9.2f} {c.errors:>4}")
     return "\n".join(lines)

@@ -19,6 +19,7 @@ import aiohttp
 from lkn.decision import rules
 from lkn.eval.arms import Arm
 from lkn.eval.client import Answer, ask
+from lkn.eval.degeneration import judge
 from lkn.eval.grader import grade
 from lkn.eval.items import Item
 
@@ -38,6 +39,14 @@ class Record:
     latency_s: float
     error: str | None
     headers: dict[str, str]
+    #: Open chat prompts only (None for a short answer): the answer looped, or ran to the
+    #: token budget without a loop.
+    looped: bool | None = None
+    to_budget: bool | None = None
+
+    @property
+    def open(self) -> bool:
+        return self.looped is not None
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -112,14 +121,24 @@ async def run(
                 budget = max(max_tokens, int(item.answer.get("max_tokens", 0)))
                 answer: Answer = await ask(session, url, item, arm, model, budget, api_key)
             progress.step(answer.error is not None)
-            correct = answer.error is None and grade(answer.text, item.answer,
-                                                     answer.finish_reason)
+            looped = to_budget = None
+            if item.open:
+                judged = judge(answer.pieces, answer.finish_reason)
+                looped, to_budget = judged.looped, judged.to_budget
+                correct = (answer.error is None and not looped and not to_budget
+                           and grade(answer.text, {**item.answer, "type": "open"}))
+            else:
+                correct = answer.error is None and grade(answer.text, item.answer,
+                                                         answer.finish_reason)
             return Record(
                 item=item.id, category=item.category, lang=item.lang, arm=arm.name,
                 correct=correct, signals=signals[item.id], text=answer.text,
                 finish_reason=answer.finish_reason,
-                completion_tokens=answer.completion_tokens, ttft_s=answer.ttft_s,
+                # An answer the loop guard ended has no usage chunk: its pieces are counted.
+                completion_tokens=answer.completion_tokens or len(answer.pieces),
+                ttft_s=answer.ttft_s,
                 latency_s=answer.latency_s, error=answer.error, headers=answer.headers,
+                looped=looped, to_budget=to_budget,
             )
 
         return list(await asyncio.gather(*(one(item, arm) for item, arm in jobs)))

@@ -116,7 +116,8 @@ def test_auto_applies_the_shipped_policy_to_its_model_only(tmp_path: Path) -> No
     expected, _ = shipped.choose((), None)
     got = chooser.with_care(Decision(Mode.FLUIDO, "rules", signals=()), "SmolLM2-135M-Instruct")
     assert got.intervention == expected.name
-    assert got.mode is (Mode.ANALITICO if expected.active else Mode.FLUIDO)
+    beyond_default = expected.active and expected != shipped.default
+    assert got.mode is (Mode.ANALITICO if beyond_default else Mode.FLUIDO)
     state = chooser.state()
     assert state["setting"] == "auto" and "LKN_POLICY=auto" in str(state["why"])
     assert [p["name"] for p in state["policies"]] == [  # type: ignore[attr-defined]
@@ -135,3 +136,47 @@ def test_shipped_policies_are_valid() -> None:
     for path in sorted(SHIPPED.glob("*.json")):
         policy = load_policy(path)
         assert policy.rules or policy.summary.get("rejected"), path
+
+
+DEFAULT_TREATMENT = {**POLICY, "rules": [
+    {"signals": ["math"], "intervention": "sampling+prompt:suffix", "why": "measured"},
+    {"signals": ["all"], "intervention": "sampling", "why": "measured"},
+]}
+
+
+def _chooser(tmp_path: Path, policy: dict[str, object]) -> CareChooser:
+    path = tmp_path / "p.json"
+    path.write_text(json.dumps(policy))
+    empty = tmp_path / "empty.env"
+    empty.write_text("")
+    return CareChooser(load_settings({"LKN_POLICY": str(path)}, env_file=empty).decision)
+
+
+def test_the_models_default_treatment_is_not_care(tmp_path: Path) -> None:
+    chooser = _chooser(tmp_path, DEFAULT_TREATMENT)
+    assert chooser.policy is not None and chooser.policy.default.name == "sampling"
+    # The rule for every request is what the model gets by default: FLUIDO, named.
+    for verdict in (Mode.FLUIDO, Mode.ANALITICO):
+        plain = chooser.with_care(Decision(verdict, "rules", signals=("steps",)))
+        assert (plain.mode, plain.intervention) == (Mode.FLUIDO, "sampling")
+        assert "default treatment" in (plain.policy or "")
+    # More than the default is care.
+    flagged = chooser.with_care(Decision(Mode.FLUIDO, "rules", signals=("math",)))
+    assert (flagged.mode, flagged.intervention) == (Mode.ANALITICO, "sampling+prompt:suffix")
+    # Care shed to FLUIDO keeps the free default treatment, not the care.
+    for signals in (("math",), ()):
+        shed = chooser.with_care(Decision(Mode.FLUIDO, "rules", signals=signals, shed="fluido"))
+        assert (shed.mode, shed.intervention) == (Mode.FLUIDO, "sampling")
+        assert "care shed" in (shed.policy or "")
+
+
+def test_a_default_treatment_that_costs_is_shed(tmp_path: Path) -> None:
+    costly = {**POLICY, "rules": [{"signals": ["all"], "intervention": "prompt:system",
+                                   "why": "measured"}]}
+    chooser = _chooser(tmp_path, costly)
+    plain = chooser.with_care(Decision(Mode.FLUIDO, "rules", signals=()))
+    assert (plain.mode, plain.intervention) == (Mode.FLUIDO, "prompt:system")
+    shed = chooser.with_care(Decision(Mode.FLUIDO, "rules", signals=(), shed="fluido"))
+    assert (shed.mode, shed.intervention) == (Mode.FLUIDO, "none")
+    # A policy with no rule for every request has no default treatment.
+    assert _chooser(tmp_path, POLICY).policy.default.name == "none"  # type: ignore[union-attr]
