@@ -44,6 +44,7 @@ from lkn.loopguard import LoopGuard
 from lkn.errors import DeadlineExceeded, EngineError, EngineTimeout, LknError, ShuttingDown
 from lkn.outcome import CLIENT_GONE_ERRORS, Kind, Outcome, classify
 from lkn.pool import Lease
+from lkn.restart import assemble
 from lkn.resume import Resume
 from lkn.speculative import HeldGeneration, hold
 from lkn.types import (
@@ -135,10 +136,8 @@ class Exchange:
             if shape is Shape.STREAM else None
         )
         settings = gateway.settings
-        self._guard = (
-            LoopGuard(settings.loop) if settings.loop_guard and shape is Shape.STREAM
-            and request.body.get("n") in (None, 1) else None
-        )
+        self._guard = LoopGuard(settings.loop) if settings.loop_guard and guardable(
+            request, shape) else None
         #: Whether the loop guard ended the answer.
         self.loop_stopped = False
 
@@ -210,7 +209,9 @@ class Exchange:
         if self.shape is Shape.COMPLETE:
             pool = self.gateway.pool
             try:
-                if held is not None:
+                if self._guard is not None:  # streamed from the engine, under the guard
+                    raw, parsed = await self._guarded(client, held, lambda: pool.confirm(lease))
+                elif held is not None:
                     raw, parsed = await held.open_complete(
                         self.decision, self.engine_body, answered=lambda: pool.confirm(lease)
                     )
@@ -250,6 +251,39 @@ class Exchange:
         self.gateway.pool.confirm(lease)
         self._note_placement(held)
         self._pending, self._rest = first, chunks
+
+    async def _guarded(self, client: EngineClient, held: HeldGeneration | None,
+                       answered: Callable[[], None]) -> tuple[bytes, JSONObject]:  # fmt: skip
+        """A non-streamed answer read as a stream, so that the loop guard can end it (its
+        first chunk confirms a half-open trial, as a plain answer's status line does)."""
+        def body_for(decision: Decision) -> JSONObject:
+            return {**self.engine_body(decision), "stream": True,
+                    "stream_options": {"include_usage": True}}
+
+        request, guard = self.request, self._guard
+        assert guard is not None
+        chunks = (await held.open_stream(self.decision, body_for) if held is not None else
+                  client.stream(request.route, body_for(self.decision), self.request_id,
+                                self._deadline))  # fmt: skip
+        collected: list[Chunk] = []
+        try:
+            async for chunk in chunks:
+                if not collected:
+                    answered()
+                collected.append(chunk)
+                if chunk.text and chunk.finish_reason is None and guard.feed(chunk.text):
+                    self.loop_stopped = True
+                    break
+        finally:
+            await _close(chunks)
+        raw, parsed = assemble(request, collected, keep_logprobs=bool(request.body.get("logprobs")))
+        if self.loop_stopped:
+            choices = parsed.get("choices")
+            if isinstance(choices, list) and choices and isinstance(choices[0], dict):
+                choices[0].update(finish_reason="length", matched_stop=None)
+            raw = json.dumps(parsed, ensure_ascii=False).encode()
+            self.gateway.loop_stopped(self)
+        return raw, parsed
 
     def _note_placement(self, held: HeldGeneration | None) -> None:
         """A restart that moved the instruction says where, beside the policy (headers,
@@ -464,6 +498,17 @@ class Exchange:
         if isinstance(error, (EngineTimeout, asyncio.TimeoutError, asyncio.CancelledError)):
             return Verdict.NEUTRAL
         return classify(error).verdict
+
+
+def guardable(request: GenerateRequest, shape: Shape) -> bool:
+    """Whether the loop guard can watch this answer: one answer of text, streamed or not (a
+    non-streamed one is read as a stream, so none with tools or echo, which the rebuilt
+    answer would not carry)."""
+    body = request.body
+    if shape is Shape.PROBE or body.get("n") not in (None, 1):
+        return False
+    return shape is Shape.STREAM or not (body.get("tools") or body.get("functions")
+                                         or body.get("echo"))
 
 
 def loop_finish_event(raw: bytes, route: Route) -> bytes:

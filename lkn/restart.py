@@ -175,7 +175,8 @@ def assemble(
             part = delta if isinstance(delta, dict) else choice
             piece = part.get("content") if chat else part.get("text")
             text += piece if isinstance(piece, str) else ""
-            thought = part.get("reasoning_content")
+            thought = part.get("reasoning_content")  # SGLang's key; some engines: reasoning
+            thought = thought if isinstance(thought, str) else part.get("reasoning")
             reasoning += thought if isinstance(thought, str) else ""
             if choice.get("finish_reason") is not None:
                 finish, matched = choice["finish_reason"], choice.get("matched_stop")

@@ -13,6 +13,7 @@ import pytest
 from lkn.config import load_settings
 from lkn.loopguard import LoopGuard, LoopSettings
 from tests.conftest import GatewayFactory, make_settings
+from tests.test_rest_failures import wait_for
 from tests.sglang_double import SGLangDouble
 
 pytestmark = pytest.mark.fast
@@ -99,6 +100,49 @@ async def test_a_looping_stream_is_cut_aborted_and_ends_with_length(
             c.startswith(rid) for c in engine.cancelled_rids)
         async with http.get(gw.url + "/metrics") as m:
             assert 'lkn_loops_stopped_total{model="smollm2"} 1.0' in await m.text()
+
+
+@pytest.mark.parametrize("path", ["/chat/completions", "/completions"])
+async def test_a_looping_non_streamed_answer_is_cut_aborted_and_ends_with_length(
+    start_gateway: GatewayFactory, http: aiohttp.ClientSession, path: str
+) -> None:
+    """A non-streamed answer is read from the engine as a stream, so the guard ends it too."""
+    async with SGLangDouble(reply=LOOP, token_delay=0.002) as engine:
+        gw = await start_gateway(make_settings(engine.url, grpc_enabled=False))
+        body: dict[str, Any] = (
+            {**CHAT, "stream": False} if path == "/chat/completions"
+            else {"model": "smollm2", "prompt": "count the apples", "stream": False})
+        async with http.post(gw.v1 + path, json=body) as r:
+            assert r.status == 200
+            answer = await r.json()
+        choice = answer["choices"][0]
+        text = choice["message"]["content"] if "message" in choice else choice["text"]
+        assert choice["finish_reason"] == "length" and text.startswith("Let us count")
+        assert len(text.split()) < len(LOOP.split()) // 4
+        assert answer["object"] == ("chat.completion" if "message" in choice
+                                    else "text_completion")
+        rid = r.headers["X-Request-Id"]
+        await wait_for(lambda: any(a.startswith(rid) for a in engine.aborts) or any(
+            c.startswith(rid) for c in engine.cancelled_rids))  # the abort is sent after
+        async with http.get(gw.url + "/metrics") as m:
+            assert 'lkn_loops_stopped_total{model="smollm2"} 1.0' in await m.text()
+
+
+async def test_a_non_streamed_answer_with_tools_is_asked_for_as_it_came(
+    start_gateway: GatewayFactory, http: aiohttp.ClientSession
+) -> None:
+    """Tool calls are not rebuilt from a stream: such a request goes to the engine as sent."""
+    async with SGLangDouble() as engine:
+        gw = await start_gateway(make_settings(engine.url, grpc_enabled=False))
+        tools = [{"type": "function", "function": {"name": "f", "parameters": {}}}]
+        body = {**CHAT, "stream": False, "max_tokens": 4, "tools": tools}
+        async with http.post(gw.v1 + "/chat/completions", json=body) as r:
+            assert r.status == 200
+        plain = {**CHAT, "stream": False, "max_tokens": 4}
+        async with http.post(gw.v1 + "/chat/completions", json=plain) as r:
+            assert r.status == 200
+        sent = [rec.body for rec in engine.requests_to("/v1/chat/completions")]
+        assert [b.get("stream") for b in sent] == [False, True]  # type: ignore[union-attr]
 
 
 async def test_without_the_guard_the_loop_runs_to_its_end(
