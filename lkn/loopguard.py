@@ -10,7 +10,10 @@ when the tail of the answer is one period repeated back to back:
   the answer's length, and at most ``window + check_every`` characters kept (plus one
   piece);
 * a suffix of ``L`` characters with period ``p`` is a loop when ``L >= min_chars`` and it
-  holds ``repeats`` exact copies of its period.
+  holds ``repeats`` exact copies of its period, or only two when the period is long (at
+  least ``min_chars / 2`` characters): a sentence or a paragraph said twice back to back,
+  word for word, is already a loop, and waiting for four copies of a 200-character
+  paragraph would show the user 600 repeated characters.
 
 Only exact repeats count. A loop that counts ("Paso 41: 12", "Paso 42: 12", ...) differs
 in its digits between repeats, exactly as a table or a CSV whose rows differ only in their
@@ -67,7 +70,9 @@ def find_loop(tail: str, settings: LoopSettings) -> Loop | None:
     periods = _smallest_periods(reversed_tail)
     for length in range(len(reversed_tail), settings.min_chars - 1, -1):
         period = periods[length - 1]
-        if length < period * settings.repeats:
+        # A long period (half the minimum span or more) is a loop once it is said twice.
+        copies = 2 if 2 * period >= settings.min_chars else settings.repeats
+        if length < period * copies:
             continue
         return Loop(period, length)
     return None

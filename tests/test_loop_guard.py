@@ -38,10 +38,14 @@ LEGITIMATE = {
     "code": "".join(f"    self.layer{i} = nn.Linear(128, 128)\n" for i in range(16)),
     "table": "| Nombre | Edad |\n|---|---|\n" + "".join(f"| Persona{i} | {20 + i} |\n"
                                                      for i in range(40)),
-    "refrain": ("The wind is high, the sea is wide,\nI walk alone along the tide.\n"
-                "Oh row, oh row, my heart, row home.\n"
-                "The stars are cold, the night is long,\nI hum the words of my old song.\n"
-                "Oh row, oh row, my heart, row home.\n") * 3,
+    # Verses change, the refrain comes back between them (the same poem said again three
+    # times over would be a loop).
+    "refrain": "".join(f"{verse}\nOh row, oh row, my heart, row home.\n" for verse in (
+        "The wind is high, the sea is wide,\nI walk alone along the tide.",
+        "The stars are cold, the night is long,\nI hum the words of my old song.",
+        "The gulls are gone, the boats are in,\nthe lamps are lit, the nets are thin.",
+        "The dawn is grey, the shore is near,\nthe harbour bell is ringing clear.",
+        "And when I land, and when I'm done,\nI'll sleep until the morning sun.")),
 }
 
 
