@@ -553,6 +553,8 @@ def load_settings(
             repeats=r.integer("LKN_LOOP_REPEATS", D.loop.repeats, minimum=2, maximum=64),
             min_chars=r.integer("LKN_LOOP_MIN_CHARS", D.loop.min_chars, minimum=8,
                                 maximum=65536),
+            counting_repeats=r.integer("LKN_LOOP_COUNTING_REPEATS", D.loop.counting_repeats,
+                                       minimum=0, maximum=1024),
         ),
         default_max_tokens=r.integer("LKN_DEFAULT_MAX_TOKENS", D.default_max_tokens,
                                      maximum=1 << 20),

@@ -12,13 +12,20 @@ when the tail of the answer is one period repeated back to back:
 * a suffix of ``L`` characters with period ``p`` is a loop when ``L >= min_chars`` and it
   holds ``repeats`` exact copies of its period, or only two when the period is long (at
   least ``min_chars / 2`` characters): a sentence or a paragraph said twice back to back,
-  word for word, is already a loop, and waiting for four copies of a 200-character
-  paragraph would show the user 600 repeated characters.
+  word for word, is already a loop, and waiting for three copies of a 200-character
+  paragraph would show the user 400 repeated characters. The defaults (80 characters,
+  three copies) were chosen on the labelled set of ``scripts/loop_set.py``: Spanish from a
+  small model runs at about 1.3 characters per token, so a threshold in characters must be
+  low for a loop to be seen within 64 tokens.
 
-Only exact repeats count. A loop that counts ("Paso 41: 12", "Paso 42: 12", ...) differs
-in its digits between repeats, exactly as a table or a CSV whose rows differ only in their
-numbers does; telling those apart was tried (runs of digits made equal) and stopped tables
-and code, so such loops are left to the answer budget (``LKN_DEFAULT_MAX_TOKENS``).
+A loop that counts ("Paso 41: 12", "Paso 42: 12", ...) differs in its digits between
+repeats, exactly as a table, a CSV or lines of code that differ only in their numbers do.
+So it is looked for a second time with every run of digits made equal, and needs many more
+copies there (``counting_repeats``, 16): the legitimate lists of that shape we know of have
+up to 15 rows (a multiplication table, 12 ``nn.Linear`` lines, 15 ``printf`` lines), a
+counting loop goes on for hundreds. It is found late (16 rows in), but found. Rows of a
+table (``|``), of code (brackets) and of a numeric CSV (fewer than three letters) never
+count this way: those are made of rows that differ only in their numbers.
 
 What it does not stop: numbered lists, tables, code with similar lines and poems with a
 refrain all change something between their repeats (the words of the item, a verse), so no
@@ -27,6 +34,8 @@ long suffix of them is periodic.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 
@@ -36,9 +45,11 @@ class LoopSettings:
     ``LKN_LOOP_MIN_CHARS``; the check's period is fixed)."""
 
     window: int = 1024
-    repeats: int = 4
-    min_chars: int = 160
+    repeats: int = 3
+    min_chars: int = 80
     check_every: int = 32
+    #: Copies of a period that differ only in their digits (0: not looked for).
+    counting_repeats: int = 16
 
 
 @dataclass(frozen=True)
@@ -64,18 +75,35 @@ def _smallest_periods(text: str) -> list[int]:
     return [length - pi[length - 1] for length in range(1, n + 1)]
 
 
+_DIGITS = re.compile(r"[0-9]+")
+
+
+def _periodic(tail: str, min_chars: int, copies_for: Callable[[int], int]) -> Loop | None:
+    periods = _smallest_periods(tail[::-1])
+    for length in range(len(tail), min_chars - 1, -1):
+        period = periods[length - 1]
+        if length >= period * copies_for(period):
+            return Loop(period, length)
+    return None
+
+
 def find_loop(tail: str, settings: LoopSettings) -> Loop | None:
     """The longest loop ending at the end of ``tail``, or None."""
-    reversed_tail = tail[::-1]
-    periods = _smallest_periods(reversed_tail)
-    for length in range(len(reversed_tail), settings.min_chars - 1, -1):
-        period = periods[length - 1]
-        # A long period (half the minimum span or more) is a loop once it is said twice.
-        copies = 2 if 2 * period >= settings.min_chars else settings.repeats
-        if length < period * copies:
-            continue
-        return Loop(period, length)
-    return None
+    # A long period (half the minimum span or more) is a loop once it is said twice.
+    exact = _periodic(tail, settings.min_chars,
+                      lambda p: 2 if 2 * p >= settings.min_chars else settings.repeats)
+    if exact is not None or not settings.counting_repeats or not _DIGITS.search(tail):
+        return exact
+    counted = _DIGITS.sub("0", tail)  # linear time; lengths are those of the digit-free text
+    loop = _periodic(counted, settings.min_chars, lambda p: settings.counting_repeats)
+    return None if loop is None or _structured(counted[-loop.period:]) else loop
+
+
+def _structured(row: str) -> bool:
+    """A repeated row of a table, of code or of a numeric CSV: rows that differ only in
+    their numbers are what these are made of, so they never count as a counting loop."""
+    return ("|" in row or ("(" in row and ")" in row)
+            or sum(c.isalpha() for c in row) < 3)
 
 
 class LoopGuard:

@@ -52,24 +52,46 @@ def smallest_periods(text: str) -> list[int]:
     return [length - pi[length - 1] for length in range(1, n + 1)]
 
 
-def periodic_tail(text: str) -> tuple[int, int]:
-    """(period, span) of the longest suffix of ``text`` holding at least 3 copies of its
-    smallest period (a whole-answer analysis with no window, unlike the guard's)."""
+def periodic_tail(text: str, copies: float) -> tuple[int, int]:
+    """(period, span) of the longest suffix of ``text`` of at least 120 characters holding
+    ``copies`` copies of its smallest period (the whole answer: no window, unlike the guard)."""
     periods = smallest_periods(text[::-1])
-    for length in range(len(text), 0, -1):
+    for length in range(len(text), 119, -1):
         p = periods[length - 1]
-        if length >= 3 * p and length >= 60:
+        if length >= copies * p:
             return p, length
     return 0, 0
 
 
-def label(pieces: list[str], finish: str | None) -> tuple[str, int | None]:
-    """``loop`` (with the char offset where it starts) or ``normal``."""
+#: Answers a person read and labelled against the rule below, and why.
+REVIEWED: dict[str, str] = {}
+
+
+def label(pieces: list[str], finish: str | None, rid: str = "") -> tuple[str, int | None, str]:
+    """(``loop`` or ``normal``, the char offset where the loop starts, its kind).
+
+    A loop is an answer whose tail is one passage said again and again: at least two
+    back-to-back copies of a period of 80 characters or more, or three of a shorter one
+    (``exact``); or, with every run of digits made equal, at least eight copies
+    (``counting``). Whatever its finish: a counting loop can end by itself after 20 rows.
+    It starts at its first repeated character (the start of the second copy).
+    """
     text = "".join(pieces)
-    period, span = periodic_tail(text)
-    if finish == "length" and span and span >= len(text) // 5:
-        return "loop", len(text) - span + period
-    return "normal", None
+    period, span = periodic_tail(text, 3.0)
+    if not span:
+        period, span = periodic_tail(text, 2.0)
+        span = span if period >= 80 else 0
+    if span:
+        return "loop", len(text) - span + period, "exact"
+    # Every run of digits as one "0", remembering where each character came from.
+    seen, origin = [], []
+    for match in re.finditer(r"[0-9]+|[^0-9]", text):
+        seen.append("0" if match.group()[0].isdigit() else match.group())
+        origin.append(match.start())
+    period, span = periodic_tail("".join(seen), 8.0)
+    if span:
+        return "loop", origin[len(seen) - span + period], "counting"
+    return "normal", None, REVIEWED.get(rid, "")
 
 
 async def _one(session: Any, engine: str, model: str, prompt: str, sampling: dict[str, Any],
@@ -116,10 +138,11 @@ async def collect(args: argparse.Namespace) -> int:
                                             args.cap)
             done += 1
             print(f"\r{done}/{len(jobs)}", end="", file=sys.stderr, flush=True)
-            kind, start = label(pieces, finish)
+            kind, start, loop_kind = label(pieces, finish)
             return {"id": f"{item['id']}-{how}", "prompt_id": item["id"], "lang": item["lang"],
                     "kind": item["answer"]["kind"], "sampling": how, "model": model,
-                    "cap": args.cap, "finish": finish, "label": kind, "loop_start_char": start,
+                    "cap": args.cap, "finish": finish, "label": kind, "loop_kind": loop_kind,
+                    "loop_start_char": start,
                     "pieces": pieces}
 
         records = await asyncio.gather(*(run(*job) for job in jobs))
@@ -203,6 +226,20 @@ def evaluate(settings: LoopSettings, answers: list[dict[str, Any]],
     }
 
 
+def relabel(args: argparse.Namespace) -> int:
+    """Labels the saved answers again with :func:`label`, and prints what changed."""
+    records = load(ANSWERS)
+    for record in records:
+        kind, start, loop_kind = label(record["pieces"], record["finish"], record["id"])
+        if (kind, start) != (record["label"], record["loop_start_char"]):
+            print(f"{record['id']}: {record['label']} -> {kind} ({loop_kind})")
+        record.update(label=kind, loop_start_char=start, loop_kind=loop_kind)
+    with ANSWERS.open("w", encoding="utf-8") as out:
+        for record in records:
+            out.write(json.dumps(record, ensure_ascii=False) + "\n")
+    return 0
+
+
 def measure(args: argparse.Namespace) -> int:
     settings = LoopSettings()
     for name in ("window", "repeats", "min_chars"):
@@ -224,12 +261,15 @@ def main() -> int:
     c.add_argument("--samples", type=int, default=2)
     c.add_argument("--concurrency", type=int, default=8)
     c.add_argument("--append", action="store_true")
+    sub.add_parser("relabel")
     m = sub.add_parser("measure")
     for name in ("window", "repeats", "min_chars"):
         m.add_argument(f"--{name.replace('_', '-')}", dest=name, type=int, default=None)
     args = parser.parse_args()
     if args.command == "collect":
         return asyncio.run(collect(args))
+    if args.command == "relabel":
+        return relabel(args)
     return measure(args)
 
 

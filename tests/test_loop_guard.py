@@ -58,8 +58,26 @@ def test_a_repeated_sentence_is_stopped_within_a_few_repeats() -> None:
     stopped = _stopped_at(LOOP)
     assert stopped is not None
     start, period = len("Let us count the apples. "), len("So the total is twelve apples in the box. ")
-    # Four copies make the loop; the check runs every 32 characters.
-    assert stopped - start <= 4 * period + LoopSettings().check_every + 5
+    # REPEATS copies make the loop; the check runs every 32 characters.
+    settings = LoopSettings()
+    assert stopped - start <= settings.repeats * period + settings.check_every + 5
+
+
+def test_a_counting_loop_is_stopped_and_a_numbered_list_is_not() -> None:
+    counting = "Paso 1: 36\n" + "".join(f"Paso {i}: {12 if i % 2 else 7}\n" for i in range(2, 200))
+    stopped = _stopped_at(counting)
+    assert stopped is not None
+    # Sixteen rows that differ only in their numbers (a row is about 12 characters here).
+    assert stopped <= 18 * 12 + LoopSettings().check_every
+    for step in (1, 3, 11):  # however the text is cut into pieces
+        at = _stopped_at(counting, step)
+        assert at is not None and at <= 18 * 12 + LoopSettings().check_every + step
+    # Without counting, only the budget ends it.
+    guard = LoopGuard(LoopSettings(counting_repeats=0))
+    assert all(guard.feed(counting[i:i + 5]) is None for i in range(0, len(counting), 5))
+    # Fifteen rows of the same shape, computed: a list, not a loop.
+    powers = "".join(f"Paso {i}: 2 elevado a {i} es {2 ** i}\n" for i in range(1, 16))
+    assert _stopped_at(powers) is None
 
 
 def test_the_guard_keeps_bounded_memory() -> None:
@@ -186,8 +204,8 @@ async def test_ready_and_the_status_page_show_the_budget_and_the_loops_stopped(
             answers = (await r.json())["answers"]
         # The defaults the README documents, as the gateway runs them.
         assert answers["default_max_tokens"] == 1024
-        assert answers["loop_guard"] == {"on": True, "window": 1024, "repeats": 4,
-                                         "min_chars": 160}
+        assert answers["loop_guard"] == {"on": True, "window": 1024, "repeats": 3,
+                                         "min_chars": 80, "counting_repeats": 16}
         async with http.get(gw.url + "/lkn/status.json") as r:
             status = await r.json()
         assert status["loop_guard"] is True and status["loops_stopped"] == {"smollm2": 1.0}
@@ -210,6 +228,8 @@ async def test_the_default_budget_reaches_the_held_generation_of_the_entropy_str
 
 def test_the_loop_settings_are_read_from_the_environment() -> None:
     settings = load_settings({"LKN_LOOP_WINDOW": "512", "LKN_LOOP_REPEATS": "6",
-                              "LKN_LOOP_MIN_CHARS": "200", "LKN_LOOP_GUARD": "0"}, env_file=None)
-    assert settings.loop == LoopSettings(window=512, repeats=6, min_chars=200)
+                              "LKN_LOOP_MIN_CHARS": "200", "LKN_LOOP_COUNTING_REPEATS": "0",
+                              "LKN_LOOP_GUARD": "0"}, env_file=None)
+    assert settings.loop == LoopSettings(window=512, repeats=6, min_chars=200,
+                                         counting_repeats=0)
     assert settings.loop_guard is False

@@ -186,7 +186,8 @@ async def ready(request: web.Request) -> web.Response:
     answers: JSONObject = {"default_max_tokens": s.default_max_tokens or None,
                            "loop_guard": {"on": s.loop_guard, "window": s.loop.window,
                                           "repeats": s.loop.repeats,
-                                          "min_chars": s.loop.min_chars}}
+                                          "min_chars": s.loop.min_chars,
+                                          "counting_repeats": s.loop.counting_repeats}}
     if gateway.ready():
         return web.json_response({"status": "ready", "engines": engines, "homeostat": homeostat,
                                   "care": care, "answers": answers})

@@ -107,6 +107,11 @@ def browse(browser_setup: None, webui: LiveWebUI, browser_logs: Path) -> Browse:
     ``artifacts/screenshots/<name>.png`` and the driver's log ``<browser logs>/driver-<name>.log``.
     Fails the test (with the page's text) when the page did not do what was asked.
     """
+    return browser_on(webui, browser_logs)
+
+
+def browser_on(webui: LiveWebUI, browser_logs: Path) -> Browse:
+    """The ``browse`` function for one Open WebUI."""
 
     def run(name: str, message: str, *, timeout_s: float = 240, **options: Any) -> dict[str, Any]:
         spec = {

@@ -10,6 +10,8 @@
 //   expect       "answer" (default) or "error": how the reply is expected to end
 //   show_usage   hover the reply's Info button and read its tooltip (default false)
 //   stop         click the Stop button as soon as the reply has begun (default false)
+//   leave        close the tab as soon as the reply has begun, as a person closing it
+//                would (default false): the result is the reply as it was then
 //   unfold       click the reply's first folded block (a reasoning block) open and read it;
 //                the screenshot then shows it open (default false)
 //   screenshot_folded  PNG path, written once the reply is complete, before anything is
@@ -133,6 +135,14 @@ async function run(page) {
     state = await replyState(page);
     if (state && state.text && !state.done) partials.add(state.text);
     if (state && (state.done || state.banner)) break;
+    if (spec.leave && partials.size > 0) {
+      step('tab closed while the reply streamed');
+      const shown = state.text;
+      if (spec.screenshot) await shoot(page, spec.screenshot);
+      await page.close();
+      return { ok: true, answer: shown, error_text: '', usage_text: '', model_shown: state.model,
+        partials: partials.size, blocks: [], reply_text: shown, unfolded: null, left: true };
+    }
     if (spec.stop && !stoppedAt && partials.size > 0) {
       await page.click('button[aria-label="Stop"]', { timeout: 10000 });
       stoppedAt = Date.now();
@@ -215,7 +225,7 @@ async function main() {
     const failure = String(err && err.stack ? err.stack : err);
     result = { ok: false, failure, page_text: pageText };
   }
-  if (page && spec.screenshot) {
+  if (page && spec.screenshot && !(result.ok && result.left)) {
     try {
       await shoot(page, spec.screenshot);
     } catch (err) {
