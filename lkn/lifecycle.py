@@ -274,6 +274,9 @@ class Exchange:
                 if chunk.text and chunk.finish_reason is None and guard.feed(chunk.text):
                     self.loop_stopped = True
                     break
+        except LknError:
+            if not any(c.finish_reason is not None for c in collected):
+                raise  # cut before its finish: an engine failure, tried again elsewhere
         finally:
             await _close(chunks)
         raw, parsed = assemble(request, collected, keep_logprobs=bool(request.body.get("logprobs")))
@@ -376,6 +379,9 @@ class Exchange:
                     self._finished = True
                     raise
                 except LknError as exc:
+                    if self._whole():  # its finish came: the end of the connection is harmless
+                        self._finished = True
+                        raise StopAsyncIteration from None
                     if await self._resumed(exc):
                         continue
                     raise self._stop(exc) from None
@@ -418,6 +424,10 @@ class Exchange:
         self._pending = Chunk(raw=loop_finish_event(last.raw, self.request.route),
                               finish_reason="length")
         self.gateway.loop_stopped(self)
+
+    def _whole(self) -> bool:
+        """Whether the answer is complete: its (one) choice has sent its finish chunk."""
+        return self.finish_reason is not None and self.request.body.get("n") in (None, 1)
 
     async def _resumed(self, error: LknError) -> bool:
         """With ``LKN_RESUME``: continue on another engine after a failure mid-stream."""

@@ -63,6 +63,9 @@ class Fault(enum.Enum):
     DONE_EARLY = "done_early"
     #: Mid-stream: an event that is not JSON, then silence until the request is aborted.
     MALFORMED = "malformed"
+    #: The whole answer, its finish chunk and usage, then the connection drops before
+    #: `[DONE]` (a proxy or engine restarting at the wrong moment).
+    DROP_AFTER_FINISH = "drop_after_finish"
 
 
 _MID_STREAM = frozenset(
@@ -730,6 +733,11 @@ class SGLangDouble:
                 if fault is Fault.MALFORMED:
                     await resp.write(b"data: {not json\n\n")
                     await self._pause(job, 3600.0)
+                    return resp
+                if fault is Fault.DROP_AFTER_FINISH:
+                    await resp.write(r.end(done, plan.finish, final_sent))
+                    await asyncio.sleep(self._drop_grace)
+                    self._drop(request, job)
                     return resp
             await resp.write(r.end(done, "abort" if job.aborted else plan.finish, final_sent) + _DONE)
             await resp.write_eof()

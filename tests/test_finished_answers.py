@@ -1,0 +1,89 @@
+"""A finished answer is never failed or resumed: once the engine has sent the finish chunk,
+the end of the connection before ``[DONE]`` (a proxy or an engine restarting at the wrong
+moment) is harmless, for a stream, a non-streamed answer and gRPC alike."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import aiohttp
+import grpc
+import pytest
+
+from lkn._proto.lkn.v1 import gateway_pb2 as pb
+from lkn._proto.lkn.v1 import gateway_pb2_grpc as pb_grpc
+from tests.conftest import GatewayFactory
+from tests.sglang_double import Fault, SGLangDouble
+from tests.test_rest_gateway import content_of, sse_events
+from tests.test_resume import STREAM, chat_requests, metric, pair, resuming_gateway
+
+pytestmark = pytest.mark.fast
+__all__ = ["pair"]  # the fixture
+
+
+def finishes(events: list[Any]) -> list[str]:
+    return [c["finish_reason"] for e in events if isinstance(e, dict)
+            for c in e.get("choices") or () if c.get("finish_reason")]
+
+
+@pytest.mark.parametrize("resume", [True, False])
+async def test_a_stream_whose_finish_came_ends_cleanly_when_the_connection_drops(
+    pair: tuple[SGLangDouble, SGLangDouble], start_gateway: GatewayFactory,
+    http: aiohttp.ClientSession, resume: bool,
+) -> None:
+    a, b = pair
+    gw = await resuming_gateway(a, b, start_gateway, resume=resume)
+    a.script(Fault.DROP_AFTER_FINISH)
+    body = {**STREAM, "stream_options": {"include_usage": True}}
+    async with http.post(gw.v1 + "/chat/completions", json=body) as r:
+        assert r.status == 200
+        events = await sse_events(r)
+    assert events[-1] == "[DONE]"
+    assert not any("error" in e for e in events if isinstance(e, dict))
+    assert content_of(events) == "one two three four five six"
+    assert finishes(events) == ["stop"]  # one finish, not a second one from a resume
+    usages = [e["usage"] for e in events if isinstance(e, dict) and e.get("usage")]
+    assert len(usages) == 1 and usages[0]["completion_tokens"] == 6
+    assert chat_requests(b) == []  # nothing was continued elsewhere
+    assert await metric(gw, http, "lkn_engine_failures_total") == 0
+    assert await metric(gw, http, "lkn_stream_resumes_total") == 0
+    assert await metric(gw, http, 'lkn_requests_total{frontend="rest",outcome="200"') == 1
+
+
+async def test_a_non_streamed_answer_whose_finish_came_is_answered_once(
+    pair: tuple[SGLangDouble, SGLangDouble], start_gateway: GatewayFactory,
+    http: aiohttp.ClientSession,
+) -> None:
+    a, b = pair
+    gw = await resuming_gateway(a, b, start_gateway)
+    a.script(Fault.DROP_AFTER_FINISH)  # read as a stream under the loop guard
+    async with http.post(gw.v1 + "/chat/completions", json={**STREAM, "stream": False}) as r:
+        assert r.status == 200
+        answer = await r.json()
+    assert answer["choices"][0]["message"]["content"] == "one two three four five six"
+    assert answer["choices"][0]["finish_reason"] == "stop"
+    assert chat_requests(b) == []
+    assert await metric(gw, http, "lkn_engine_failures_total") == 0
+
+
+async def test_grpc_a_stream_whose_finish_came_ends_ok(
+    pair: tuple[SGLangDouble, SGLangDouble], start_gateway: GatewayFactory,
+    http: aiohttp.ClientSession,
+) -> None:
+    a, b = pair
+    gw = await resuming_gateway(a, b, start_gateway, grpc_enabled=True)
+    a.script(Fault.DROP_AFTER_FINISH)
+    chat = pb.Chat(messages=[pb.ChatMessage(role="user", content="Count for me")])
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{gw.grpc_port}") as channel:
+        stub = pb_grpc.GatewayStub(channel)
+        call = stub.Generate(pb.GenerateRequest(
+            model="smollm2", chat=chat, sampling=pb.SamplingParams(max_tokens=10)))
+        events = [e async for e in call]
+        assert await call.code() == grpc.StatusCode.OK
+    text = "".join(e.delta.text for e in events if e.WhichOneof("event") == "delta")
+    assert text == "one two three four five six"
+    assert events[-1].WhichOneof("event") == "finish"
+    assert events[-1].finish.finish_reason == "stop"
+    assert [e.WhichOneof("event") for e in events].count("finish") == 1
+    assert chat_requests(b) == []
+    assert await metric(gw, http, "lkn_engine_failures_total") == 0
