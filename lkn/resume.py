@@ -15,7 +15,9 @@ exactly that text, and the client's stream goes on as one answer:
   original failure ends the stream as before (an error event, then ``[DONE]``; gRPC: an
   error status).
 
-Not resumed: ``n`` > 1, requests with tools (a tool call cannot be continued half-way) or a
+Not resumed: ``n`` > 1, completions with ``echo`` (the prompt is part of the delivered
+text, and the continuation would echo it again), requests with tools (a tool call cannot be
+continued half-way) or a
 constrained output format (the grammar would restart inside the answer), answers that have
 already streamed a tool call or reasoning text, and prompts that are not text. Greedy
 answers continue token for token where the engines compute alike; a sampled answer continues
@@ -55,8 +57,8 @@ def resumable(request: GenerateRequest) -> bool:
     body = request.body
     if not request.stream or body.get("n") not in (None, 1):
         return False
-    if body.get("tools") or body.get("functions"):
-        return False
+    if body.get("tools") or body.get("functions") or body.get("echo"):
+        return False  # an echoed prompt would be continued, then echoed again
     if any(body.get(key) is not None for key in _CONSTRAINED):
         return False
     fmt = body.get("response_format")

@@ -46,6 +46,11 @@ def test_plain_streams_are_resumable_and_tools_n_and_grammars_are_not() -> None:
     assert not resumable(GenerateRequest(Route.CHAT, {"messages": MESSAGES}, "rid", stream=False))
 
 
+def test_completions_with_echo_are_not_resumed() -> None:
+    assert resumable(request(prompt="Once upon"))
+    assert not resumable(request(prompt="Once upon", echo=True))
+
+
 def test_chat_continues_the_delivered_text_as_a_final_assistant_message() -> None:
     body = {"messages": MESSAGES, "max_tokens": 10, "min_tokens": 4, "temperature": 0}
     cont = continuation_body(Route.CHAT, body, "One, two", 3)
