@@ -361,9 +361,7 @@ class Exchange:
                 if self._finished or self._rest is None:
                     raise StopAsyncIteration
                 if self._interrupted:
-                    raise self._stop(ShuttingDown(
-                        "the gateway is shutting down; the stream was cut at the end of its "
-                        "grace period", code="shutting_down"))  # fmt: skip
+                    raise self._stop(_cut_at_shutdown())
                 self._waiting = asyncio.current_task()
                 try:
                     chunk = await self._rest.__anext__()
@@ -388,9 +386,7 @@ class Exchange:
                 except asyncio.CancelledError:
                     task = self._waiting
                     if self._interrupted and task is not None and task.uncancel() == 0:
-                        raise self._stop(ShuttingDown(
-                            "the gateway is shutting down; the stream was cut at the end of "
-                            "its grace period", code="shutting_down")) from None  # fmt: skip
+                        raise self._stop(_cut_at_shutdown()) from None
                     raise
                 except Exception as exc:  # a bug between engine and front-end
                     raise self._stop(exc) from None
@@ -437,7 +433,13 @@ class Exchange:
         if self._rest is not None:
             await _close(self._rest)  # the failed engine is told to drop the request
         self._rest = None
-        rest = await resume.resume(self, error)
+        try:
+            rest = await resume.resume(self, error)
+        except asyncio.CancelledError:  # raised here, past the stream's own handler
+            task = self._waiting
+            if self._interrupted and task is not None and task.uncancel() == 0:
+                raise self._stop(_cut_at_shutdown()) from None
+            raise
         if rest is None:
             return False
         self._rest = rest
@@ -470,9 +472,10 @@ class Exchange:
         tb: TracebackType | None,
     ) -> bool:
         try:
-            if self._rest is not None and not self._finished:
+            if self._rest is not None:  # also one cut by an error: dropped now, not at GC
                 self._finished = True
-                await _close(self._rest)  # the engine is told to drop the request
+                rest, self._rest = self._rest, None
+                await _close(rest)  # the engine is told to drop the request
         finally:
             self._end(exc)
         # A write to a client that has gone is the end of the request, not an error.
@@ -508,6 +511,11 @@ class Exchange:
         if isinstance(error, (EngineTimeout, asyncio.TimeoutError, asyncio.CancelledError)):
             return Verdict.NEUTRAL
         return classify(error).verdict
+
+
+def _cut_at_shutdown() -> ShuttingDown:
+    return ShuttingDown("the gateway is shutting down; the stream was cut at the end of its "
+                        "grace period", code="shutting_down")
 
 
 def guardable(request: GenerateRequest, shape: Shape) -> bool:

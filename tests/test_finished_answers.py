@@ -6,13 +6,15 @@ from __future__ import annotations
 
 from typing import Any
 
+import asyncio
+
 import aiohttp
 import grpc
 import pytest
 
 from lkn._proto.lkn.v1 import gateway_pb2 as pb
 from lkn._proto.lkn.v1 import gateway_pb2_grpc as pb_grpc
-from tests.conftest import GatewayFactory
+from tests.conftest import GatewayFactory, make_settings
 from tests.sglang_double import Fault, SGLangDouble
 from tests.test_rest_gateway import content_of, sse_events
 from tests.test_resume import STREAM, chat_requests, metric, pair, resuming_gateway
@@ -87,3 +89,39 @@ async def test_grpc_a_stream_whose_finish_came_ends_ok(
     assert [e.WhichOneof("event") for e in events].count("finish") == 1
     assert chat_requests(b) == []
     assert await metric(gw, http, "lkn_engine_failures_total") == 0
+
+
+async def test_shutdown_while_a_stream_is_resumed_ends_it_with_an_error_event_and_done(
+    http: aiohttp.ClientSession,
+) -> None:
+    """The continuation's engine is slow to answer when the grace period ends: the client
+    still gets the shutdown error and [DONE], and the continuation is aborted at once."""
+    from lkn.config import PlacementSettings
+    from lkn.server import running
+    from tests.test_rest_failures import wait_for
+    from tests.test_resume import MESSAGES
+
+    async with SGLangDouble(reply="one two three four five six") as a, \
+            SGLangDouble(reply="four five six", prefill_delay=30.0) as b:
+        settings = make_settings(a.url, b.url, resume=True, grpc_enabled=False,
+                                 shutdown_grace=0.5,
+                                 placement=PlacementSettings(policy="cache_aware"))
+        a.script(Fault.DROP_MID_STREAM)
+        received: list[Any] = []
+
+        async def client(url: str) -> None:
+            async with http.post(url + "/v1/chat/completions", json=STREAM) as r:
+                assert r.status == 200
+                received.extend(await sse_events(r))
+
+        async with running(settings) as run:
+            pool = run.gateway.pool
+            first = next(e for e in pool.engines if e.client.url == a.url)
+            pool.placement.record(first.name, pool.placement.prefix({"messages": MESSAGES}))
+            task = asyncio.ensure_future(client(f"http://127.0.0.1:{run.rest_port}"))
+            await wait_for(lambda: chat_requests(b))  # the continuation is on its way
+        await asyncio.wait_for(task, 10)
+        assert received[-1] == "[DONE]"
+        assert received[-2]["error"]["code"] == "shutting_down"
+        assert content_of(received) == "one two three"
+        await wait_for(lambda: not b.live_rids)
