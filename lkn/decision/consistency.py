@@ -4,8 +4,11 @@ Each answer's *final answer* is read as the grader reads it (the last number sta
 marker such as "=" or "the answer is", else the last number, else its first line, folded).
 The final answer most answers share wins; a tie, or answers with nothing in common, go to
 the highest mean token logprob (the engine is asked for logprobs), then to the first.
-Malformed choices (no text) are left out; with no usable choice at all the vote fails with
-an :class:`~lkn.errors.EngineError`. The client gets one choice (index 0) and the engine's
+Malformed choices (no text) are left out; when no choice has text (tool calls, a grammar
+that allows only whitespace, a budget spent on reasoning) there is nothing to vote on, and
+the first choice comes back as the engine sent it ("vote 0/0"): what the client asked for
+is not the engine's failure. Only an answer with no choice at all is an
+:class:`~lkn.errors.EngineError`. The client gets one choice (index 0) and the engine's
 usage (all K answers' tokens: what the care cost).
 """
 
@@ -82,6 +85,12 @@ def samples(parsed: JSONObject, route: Route) -> list[Sample]:
     return out
 
 
+def _first_choice(parsed: JSONObject) -> JSONObject | None:
+    choices = parsed.get("choices")
+    first = choices[0] if isinstance(choices, list) and choices else None
+    return first if isinstance(first, dict) else None
+
+
 def vote(candidates: Sequence[Sample]) -> Vote:
     """The agreed answer; raises ``ValueError`` when there is no candidate."""
     if not candidates:
@@ -107,7 +116,14 @@ def decide(parsed: JSONObject, route: Route, engine: str,
     try:
         result = vote(samples(parsed, route))
     except ValueError as exc:
-        raise EngineError(f"engine {engine}: {exc}", engine=engine) from None
+        first = _first_choice(parsed)
+        if first is None:  # no choice at all: a malformed answer, the engine's fault
+            raise EngineError(f"engine {engine}: {exc}", engine=engine) from None
+        # Answers without text (tool calls, a grammar that allows only whitespace, a budget
+        # spent thinking) cannot be voted on: the first comes back as the engine sent it.
+        finish = first.get("finish_reason")
+        result = Vote(Sample(0, "", finish if isinstance(finish, str) else None, -math.inf,
+                             first), "", 0, 0)
     choice: JSONObject = {**result.chosen.choice, "index": 0}
     if not keep_logprobs:
         choice["logprobs"] = None

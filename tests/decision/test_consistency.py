@@ -9,6 +9,7 @@ import aiohttp
 import pytest
 
 from lkn.decision.consistency import as_chunks, decide, final_answer, samples, vote
+from lkn.breaker import BreakerState
 from lkn.errors import EngineError
 from lkn.types import Route, Usage
 from tests.conftest import GatewayFactory, make_settings
@@ -60,8 +61,29 @@ def test_malformed_samples_are_left_out() -> None:
     usable = samples(parsed, Route.CHAT)
     assert [s.text for s in usable] == ["7", "oops", "7"]
     assert vote(usable).key == "7"
-    with pytest.raises(EngineError, match="no usable answer"):
-        decide(answer({"index": 0}, "  "), Route.CHAT, "e1", keep_logprobs=False)
+    # Nothing to vote on: the first choice, as the engine sent it (not an engine failure).
+    empty = answer({"index": 0, "message": {"role": "assistant", "content": None,
+                                            "tool_calls": [{"id": "c"}]}}, "  ")
+    out, result = decide(empty, Route.CHAT, "e1", keep_logprobs=False)
+    assert out["choices"][0]["message"]["tool_calls"] == [{"id": "c"}]
+    assert (result.agreeing, result.usable) == (0, 0)
+    with pytest.raises(EngineError, match="no usable answer"):  # no choice at all
+        decide({"choices": []}, Route.CHAT, "e1", keep_logprobs=False)
+
+
+async def test_votes_with_nothing_to_vote_on_never_open_the_breaker(
+    start_gateway: GatewayFactory,
+) -> None:
+    async with SGLangDouble(reply=" ") as empty:  # every answer is empty
+        gw = await start_gateway(make_settings(empty.url, breaker_failures=2))
+        for _ in range(6):
+            status, raw, headers = await post(gw.url, BODY)
+            assert status == 200, raw
+            assert "vote 0/0" in headers["X-LKN-Policy"]
+        assert gw.gateway.pool.engines[0].breaker.state is BreakerState.CLOSED
+        async with aiohttp.ClientSession() as http:
+            async with http.get(gw.url + "/metrics") as r:
+                assert "lkn_engine_failures_total{" not in await r.text()
 
 
 def test_the_client_gets_one_choice_and_events_for_it() -> None:
