@@ -36,7 +36,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING
 
 from lkn.breaker import Verdict
-from lkn.decision import consistency
+from lkn.decision import consistency, vote_stream
 from lkn.engines import EngineClient
 from lkn.engines.base import DelegatingEngine
 from lkn.engines.wire import parse_completion
@@ -308,8 +308,11 @@ class Exchange:
             raise self._map_deadline(exc) from None
         answer, result = consistency.decide(parsed, request.route, client.name,
                                             bool(request.body.get("logprobs")))
+        # The vote's budget per answer (LKN_CONSISTENCY_MAX_TOKENS) is said, never silent.
+        budget = body.get("max_tokens")
+        lowered = f", max_tokens {budget}" if budget != request.body.get("max_tokens") else ""
         self.decision = replace(self.decision, policy=f"{self.decision.policy or '-'}; "
-                                f"vote {result.agreeing}/{result.usable}")
+                                f"vote {result.agreeing}/{result.usable}{lowered}")
         text, finish, usage = parse_completion(answer)
         if self.shape is Shape.COMPLETE:
             self.usage, self.finish_reason = usage, finish
@@ -317,7 +320,7 @@ class Exchange:
             self.completion = Completion(raw, text, finish, usage, self.decision, client.name,
                                          self.request_id)  # fmt: skip
             return
-        chunks = consistency.as_chunks(answer, request.route, usage)
+        chunks = vote_stream.as_chunks(answer, request.route, usage)
         self._pending, self._rest = chunks[0], _replay(chunks[1:])
 
     # ---- extension points ---------------------------------------------------------------

@@ -14,14 +14,13 @@ usage (all K answers' tokens: what the care cost).
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from lkn.errors import EngineError
 from lkn.eval.grader import fold, marked_numbers, numbers
-from lkn.types import Chunk, JSONObject, JSONValue, Route, Usage
+from lkn.types import JSONObject, Route
 
 
 @dataclass(frozen=True)
@@ -130,41 +129,3 @@ def decide(parsed: JSONObject, route: Route, engine: str,
     answer: JSONObject = {**parsed, "choices": [choice]}
     return answer, result
 
-
-def _event(parsed: JSONObject, route: Route, delta: JSONObject, finish: str | None,
-           usage: JSONValue = None) -> bytes:  # fmt: skip
-    base: JSONObject = {k: parsed[k] for k in ("id", "created", "model") if k in parsed}
-    if route is Route.CHAT:
-        base["object"] = "chat.completion.chunk"
-        choice: JSONObject = {"index": 0, "delta": delta, "finish_reason": finish}
-    else:
-        base["object"] = "text_completion"
-        choice = {"index": 0, "text": delta.get("content", ""), "finish_reason": finish}
-    base["choices"] = [choice] if usage is None else []
-    if usage is not None:
-        base["usage"] = usage
-    return json.dumps(base, ensure_ascii=False, separators=(",", ":")).encode()
-
-
-def as_chunks(answer: JSONObject, route: Route, usage: Usage | None) -> list[Chunk]:
-    """The voted answer as stream events: its text, its finish, then the usage."""
-    choice = answer["choices"][0]  # type: ignore[index]
-    assert isinstance(choice, dict)
-    if route is Route.CHAT:
-        message = choice.get("message")
-        text = str(message.get("content") or "") if isinstance(message, dict) else ""
-    else:
-        text = str(choice.get("text") or "")
-    finish = choice.get("finish_reason")
-    finish_reason = finish if isinstance(finish, str) else "stop"
-    chunks = [
-        Chunk(_event(answer, route, {"role": "assistant", "content": text}, None), text=text),
-        Chunk(_event(answer, route, {}, finish_reason), finish_reason=finish_reason),
-    ]
-    if usage is not None:
-        raw_usage: JSONValue = {"prompt_tokens": usage.prompt_tokens,
-                                "completion_tokens": usage.completion_tokens,
-                                "total_tokens": usage.total_tokens}  # fmt: skip
-        chunks.append(Chunk(_event(answer, route, {}, None, raw_usage), usage=usage,
-                            usage_only=True))  # fmt: skip
-    return chunks

@@ -8,7 +8,8 @@ from typing import Any
 import aiohttp
 import pytest
 
-from lkn.decision.consistency import as_chunks, decide, final_answer, samples, vote
+from lkn.decision.consistency import decide, final_answer, samples, vote
+from lkn.decision.vote_stream import as_chunks
 from lkn.breaker import BreakerState
 from lkn.errors import EngineError
 from lkn.types import Route, Usage
@@ -120,6 +121,10 @@ async def test_one_engine_request_with_n_k_then_the_vote(
     out = json.loads(raw)
     assert len(out["choices"]) == 1 and out["choices"][0]["logprobs"] is None
     assert "vote 1/1" in headers["X-LKN-Policy"]  # the double answers one choice for any n
+    assert "max_tokens" not in headers["X-LKN-Policy"]  # the client's 6 was kept
+    status, raw, headers = await post(gw.url, {**BODY, "max_tokens": 5000})
+    assert status == 200 and headers["X-LKN-Policy"].endswith("max_tokens 256")  # said
+    assert double.requests_to("/v1/chat/completions")[-1].body["max_tokens"] == 256
     status, raw, headers = await post(gw.url, {**BODY, "stream": True})
     assert status == 200
     lines = [line for line in raw.decode().splitlines() if line.startswith("data: ")]
@@ -144,3 +149,19 @@ async def test_an_engine_failing_mid_vote_is_a_clean_error(
         assert 500 <= status < 600 and "error" in json.loads(raw)
     status, raw, _ = await post(gw.url, BODY)  # the gateway still answers
     assert status == 200, raw
+
+
+@pytest.mark.parametrize("key", ["reasoning_content", "reasoning"])
+def test_the_streamed_vote_carries_reasoning_and_tool_calls_as_the_engine_sent_them(
+    key: str,
+) -> None:
+    call = {"id": "call_1", "type": "function", "function": {"name": "f", "arguments": "{}"}}
+    message = {"role": "assistant", "content": None, key: "thinking", "tool_calls": [call]}
+    parsed = {"id": "x", "model": "m", "created": 1,
+              "choices": [{"index": 0, "message": message, "finish_reason": "tool_calls"}]}
+    chunks = as_chunks(parsed, Route.CHAT, None)
+    first = json.loads(chunks[0].raw)["choices"][0]["delta"]
+    assert first[key] == "thinking" and first["tool_calls"] == [{**call, "index": 0}]
+    assert chunks[0].reasoning == "thinking" and chunks[0].tool_call
+    assert chunks[0].tool_calls and chunks[0].tool_calls[0].name == "f"
+    assert chunks[1].finish_reason == "tool_calls"
