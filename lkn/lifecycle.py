@@ -138,8 +138,9 @@ class Exchange:
         settings = gateway.settings
         self._guard = LoopGuard(settings.loop) if settings.loop_guard and guardable(
             request, shape) else None
-        #: Whether the loop guard ended the answer.
+        #: Whether the loop guard ended the answer; whether it was a consistency vote.
         self.loop_stopped = False
+        self.voted = False
 
     @property
     def route(self) -> str:
@@ -177,7 +178,9 @@ class Exchange:
             if self.shape is not Shape.PROBE:
                 ttft = time.monotonic() - self.started
                 gateway.metrics.child(gateway.metrics.ttft, self.route).observe(ttft)
-                if self.shape is Shape.STREAM:
+                if self.shape is Shape.STREAM and not self.voted:
+                    # A vote's first token waits for all K answers: that is the care's cost,
+                    # not the engines' load, so it does not feed the shedder.
                     gateway.decider.homeostat.observe_ttft(ttft)
         except BaseException as exc:
             self._end(exc)
@@ -299,6 +302,7 @@ class Exchange:
         """consistency: K answers in one non-streamed engine request, the agreed one kept
         (streamed after the vote; SSE keep-alives cover the wait)."""
         request, pool = self.request, self.gateway.pool
+        self.voted = True
         body = {k: v for k, v in self.gateway.decider.apply(self.decision, request.body).items()
                 if k not in ("stream", "stream_options")}
         try:

@@ -165,3 +165,18 @@ def test_the_streamed_vote_carries_reasoning_and_tool_calls_as_the_engine_sent_t
     assert chunks[0].reasoning == "thinking" and chunks[0].tool_call
     assert chunks[0].tool_calls and chunks[0].tool_calls[0].name == "f"
     assert chunks[1].finish_reason == "tool_calls"
+
+
+async def test_a_votes_wait_is_not_taken_for_the_engines_load(start_gateway: GatewayFactory) -> None:
+    """The vote's first token waits for all K answers: the shedder does not see that wait."""
+    async with SGLangDouble(token_delay=0.02) as slow:
+        gw = await start_gateway(make_settings(slow.url))
+        shedder = gw.gateway.decider.homeostat.shedder
+        status, _, headers = await post(gw.url, {**BODY, "stream": True})
+        assert status == 200 and "vote" in headers["X-LKN-Policy"]
+        assert len(shedder._ttfts) == 0
+        async with aiohttp.ClientSession() as http:  # a plain stream is observed
+            async with http.post(gw.url + "/v1/chat/completions",
+                                 json={**BODY, "stream": True}) as r:
+                await r.read()
+        assert len(shedder._ttfts) == 1
