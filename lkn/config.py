@@ -8,10 +8,12 @@ environment wins over the file. A bad value raises :class:`ConfigError` naming t
 from __future__ import annotations
 
 import difflib
+import ipaddress
 import math
 import os
+import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
@@ -225,20 +227,28 @@ class Settings:
     max_connections: int = 1024
     #: Serve /metrics without the API key (for a scraper on a trusted network).
     metrics_public: bool = False
-    #: What X-LKN-Engine and the decision name: ``name`` (engine-1, ...) or ``address``.
+    #: How an engine is named everywhere (X-LKN-Engine, /ready, /lkn, logs, metrics):
+    #: ``name`` (engine-1, ...) or ``address`` (host:port).
     engine_header: str = "name"
-    #: Problems worth a warning at start-up (unknown LKN_* names), not errors.
-    warnings: tuple[str, ...] = ()
+    #: Host names the REST API answers to (the Host header, against DNS rebinding); empty:
+    #: the loopback names and ``host`` (see lkn.rest.hosts); ``*``: any.
+    allowed_hosts: tuple[str, ...] = ()
+    # -- gRPC bounds (connections and calls at once: ``max_connections``, as REST) --
+    #: Concurrent streams (calls) on one gRPC connection.
+    grpc_max_streams: int = 100
+    #: Seconds after which a gRPC connection is asked to go away (GOAWAY) ...
+    grpc_max_connection_age: float = 1800.0
+    #: ... and the seconds its calls then have to finish before it is closed.
+    grpc_connection_age_grace: float = 600.0
 
-    def public_engine(self, name: str) -> str:
-        """How clients see an engine: ``engine-N`` (its place in LKN_ENGINE_URLS), or its
-        address with ``LKN_ENGINE_HEADER=address``."""
-        if self.engine_header == "address":
-            return name
-        for number, spec in enumerate(self.engines, start=1):
-            if spec.name == name:
-                return f"engine-{number}"
-        return "engine"
+    def engine_name(self, spec: EngineSpec) -> str:
+        """An engine's one name: ``engine-N`` (its place in LKN_ENGINE_URLS), or its address
+        with ``LKN_ENGINE_HEADER=address``."""
+        if self.engine_header != "address":
+            for number, known in enumerate(self.engines, start=1):
+                if known == spec:
+                    return f"engine-{number}"
+        return spec.name
 
 
 #: The defaults, each written once (in the dataclasses above).
@@ -251,7 +261,7 @@ TOOL_NAMES = frozenset({
     "LKN_ENV_FILE", "LKN_LOG_DIR", "LKN_CACHE", "LKN_ROOT", "LKN_PYTHON", "LKN_INSTALL",
     "LKN_WITH_WEBUI", "LKN_FOREGROUND", "LKN_SMOKE", "LKN_GATEWAY_URL", "LKN_ENGINE_URL",
     "LKN_WEBUI_URL", "LKN_CHROMIUM", "LKN_START_TIMEOUT", "LKN_STOP_TIMEOUT", "LKN_CPU_STUB",
-    "LKN_SGL_KERNEL_STUB_TRACE", "LKN_PID_DIR", "LKN_WORKER",
+    "LKN_SGL_KERNEL_STUB_TRACE", "LKN_PID_DIR", "LKN_WORKER", "LKN_FUZZ_SEED", "LKN_FUZZ_CASES",
 })
 
 
@@ -396,6 +406,31 @@ def parse_origins(raw: str) -> tuple[str, ...]:
     return tuple(origins)
 
 
+_HOST_NAME = re.compile(r"[a-z0-9_]([a-z0-9_.-]*[a-z0-9_])?\.?")
+
+
+def parse_hosts(raw: str) -> tuple[str, ...]:
+    """``*`` or comma-separated host names and addresses, as a Host header names them
+    (lower case, IPv6 in brackets or not; no scheme, no port)."""
+    hosts: list[str] = []
+    for item in raw.split(","):
+        item = item.strip().lower()
+        if not item:
+            continue
+        if item != "*":
+            bare = item[1:-1] if item.startswith("[") and item.endswith("]") else item
+            try:
+                ipaddress.IPv6Address(bare)
+            except ValueError:
+                if bare != item or not _HOST_NAME.fullmatch(bare):
+                    raise ValueError(f"{item!r} is not a host name or address "
+                                     "(no scheme, no port)") from None
+        hosts.append(item)
+    if not hosts:
+        raise ValueError("no host")
+    return tuple(hosts)
+
+
 def read_env_file(path: Path) -> dict[str, str]:
     """Parse a ``KEY=value`` env file (``#`` comments, optional quotes, optional ``export``)."""
     values: dict[str, str] = {}
@@ -521,7 +556,9 @@ def load_settings(
         engine_mem_fraction=r.number("ENGINE_MEM_FRACTION", D.engine_mem_fraction, 0.0, 1.0),
         host=r.text("LKN_HOST", D.host),
         port=r.integer("LKN_PORT", D.port, maximum=65535),
-        grpc_host=r.text("LKN_GRPC_HOST", r.text("LKN_HOST", D.host)),
+        # Its own default (loopback), never LKN_HOST's: binding REST to every interface for a
+        # proxy must not expose plaintext gRPC too.
+        grpc_host=r.text("LKN_GRPC_HOST", D.grpc_host),
         grpc_port=r.integer("LKN_GRPC_PORT", D.grpc_port, maximum=65535),
         grpc_enabled=r.flag("LKN_GRPC_ENABLED", D.grpc_enabled),
         api_key=_api_key(r, env),
@@ -581,8 +618,16 @@ def load_settings(
         max_connections=r.integer("LKN_MAX_CONNECTIONS", D.max_connections, minimum=1),
         metrics_public=r.flag("LKN_METRICS_PUBLIC", D.metrics_public),
         engine_header=r.choice("LKN_ENGINE_HEADER", D.engine_header, ("name", "address")),
+        allowed_hosts=r.get("LKN_ALLOWED_HOSTS", D.allowed_hosts, parse_hosts,
+                            "a comma-separated list of host names or addresses, or *"),
+        grpc_max_streams=r.integer("LKN_GRPC_MAX_STREAMS", D.grpc_max_streams, minimum=1),
+        grpc_max_connection_age=r.number("LKN_GRPC_MAX_CONNECTION_AGE",
+                                         D.grpc_max_connection_age, minimum=1.0),
+        grpc_connection_age_grace=r.number("LKN_GRPC_CONNECTION_AGE_GRACE",
+                                           D.grpc_connection_age_grace),
     )
-    return replace(settings, warnings=unknown_names(env, r.asked))
+    refuse_unknown_names(env, r.asked)
+    return settings
 
 
 def _api_key(r: _Reader, env: Mapping[str, str]) -> str | None:
@@ -593,16 +638,20 @@ def _api_key(r: _Reader, env: Mapping[str, str]) -> str | None:
     return key
 
 
-def unknown_names(env: Mapping[str, str], known: set[str]) -> tuple[str, ...]:
-    """A warning for each ``LKN_*`` name no setting reads, with the closest known name."""
-    warnings = []
+def refuse_unknown_names(env: Mapping[str, str], asked: set[str]) -> None:
+    """Fail closed: an ``LKN_*`` name that neither a setting nor a script reads (in the
+    environment or the env file) is a ConfigError naming the closest known name, so that a
+    misspelt ``LKN_APIKEY`` cannot start a gateway without its key."""
+    known = sorted(asked | TOOL_NAMES)
+    problems = []
     for name in sorted(env):
-        if not name.startswith("LKN_") or name in known or name in TOOL_NAMES:
+        if not name.startswith("LKN_") or name in asked or name in TOOL_NAMES:
             continue
-        close = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.6)
-        hint = f"; did you mean {close[0]}?" if close else ""
-        warnings.append(f"{name} is not a setting of the gateway and is ignored{hint}")
-    return tuple(warnings)
+        close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+        hint = f": did you mean {close[0]}?" if close else ""
+        problems.append(f"{name} is not a setting of L-kn{hint}")
+    if problems:
+        raise ConfigError("; ".join(problems) + " (remove or correct the variable)")
 
 
 def export_lines(path: Path, environ: Mapping[str, str]) -> list[str]:

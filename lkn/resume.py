@@ -158,7 +158,8 @@ class Resume:
             metrics.child(metrics.resumes, "budget_spent").inc()
             return None
         model = exchange.gateway.engine_model(request)
-        sglang = {e.name for e in exchange.gateway.settings.engines if e.kind == "sglang"}
+        settings = exchange.gateway.settings
+        sglang = {settings.engine_name(e) for e in settings.engines if e.kind == "sglang"}
         while self._attempts_left > 0:
             self._attempts_left -= 1
             try:

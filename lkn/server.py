@@ -75,9 +75,7 @@ async def serve(settings: Settings) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     async with running(settings) as run:
-        for warning in settings.warnings:
-            log.warning("config %s", warning)
-        engines = ", ".join(e.url for e in settings.engines)
+        engines = ", ".join(f"{settings.engine_name(e)}={e.url}" for e in settings.engines)
         grpc = f"{settings.grpc_host}:{run.grpc_port}" if run.grpc_port is not None else "off"
         log.info(
             "gateway ready rest=http://%s:%d grpc=%s engines=%s strategy=%s mode=%s",

@@ -76,3 +76,16 @@ def test_engine_uses_the_seed_settings(compose: dict[str, Any]) -> None:
     assert gateway["environment"]["LKN_ENGINE_URLS"] == "http://engine:30000"
     assert gateway["environment"]["ENGINE_API_KEY"] == "${ENGINE_API_KEY:-}"
     assert "lkn serve" in gateway["command"]
+
+
+def test_the_gateway_container_listens_where_its_ports_are_published(
+    compose: dict[str, Any],
+) -> None:
+    """Inside its container the gateway binds every interface, gRPC included (gRPC does not
+    follow LKN_HOST); the host publishes both ports on its loopback only, which the default
+    host allow-list (127.0.0.1) accepts."""
+    gateway = compose["services"]["gateway"]
+    env = gateway["environment"]
+    assert env["LKN_HOST"] == "0.0.0.0" and env["LKN_GRPC_HOST"] == "0.0.0.0"
+    assert "127.0.0.1:${LKN_GRPC_PORT:-50051}:50051" in gateway["ports"]
+    assert "LKN_ALLOWED_HOSTS" not in env

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 import subprocess
 import sys
 import tempfile
@@ -70,12 +71,52 @@ def test_the_same_engine_twice_is_refused(raw: str) -> None:
         load(LKN_ENGINE_URLS=raw)
 
 
-def test_unknown_lkn_names_are_warned_about_with_the_closest_known_name() -> None:
-    settings = load(LKN_SHUTDOWN_GRACEE="5", LKN_LOG_DIR="/tmp", ENGINE_MODEL="x")
-    assert len(settings.warnings) == 1
-    assert "LKN_SHUTDOWN_GRACEE" in settings.warnings[0]
-    assert "did you mean LKN_SHUTDOWN_GRACE?" in settings.warnings[0]
-    assert load(LKN_PORT="8001").warnings == ()
+def test_an_unknown_lkn_name_stops_the_start_naming_the_closest_known_name() -> None:
+    with pytest.raises(ConfigError, match=r"LKN_SHUTDOWN_GRACEE .*did you mean "
+                                          r"LKN_SHUTDOWN_GRACE\?"):
+        load(LKN_SHUTDOWN_GRACEE="5", LKN_LOG_DIR="/tmp", ENGINE_MODEL="x")
+    assert load(LKN_PORT="8001", LKN_LOG_DIR="/tmp", ENGINE_MODEL="x").port == 8001
+
+
+def test_a_misspelt_api_key_stops_the_start_instead_of_running_keyless(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"LKN_APIKEY .*did you mean LKN_API_KEY\?"):
+        load(LKN_APIKEY="secret")
+    # ... in the env file too.
+    env_file = tmp_path / ".env"
+    env_file.write_text("LKN_PORT=8001\nLKN_API_KEYS=secret\n")
+    with pytest.raises(ConfigError, match=r"LKN_API_KEYS .*did you mean LKN_API_KEY\?"):
+        load_settings({}, env_file=env_file)
+
+
+def _names_set_by_the_project() -> set[str]:
+    """Every LKN_* name the scripts, tests, compose file and example env file mention."""
+    names: set[str] = set()
+    places = [*(ROOT / "scripts").rglob("*"), *(ROOT / "tests").rglob("*"),
+              ROOT / "docker-compose.yml", ROOT / "config" / ".env.example"]
+    for path in places:
+        if path.is_file() and path.suffix in ("", ".py", ".sh", ".yml", ".example", ".md"):
+            names.update(re.findall(r"\bLKN_[A-Z0-9_]*[A-Z0-9]\b",
+                                    path.read_text(encoding="utf-8", errors="replace")))
+    return names
+
+
+#: Names that tests use on purpose as misspellings.
+MISSPELT = {"LKN_SHUTDOWN_GRACEE", "LKN_APIKEY", "LKN_API_KEYS"}
+
+
+def test_no_name_the_scripts_or_tests_set_is_refused() -> None:
+    names = _names_set_by_the_project() - MISSPELT
+    assert {"LKN_INSTALL", "LKN_ROOT", "LKN_LOG_DIR", "LKN_ENV_FILE", "LKN_WITH_WEBUI",
+            "LKN_CACHE", "LKN_FOREGROUND"} <= names
+    # Empty values are read as unset, but the names are there (an empty key is refused).
+    env = {name: "" for name in names - {"LKN_API_KEY"}}
+    load_settings(env, env_file=EMPTY)
+
+
+def test_the_grpc_host_defaults_to_loopback_not_to_the_rest_host() -> None:
+    settings = load(LKN_HOST="0.0.0.0")
+    assert settings.host == "0.0.0.0" and settings.grpc_host == "127.0.0.1"
+    assert load(LKN_HOST="0.0.0.0", LKN_GRPC_HOST="0.0.0.0").grpc_host == "0.0.0.0"
 
 
 @pytest.mark.parametrize("value", ["", "   "])

@@ -52,7 +52,8 @@ async def test_a_client_trickling_its_headers_is_closed_after_the_header_timeout
     started = time.monotonic()
 
     async def trickle() -> None:
-        for byte in b"GET /health HTTP/1.1\r\nHost: x\r\nX-Slow: " + b"a" * 100:
+        head = b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: "
+        for byte in head + b"a" * 100:
             writer.write(bytes([byte]))
             await asyncio.sleep(0.2)
 
@@ -81,7 +82,7 @@ async def test_an_idle_keep_alive_connection_is_closed_after_the_idle_timeout(
     tight: GatewayUnderTest,
 ) -> None:
     reader, writer = await asyncio.open_connection("127.0.0.1", port_of(tight))
-    writer.write(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+    writer.write(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
     await writer.drain()
     head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
     assert head.startswith(b"HTTP/1.1 200")
@@ -94,7 +95,7 @@ async def test_an_idle_keep_alive_connection_is_closed_after_the_idle_timeout(
 
 async def test_a_body_that_does_not_arrive_gets_a_408(tight: GatewayUnderTest) -> None:
     reader, writer = await asyncio.open_connection("127.0.0.1", port_of(tight))
-    writer.write(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n"
+    writer.write(b"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\n"
                  b"Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{")
     await writer.drain()
     try:
@@ -110,7 +111,7 @@ async def test_connections_above_the_cap_are_closed_and_the_gateway_still_serves
     held = [await asyncio.open_connection("127.0.0.1", port_of(tight)) for _ in range(8)]
     try:
         reader, writer = await asyncio.open_connection("127.0.0.1", port_of(tight))
-        writer.write(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        writer.write(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
         assert await asyncio.wait_for(reader.read(4096), 5) == b""  # closed, not answered
         writer.close()
     finally:

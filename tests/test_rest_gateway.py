@@ -182,7 +182,7 @@ async def test_an_unknown_model_is_404_model_not_found_and_never_reaches_an_engi
 
 async def test_sockets_use_tcp_nodelay(gw: GatewayUnderTest) -> None:
     reader, writer = await asyncio.open_connection("127.0.0.1", int(gw.url.rsplit(":", 1)[1]))
-    writer.write(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+    writer.write(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
     await reader.readuntil(b"\r\n\r\n")
     engine = gw.gateway.pool.engines[0].client
     session = engine._session

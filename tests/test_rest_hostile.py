@@ -102,8 +102,9 @@ async def raw_http(port: int, request: bytes) -> bytes:
 
 @pytest.mark.parametrize("request_bytes", [
     b"GARBAGE\r\n\r\n",
-    b"GET / HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n",
-    b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n",
+    b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nBad Header\r\n\r\n",
+    b"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+    b"Content-Length: -1\r\n\r\n",
     b"GET /\x00 HTTP/1.1\r\n\r\n",
 ])
 async def test_malformed_http_is_answered_in_the_openai_error_shape(
@@ -160,7 +161,7 @@ async def test_a_setting_opens_metrics_to_a_scraper(
 
 async def test_an_authorization_header_that_is_not_utf8_is_a_401(keyed: GatewayUnderTest) -> None:
     port = int(keyed.url.rsplit(":", 1)[1])
-    answer = await raw_http(port, b"GET /v1/models HTTP/1.1\r\nHost: x\r\n"
+    answer = await raw_http(port, b"GET /v1/models HTTP/1.1\r\nHost: 127.0.0.1\r\n"
                                   b"Authorization: Bearer \xff\xfe\xed\xa0\x80\r\n\r\n")
     assert answer.startswith(b"HTTP/1.1 401"), answer[:200]
 

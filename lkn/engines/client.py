@@ -45,7 +45,8 @@ class HttpEngineClient:
 
     def __init__(self, spec: EngineSpec, settings: Settings) -> None:
         self.spec = spec
-        self.name = spec.name
+        #: The engine's one name (logs, metrics, /ready, X-LKN-Engine): see Settings.engine_name.
+        self.name = settings.engine_name(spec)
         self.url = spec.url
         self.supports_abort = spec.kind == "sglang"
         self._settings = settings

@@ -3,8 +3,9 @@
 With ``LKN_API_KEY`` set, every path needs the key except ``/health`` (a liveness probe),
 ``/metrics`` when ``LKN_METRICS_PUBLIC`` opens it to a scraper, and ``/ready``, which without
 the key says only whether the gateway is ready (its engine details need the key). Responses
-carry no ``Server`` version banner, and ``X-LKN-Engine`` names the engine (``engine-1``)
-unless ``LKN_ENGINE_HEADER=address``.
+carry no ``Server`` version banner. ``X-LKN-Engine`` carries the engine's one name
+(``engine-1``, or its address with ``LKN_ENGINE_HEADER=address``), the name ``/ready``,
+``/lkn/status.json``, the logs and the metrics use too.
 """
 
 from __future__ import annotations
@@ -60,11 +61,8 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
 
 async def _headers(request: web.Request, response: web.StreamResponse) -> None:
     response.headers["Server"] = _SERVER
-    engine = response.headers.get("X-LKN-Engine")
-    if engine is not None:
-        response.headers["X-LKN-Engine"] = request.app[GATEWAY].settings.public_engine(engine)
 
 
 def install(app: web.Application) -> None:
-    """No version banner, and engines named, not addressed, on every response of ``app``."""
+    """No version banner on any response of ``app``."""
     app.on_response_prepare.append(_headers)

@@ -26,9 +26,10 @@ from lkn.rest.errors import (
 )
 from lkn.rest.cors import Cors
 from lkn.rest.cors import install as install_cors
+from lkn.rest.hosts import HostGuard
 from lkn.rest.reasoning import HEADER as REASONING_HEADER
 from lkn.rest.reasoning import Delivery, decision_note, reasoning_field
-from lkn.rest.render import decision_headers, decision_json, model_json
+from lkn.rest.render import decision_headers, decision_json, file_names_only, model_json
 from lkn.rest import status_page
 from lkn.rest.sse import EventStream
 from lkn.types import GenerateRequest, JSONObject, JSONValue, Route
@@ -138,7 +139,7 @@ async def probe(request: web.Request) -> web.StreamResponse:
         response = web.json_response(
             {**decision_json(decision, req.request_id),
              "homeostat": gateway.decider.homeostat.state(),
-             "care": gateway.decider.chooser.state()},
+             "care": _care(gateway)},
             headers=decision_headers(decision, req.request_id, None),
         )
         await response.prepare(request)
@@ -166,6 +167,14 @@ async def health(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
 
+def _care(gateway: Gateway) -> JSONValue:
+    """The care policy's state, its files named by their file names only: where the gateway
+    is installed is nobody's business (``/ready`` answers without a key when none is set)."""
+    chooser = gateway.decider.chooser
+    policies = [p for p in (chooser.policy, *chooser.shipped) if p is not None]
+    return file_names_only(chooser.state(), [p.source for p in policies] + [chooser.setting])
+
+
 async def ready(request: web.Request) -> web.Response:
     """200 when the pool would admit a request now, else 503 (with Retry-After)."""
     gateway = request.app[GATEWAY]
@@ -181,7 +190,7 @@ async def ready(request: web.Request) -> web.Response:
         for e in gateway.pool.engines
     ]
     homeostat = gateway.decider.homeostat.state()
-    care = gateway.decider.chooser.state()
+    care = _care(gateway)
     s = gateway.settings
     answers: JSONObject = {"default_max_tokens": s.default_max_tokens or None,
                            "loop_guard": {"on": s.loop_guard, "window": s.loop.window,
@@ -209,8 +218,11 @@ async def metrics(request: web.Request) -> web.Response:
 def create_app(gateway: Gateway) -> web.Application:
     """The aiohttp application for one gateway (the caller owns the gateway's lifetime)."""
     cors = Cors(gateway.settings.cors_origins)
+    hosts = HostGuard(gateway.settings)
     app = web.Application(
-        middlewares=[cors.middleware, error_middleware, access.auth_middleware],
+        # The Host check comes first: a request for another name reaches nothing else.
+        middlewares=[hosts.middleware, cors.middleware, error_middleware,
+                     access.auth_middleware],
         client_max_size=gateway.settings.max_body_bytes,
     )
     install_cors(app, cors)

@@ -14,6 +14,12 @@ Off by default: ``LKN_CORS_ORIGINS`` lists the allowed origins (``*`` for any). 
   with a "simple" content type needs no preflight).
 
 Requests without an ``Origin`` header (SDKs, curl, Open WebUI's server) are not affected.
+
+"The gateway's own" origin is the request's own ``Host``, which a DNS-rebinding page
+controls (``Host: rebind.example:8000`` with ``Origin: http://rebind.example:8000``): that
+comparison is sound only because :mod:`lkn.rest.hosts` has already refused every Host not in
+``LKN_ALLOWED_HOSTS`` (its middleware runs before this one). ``LKN_ALLOWED_HOSTS=*`` gives
+that protection up.
 """
 
 from __future__ import annotations

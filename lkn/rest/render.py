@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Iterable
+from pathlib import PurePath
 
-from lkn.types import Decision, JSONObject, ModelCard
+from lkn.types import Decision, JSONObject, JSONValue, ModelCard
 
 _CREATED = int(time.time())
 
 
 def decision_headers(decision: Decision, request_id: str, engine: str | None) -> dict[str, str]:
+    """The decision as ``X-LKN-*`` headers; one with nothing to say (no score: rules, or no
+    probe) is left out, never sent empty."""
     headers = {
         "X-Request-Id": request_id,
         "X-LKN-Mode": decision.mode.value,
@@ -28,7 +32,7 @@ def decision_headers(decision: Decision, request_id: str, engine: str | None) ->
         headers["X-LKN-Fallback"] = decision.fallback
     if engine:
         headers["X-LKN-Engine"] = engine
-    return headers
+    return {name: value for name, value in headers.items() if value}
 
 
 def _finite(value: float | None) -> float | None:
@@ -74,3 +78,24 @@ def model_json(card: ModelCard) -> JSONObject:
         data["max_model_len"] = card.max_model_len
     data.update(card.extra)
     return data
+
+
+def file_names_only(value: object, paths: Iterable[str]) -> JSONValue:
+    """``value`` (JSON-like) with each of ``paths`` shown as its file name only."""
+    swaps = sorted({(p, PurePath(p).name) for p in paths if p and PurePath(p).name != p},
+                   key=lambda swap: -len(swap[0]))
+
+    def walk(item: object) -> JSONValue:
+        if isinstance(item, str):
+            for path, name in swaps:
+                item = item.replace(path, name)
+            return item
+        if isinstance(item, dict):
+            return {str(key): walk(inner) for key, inner in item.items()}
+        if isinstance(item, (list, tuple)):
+            return [walk(inner) for inner in item]
+        if item is None or isinstance(item, (bool, int, float)):
+            return item
+        return str(item)
+
+    return walk(value)

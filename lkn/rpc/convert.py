@@ -148,7 +148,7 @@ def start(client_request_id: str, generation: Exchange) -> pb.GenerateResponse:
         start=pb.GenerateStart(
             request_id=client_request_id,
             gateway_request_id=generation.request_id,
-            engine=generation.gateway.settings.public_engine(generation.engine),
+            engine=generation.engine,
             decision=decision(generation.decision),
         )
     )

@@ -3,7 +3,8 @@
 It runs on the caller's event loop, beside the REST server, over the same :class:`Gateway`.
 Health (``grpc.health.v1.Health``) follows the pool's readiness for ``""`` and
 ``lkn.v1.Gateway``. Reflection answers both ``grpc.reflection.v1alpha`` (what grpcurl 1.8
-speaks) and ``grpc.reflection.v1``.
+speaks) and ``grpc.reflection.v1`` (with the API key, when one is set). Connections, calls,
+streams and connection age are bounded as :mod:`lkn.rpc.bounds` says.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from grpc_reflection.v1alpha import reflection, reflection_pb2, reflection_pb2_g
 from lkn._proto.lkn.v1 import gateway_pb2, gateway_pb2_grpc
 from lkn.config import Settings
 from lkn.gateway import Gateway
+from lkn.rpc.bounds import ReflectionKey, max_calls, server_options
 from lkn.rpc.decode import DecodeGuard
 from lkn.rpc.servicer import GatewayServicer
 
@@ -117,14 +119,9 @@ class RpcServer:
 async def start_rpc(gateway: Gateway, settings: Settings) -> RpcServer:
     """Build and start the gRPC server on ``settings.grpc_host:grpc_port`` (0: any free port)."""
     server = grpc.aio.server(
-        options=[
-            # Never share the port silently with another process (only with sibling workers).
-            ("grpc.so_reuseport", 1 if settings.workers > 1 else 0),
-            ("grpc.max_receive_message_length", settings.max_body_bytes),
-            # An idle client connection is closed like an idle REST keep-alive connection.
-            ("grpc.max_connection_idle_ms", int(settings.idle_timeout * 1000)),
-        ],
-        interceptors=[DecodeGuard(gateway)],
+        options=server_options(settings),
+        interceptors=[ReflectionKey(gateway), DecodeGuard(gateway)],
+        maximum_concurrent_rpcs=max_calls(settings),
     )
     _register(gateway_pb2_grpc.add_GatewayServicer_to_server, GatewayServicer(gateway), server)
     health_servicer = HealthServicer()

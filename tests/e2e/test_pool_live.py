@@ -72,13 +72,13 @@ async def test_killing_one_engine_loses_no_request_that_had_not_started(
     pool_gateway: LiveGateway, live_llamacpp: LiveEngine
 ) -> None:
     llama = live_llamacpp.url.split("//")[1]
-    # X-LKN-Engine names an engine by its place in LKN_ENGINE_URLS, not by its address.
+    # An engine is named by its place in LKN_ENGINE_URLS (X-LKN-Engine, /ready), not its address.
     public = {url.split("//")[1]: f"engine-{place}"
               for place, url in enumerate(pool_gateway.engine_urls.split(","), start=1)}
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=900)) as http:
         tasks = [asyncio.create_task(_one(http, pool_gateway.url, i % 2 == 0)) for i in range(12)]
         deadline = asyncio.get_running_loop().time() + 60
-        while await _in_flight(http, pool_gateway.url, llama) == 0:
+        while await _in_flight(http, pool_gateway.url, public[llama]) == 0:
             # The kill must hit requests in flight on llama.cpp.
             assert asyncio.get_running_loop().time() < deadline, "llama.cpp never got a request"
             await asyncio.sleep(0.1)
