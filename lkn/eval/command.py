@@ -111,9 +111,10 @@ def _write(args: argparse.Namespace, records: list[Record], names: list[str], mo
            measured: list[Record] | None = None) -> None:  # fmt: skip
     all_cells = cells(records, names)
     sig_cells = signal_cells(records, names)
-    chat_cells = open_cells(records, names)
+    pooled = records if measured is None else measured
+    chat_cells = open_cells(pooled, list(dict.fromkeys([*names, *(r.arm for r in pooled)])))
     text = table(all_cells, names) + "\n\n" + signal_table(sig_cells, names)
-    if any(r.open for r in records):
+    if chat_cells:
         text += "\n\n" + open_table(chat_cells)
     print(text)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -229,4 +230,5 @@ def main(args: argparse.Namespace, host: str, port: int, api_key: str | None) ->
 
 
 CHOOSE_ARMS = ("fluido@greedy,prompt@greedy,prompt:suffix@greedy,"
-               "fluido@webui,sampling@webui,prompt@webui,sampling+prompt@webui")
+               "fluido@webui,sampling@webui,sampling:rp=1.2@webui,"
+               "sampling:t=0.3,min_p=0.1@webui,prompt@webui,sampling+prompt@webui")

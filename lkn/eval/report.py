@@ -213,9 +213,11 @@ class OpenCell:
 
 
 def open_cells(records: Sequence[Record], arms: Sequence[str]) -> list[OpenCell]:
-    """One cell per arm over the open chat prompts every arm answered."""
+    """One cell per arm that answered open chat prompts, over the prompts all of those
+    arms answered (saved runs pooled: a run without open prompts adds no arm here)."""
     rows = [r for r in records if r.open]
     by_key = {(r.item, r.arm): r for r in rows}
+    arms = [a for a in arms if any(r.arm == a for r in rows)]
     ids = [i for i in dict.fromkeys(r.item for r in rows)
            if all((i, a) in by_key for a in arms)]
     out: list[OpenCell] = []

@@ -81,20 +81,26 @@ async def test_the_command_runs_reports_and_chooses(
 
 
 async def test_the_shipped_policy_is_reproduced_from_the_saved_runs(tmp_path: Path) -> None:
-    runs = sorted((ROOT / "docs" / "eval-runs").glob("smollm2-135m-*.json"))
-    assert len(runs) == 2
+    shipped = json.loads((ROOT / "lkn" / "decision" / "policies"
+                          / "smollm2-135m-instruct.json").read_text())
+    # The runs it names, in its order (a later run's record of the same item and arm wins).
+    runs = [ROOT / "docs" / "eval-runs" / name
+            for name in shipped["measured"]["source"].split(" + ")]
+    assert len(runs) == 3 and all(run.is_file() for run in runs)
     out_policy = tmp_path / "policy.json"
     code, out, err = await _lkn(*[a for run in runs for a in ("--from", str(run))], "--choose",
                                 "--out", str(tmp_path), "--policy-out", str(out_policy))
     assert code == 0, err
     made = json.loads(out_policy.read_text())
-    shipped = json.loads((ROOT / "lkn" / "decision" / "policies"
-                          / "smollm2-135m-instruct.json").read_text())
     assert made["rules"] == shipped["rules"] and made["rejected"] == shipped["rejected"]
-    assert made["measured"]["items"] == shipped["measured"]["items"]
-    # The report covers the arms both runs measured; the trial policy's gateway@webui arm
-    # got sampling, so it counts as sampling@webui.
-    assert "sampling@webui" in out and "gateway@webui" not in out
+    assert made["measured"]["items"] == shipped["measured"]["items"] == 454
+    assert made["measured"]["open_chat_prompts"] == 48
+    # Greedy for all won the short answers but loops on open chat: rejected for it.
+    rejected = [r for r in shipped["rejected"] if r["signals"] == ["all"]
+                and r["intervention"] == "sampling" and r["shape"] == "webui"]
+    assert rejected and "loops on more open chat prompts" in rejected[0]["why"]
+    # The full run's gateway@webui arm (the earlier policy) got sampling: it counts as such.
+    assert "sampling@webui" in out and "gateway@webui" not in out and "open chat" in out
 
 
 def test_a_gateway_arm_is_named_after_the_intervention_it_got() -> None:
@@ -144,7 +150,7 @@ def test_each_rule_signal_is_measured_against_fluido_in_the_same_shape() -> None
 
 
 async def test_a_report_can_leave_out_the_items_a_policy_was_chosen_on(tmp_path: Path) -> None:
-    quick, sliced_run = sorted((ROOT / "docs" / "eval-runs").glob("smollm2-135m-*.json"))
+    quick, sliced_run = sorted((ROOT / "docs" / "eval-runs" / "earlier").glob("smollm2-135m-*.json"))
     both = ("--from", str(quick), "--from", str(sliced_run))
     code, _, err = await _lkn(*both, "--held-out-from", str(quick), "--out", str(tmp_path))
     assert code == 0, err
