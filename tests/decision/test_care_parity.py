@@ -144,7 +144,7 @@ async def test_the_policy_in_force_is_shown_and_applied(
             assert 'lkn_interventions_total{applied="true",intervention="sampling"}' in await r.text()
 
 
-async def test_the_shipped_default_gives_webui_requests_careful_sampling_only(
+async def test_the_shipped_default_gives_requests_the_penalised_greedy_sampling(
     tmp_path: Path, start_gateway: GatewayFactory,
 ) -> None:
     empty = tmp_path / "empty.env"
@@ -161,13 +161,16 @@ async def test_the_shipped_default_gives_webui_requests_careful_sampling_only(
                         "max_tokens": 8, **sampling}
                 async with http.post(gw.v1 + "/chat/completions", json=body) as r:
                     assert r.status == 200, await r.text()
-                    assert r.headers["X-LKN-Intervention"] == "sampling"
+                    assert r.headers["X-LKN-Intervention"] == "sampling:rp=1.2"
+                    assert r.headers["X-LKN-Mode"] == "FLUIDO"  # the model's default treatment
                 sent.append(engine_shape(double))
             async with http.get(gw.url + "/ready") as r:
                 care = (await r.json())["care"]
-        # Open WebUI's shape (no sampling field) gets temperature 0; the client's own wins.
-        assert sent[0]["temperature"] == 0.0
+        # Open WebUI's shape (no sampling field) gets temperature 0 and the penalty; the
+        # client's own temperature wins, the penalty it did not set is added.
+        assert (sent[0]["temperature"], sent[0]["repetition_penalty"]) == (0.0, 1.2)
         assert sent[1]["temperature"] == 0 and sent[2]["temperature"] == 0.7
+        assert sent[1]["repetition_penalty"] == sent[2]["repetition_penalty"] == 1.2
         assert care["setting"] == "auto"
         assert [p["model"] for p in care["policies"]] == [p.model for p in shipped]
-        assert care["policies"][0]["rules"][0]["when"] == "all -> sampling"
+        assert care["policies"][0]["rules"][-1]["when"] == "all -> sampling:rp=1.2"
