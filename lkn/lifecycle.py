@@ -260,8 +260,7 @@ class Exchange:
         """A non-streamed answer read as a stream, so that the loop guard can end it (its
         first chunk confirms a half-open trial, as a plain answer's status line does)."""
         def body_for(decision: Decision) -> JSONObject:
-            return {**self.engine_body(decision), "stream": True,
-                    "stream_options": {"include_usage": True}}
+            return {**self.engine_body(decision), "stream": True}
 
         request, guard = self.request, self._guard
         assert guard is not None
@@ -339,10 +338,16 @@ class Exchange:
     def engine_body(self, decision: Decision) -> JSONObject:
         """What the engine gets; the engine client adds the rid and its model name."""
         body = self.gateway.decider.apply(decision, self.request.body)
-        if self.request.stream:
+        if self.request.stream or self._guard is not None:
             options = body.get("stream_options")
             merged: JSONObject = dict(options) if isinstance(options, dict) else {}
             merged["include_usage"] = True
+            if self._guard is not None and (self.request.include_usage
+                                            or not self.request.stream):
+                # Usage on every chunk, so that an answer the guard ends still has its own
+                # (asked only of a client that wants usage: the others get the engine's
+                # chunks as they are).
+                merged["continuous_usage_stats"] = True
             body = {**body, "stream_options": merged}
         return body
 
@@ -420,12 +425,15 @@ class Exchange:
         client already knows as "cut before its natural end". What was sent stays."""
         self.loop_stopped = True
         self.finish_reason = "length"
-        self._finished = True
         if self._rest is not None:
             rest, self._rest = self._rest, None
             await _close(rest)
-        self._pending = Chunk(raw=loop_finish_event(last.raw, self.request.route),
-                              finish_reason="length")
+        route = self.request.route
+        tail = [Chunk(raw=loop_finish_event(last.raw, route), finish_reason="length")]
+        if self.usage is not None:  # the engine's running count (continuous usage)
+            tail.append(Chunk(raw=loop_usage_event(last.raw, route, self.usage),
+                              usage=self.usage, usage_only=True))
+        self._rest = _replay(tail)
         self.gateway.loop_stopped(self)
 
     def _whole(self) -> bool:
@@ -536,22 +544,35 @@ def guardable(request: GenerateRequest, shape: Shape) -> bool:
                                          or body.get("echo"))
 
 
-def loop_finish_event(raw: bytes, route: Route) -> bytes:
-    """The finish event of an answer the loop guard ended, in the engine's own shape (its
-    id, created and model, from the last event it sent)."""
+def _head(raw: bytes, route: Route) -> JSONObject:
+    """The id, object, created and model of the engine's last event (its own shape)."""
     try:
         event = json.loads(raw)
     except ValueError:
         event = {}
     head: JSONObject = event if isinstance(event, dict) else {}
-    chat = route is Route.CHAT
+    return {"id": head.get("id"), "object": head.get("object") or (
+        "chat.completion.chunk" if route is Route.CHAT else "text_completion"),
+        "created": head.get("created"), "model": head.get("model")}
+
+
+def _dumps(event: JSONObject) -> bytes:
+    return json.dumps(event, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def loop_finish_event(raw: bytes, route: Route) -> bytes:
+    """The finish event of an answer the loop guard ended, in the engine's own shape."""
     choice: JSONObject = ({"index": 0, "delta": {}, "logprobs": None, "finish_reason": "length"}
-                          if chat else {"index": 0, "text": "", "logprobs": None,
-                                        "finish_reason": "length"})
-    out: JSONObject = {"id": head.get("id"), "object": head.get("object") or (
-        "chat.completion.chunk" if chat else "text_completion"),
-        "created": head.get("created"), "model": head.get("model"), "choices": [choice]}
-    return json.dumps(out, ensure_ascii=False, separators=(",", ":")).encode()
+                          if route is Route.CHAT else
+                          {"index": 0, "text": "", "logprobs": None, "finish_reason": "length"})
+    return _dumps({**_head(raw, route), "choices": [choice]})
+
+
+def loop_usage_event(raw: bytes, route: Route, usage: Usage) -> bytes:
+    """The usage chunk of an answer the loop guard ended: what the engine had counted."""
+    return _dumps({**_head(raw, route), "choices": [], "usage": {
+        "prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens,
+        "total_tokens": usage.total_tokens}})
 
 
 async def _replay(chunks: list[Chunk]) -> AsyncIterator[Chunk]:

@@ -205,6 +205,12 @@ class _OpenAIRenderer:
         self.rid, self.model, self.plan, self.vocab = rid, model, plan, vocab
         self.top_k, self.include_usage, self.prompt_tokens = top_k, include_usage, prompt_tokens
         self.created = int(time.time())
+        #: ``stream_options.continuous_usage_stats``: every content chunk carries the usage
+        #: so far (SGLang's `openai/utils.py::should_include_usage`).
+        self.continuous_usage = False
+
+    def _running(self, done: int) -> dict[str, Any] | None:
+        return self._usage(done, False) if self.continuous_usage else None
 
     def _matched(self, reason: str) -> int | str | None:
         return self.plan.matched if reason == "stop" else None
@@ -234,12 +240,13 @@ class _OpenAIRenderer:
 
 class _ChatRenderer(_OpenAIRenderer):
     def _chunk(self, delta: dict[str, Any], logprobs: Any = None, finish: str | None = None,
-               matched: int | str | None = None) -> bytes:  # fmt: skip
+               matched: int | str | None = None, usage: Any = None) -> bytes:  # fmt: skip
         choice = {"index": 0, "delta": delta, "logprobs": logprobs, "finish_reason": finish, "matched_stop": matched}
-        return _event(
-            {"id": self.rid, "object": "chat.completion.chunk", "created": self.created, "model": self.model,
-             "choices": [choice]}
-        )  # fmt: skip
+        event = {"id": self.rid, "object": "chat.completion.chunk", "created": self.created, "model": self.model,
+                 "choices": [choice]}  # fmt: skip
+        if usage is not None:
+            event["usage"] = usage
+        return _event(event)
 
     def _logprob(self, tok: _Token, k: int) -> dict[str, Any]:
         top = [{"token": t, "bytes": list(t.encode()), "logprob": lp} for t, _, lp in self.vocab.top(tok, k)]
@@ -271,7 +278,8 @@ class _ChatRenderer(_OpenAIRenderer):
         if self.plan.tool_name is not None:
             return self._chunk({"reasoning_content": None, "tool_calls": [self._tool_call(i, tok.text)]})
         logprobs = None if self.top_k is None else {"content": [self._logprob(tok, self.top_k)]}
-        return self._chunk({"reasoning_content": None, "content": tok.text}, logprobs)
+        return self._chunk({"reasoning_content": None, "content": tok.text}, logprobs,
+                           usage=self._running(i + 1))
 
     def end(self, done: int, reason: str, final_sent: bool) -> bytes:
         out = self._chunk({"reasoning_content": None}, None, reason, self._matched(reason))
@@ -312,12 +320,12 @@ class _CompletionRenderer(_OpenAIRenderer):
         return {"text_offset": [-1] * len(tokens), "token_logprobs": [t.logprob for t in tokens],
                 "tokens": [t.text for t in tokens], "top_logprobs": tops}  # fmt: skip
 
-    def _chunk(self, text: str, logprobs: Any, finish: str | None) -> bytes:
+    def _chunk(self, text: str, logprobs: Any, finish: str | None, usage: Any = None) -> bytes:
         choice = {"index": 0, "text": text, "logprobs": logprobs, "finish_reason": finish,
                   "matched_stop": self._matched(finish) if finish else None}  # fmt: skip
         return _event(
             {"id": self.rid, "object": "text_completion", "created": self.created, "model": self.model,
-             "choices": [choice], "usage": None}
+             "choices": [choice], "usage": usage}
         )  # fmt: skip
 
     def opening(self) -> bytes:
@@ -325,7 +333,8 @@ class _CompletionRenderer(_OpenAIRenderer):
 
     def token(self, i: int, last: bool) -> bytes:
         tok = self.plan.tokens[i]
-        return self._chunk(tok.text, self._logprobs([tok]), self.plan.finish if last else None)
+        return self._chunk(tok.text, self._logprobs([tok]), self.plan.finish if last else None,
+                           self._running(i + 1))
 
     def end(self, done: int, reason: str, final_sent: bool) -> bytes:
         out = b"" if final_sent and reason != "abort" else self._chunk("", None, reason)
@@ -803,6 +812,7 @@ class SGLangDouble:
             prompt_tokens=sum(len(_words(m.get("content"))) for m in messages) + 5,
         )  # fmt: skip
         renderer.reasoning, renderer.reasoning_key = self.reasoning, self.reasoning_key
+        renderer.continuous_usage = isinstance(options, dict) and bool(options.get("continuous_usage_stats"))
         return await self._run(request, rid, plan, renderer, bool(body.get("stream")))
 
     async def _completions(self, request: web.Request) -> web.StreamResponse:
@@ -833,6 +843,7 @@ class SGLangDouble:
             include_usage=isinstance(options, dict) and bool(options.get("include_usage")),
             prompt_tokens=prompt_tokens,
         )  # fmt: skip
+        renderer.continuous_usage = isinstance(options, dict) and bool(options.get("continuous_usage_stats"))
         return await self._run(request, rid, plan, renderer, bool(body.get("stream")))
 
     async def _generate(self, request: web.Request) -> web.StreamResponse:

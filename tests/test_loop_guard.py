@@ -108,14 +108,18 @@ async def test_a_looping_stream_is_cut_aborted_and_ends_with_length(
 ) -> None:
     async with SGLangDouble(reply=LOOP, token_delay=0.002) as engine:
         gw = await start_gateway(make_settings(engine.url, grpc_enabled=False))
-        async with http.post(gw.v1 + "/chat/completions", json=CHAT) as r:
+        body = {**CHAT, "stream_options": {"include_usage": True}}
+        async with http.post(gw.v1 + "/chat/completions", json=body) as r:
             assert r.status == 200
             events = await events_of(r)
         assert events[-1] == "[DONE]"
+        text = text_of(events)
         finishes = [c.get("finish_reason") for e in events[:-1] for c in e.get("choices", [])
                     if c.get("finish_reason")]
         assert finishes == ["length"]
-        text = text_of(events)
+        # What the engine had counted when it was stopped (its running usage).
+        [usage] = [e["usage"] for e in events[:-1] if e.get("usage") and not e.get("choices")]
+        assert 0 < usage["completion_tokens"] < len(LOOP.split())
         assert len(text.split()) < len(LOOP.split()) // 4
         rid = r.headers["X-Request-Id"]
         assert any(a.startswith(rid) for a in engine.aborts) or any(
@@ -140,6 +144,7 @@ async def test_a_looping_non_streamed_answer_is_cut_aborted_and_ends_with_length
         choice = answer["choices"][0]
         text = choice["message"]["content"] if "message" in choice else choice["text"]
         assert choice["finish_reason"] == "length" and text.startswith("Let us count")
+        assert 0 < answer["usage"]["completion_tokens"] < len(LOOP.split())
         assert len(text.split()) < len(LOOP.split()) // 4
         assert answer["object"] == ("chat.completion" if "message" in choice
                                     else "text_completion")

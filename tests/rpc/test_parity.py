@@ -126,6 +126,16 @@ SCENARIOS = [
              engine={"reasoning": "let me think", "reasoning_key": "reasoning_content"}),
     Scenario("reasoning-key", {"messages": HELLO, "max_tokens": 4}, stream=True,
              engine={"reasoning": "let me think", "reasoning_key": "reasoning"}),
+    # A finished answer is complete: the connection dropping after the finish is harmless.
+    Scenario("finish-then-drop-streaming", {"messages": HELLO, "max_tokens": 6}, stream=True,
+             faults=(Fault.DROP_AFTER_FINISH,)),
+    Scenario("finish-then-drop", {"messages": HELLO, "max_tokens": 6},
+             faults=(Fault.DROP_AFTER_FINISH,)),
+    # The loop guard ends a repeating answer alike, streamed or not.
+    Scenario("loop-stopped-streaming", {"messages": HELLO, "max_tokens": 300}, stream=True,
+             engine={"_reply": "Start here. " + "The same sentence said again and again. " * 40}),
+    Scenario("loop-stopped", {"messages": HELLO, "max_tokens": 300},
+             engine={"_reply": "Start here. " + "The same sentence said again and again. " * 40}),
 ]  # fmt: skip
 
 
