@@ -42,7 +42,7 @@ from dataclasses import dataclass
 @dataclass(frozen=True)
 class LoopSettings:
     """What counts as a loop (``LKN_LOOP_WINDOW``, ``LKN_LOOP_REPEATS``,
-    ``LKN_LOOP_MIN_CHARS``; the check's period is fixed)."""
+    ``LKN_LOOP_MIN_CHARS``, ``LKN_LOOP_COUNTING_REPEATS``; the check's period is fixed)."""
 
     window: int = 1024
     repeats: int = 3
@@ -60,7 +60,7 @@ class Loop:
     span: int
 
 
-def _smallest_periods(text: str) -> list[int]:
+def smallest_periods(text: str) -> list[int]:
     """``out[L - 1]``: the smallest period of ``text[:L]`` (the prefix function's complement)."""
     n = len(text)
     pi = [0] * n
@@ -79,7 +79,7 @@ _DIGITS = re.compile(r"[0-9]+")
 
 
 def _periodic(tail: str, min_chars: int, copies_for: Callable[[int], int]) -> Loop | None:
-    periods = _smallest_periods(tail[::-1])
+    periods = smallest_periods(tail[::-1])
     for length in range(len(tail), min_chars - 1, -1):
         period = periods[length - 1]
         if length >= period * copies_for(period):
@@ -134,4 +134,4 @@ class LoopGuard:
         return self.loop
 
 
-__all__ = ["Loop", "LoopGuard", "LoopSettings", "find_loop"]
+__all__ = ["Loop", "LoopGuard", "LoopSettings", "find_loop", "smallest_periods"]

@@ -32,24 +32,11 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from lkn.loopguard import LoopGuard, LoopSettings  # noqa: E402
+from lkn.loopguard import LoopGuard, LoopSettings, smallest_periods  # noqa: E402
 
 OPEN = ROOT / "lkn" / "eval" / "data" / "open.jsonl"
 ANSWERS = ROOT / "tests" / "data" / "loop_answers.jsonl"
 LEGIT = ROOT / "tests" / "data" / "loop_legit.jsonl"
-
-
-def smallest_periods(text: str) -> list[int]:
-    n = len(text)
-    pi = [0] * n
-    k = 0
-    for i in range(1, n):
-        while k and text[k] != text[i]:
-            k = pi[k - 1]
-        if text[k] == text[i]:
-            k += 1
-        pi[i] = k
-    return [length - pi[length - 1] for length in range(1, n + 1)]
 
 
 def periodic_tail(text: str, copies: float) -> tuple[int, int]:
