@@ -342,11 +342,11 @@ class Exchange:
             options = body.get("stream_options")
             merged: JSONObject = dict(options) if isinstance(options, dict) else {}
             merged["include_usage"] = True
-            if self._guard is not None and (self.request.include_usage
-                                            or not self.request.stream):
-                # Usage on every chunk, so that an answer the guard ends still has its own
-                # (asked only of a client that wants usage: the others get the engine's
-                # chunks as they are).
+            if self._guard is not None and (not self.request.stream or self.frontend != "rest"):
+                # Usage on every chunk, so that an answer the guard ends still has its own;
+                # only where the gateway renders the answer itself (a rebuilt non-streamed
+                # answer, gRPC): REST stream chunks go to the client as they are, and Open
+                # WebUI adds up usage it finds on every chunk.
                 merged["continuous_usage_stats"] = True
             body = {**body, "stream_options": merged}
         return body

@@ -117,9 +117,9 @@ async def test_a_looping_stream_is_cut_aborted_and_ends_with_length(
         finishes = [c.get("finish_reason") for e in events[:-1] for c in e.get("choices", [])
                     if c.get("finish_reason")]
         assert finishes == ["length"]
-        # What the engine had counted when it was stopped (its running usage).
-        [usage] = [e["usage"] for e in events[:-1] if e.get("usage") and not e.get("choices")]
-        assert 0 < usage["completion_tokens"] < len(LOOP.split())
+        # A REST stream gets the engine's chunks as they are: no running usage on them, so
+        # no usage chunk for an answer the guard ended (its last chunk never came).
+        assert not any(e.get("usage") for e in events[:-1])
         assert len(text.split()) < len(LOOP.split()) // 4
         rid = r.headers["X-Request-Id"]
         assert any(a.startswith(rid) for a in engine.aborts) or any(
