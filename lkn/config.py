@@ -133,6 +133,22 @@ class DecisionSettings:
     shipped_policies: tuple[Policy, ...] = field(default=(), compare=False)
 
 
+@dataclass(frozen=True)
+class ClientLimits:
+    """What a client may ask of the engines (lkn.requests checks it; 400 or 403 beyond)."""
+
+    #: Whether any client may name its own care (``X-LKN-Intervention``).
+    interventions: bool = False
+    #: A key whose holders may name their care (it also authenticates, as LKN_API_KEY does).
+    care_key: str | None = None
+    #: Upper bounds on ``max_tokens`` / ``max_completion_tokens``, ``n``, ``min_tokens``,
+    #: and on K of a ``consistency:K`` vote a client names.
+    max_tokens: int = 16384
+    max_n: int = 4
+    max_min_tokens: int = 1024
+    max_vote: int = 8
+
+
 PLACEMENT_POLICIES = ("least_loaded", "cache_aware")
 
 
@@ -169,6 +185,8 @@ class Settings:
     grpc_port: int = 50051
     grpc_enabled: bool = True
     api_key: str | None = None
+    #: What a client may ask for: its own care, and bounds on its sampling parameters.
+    client: ClientLimits = field(default_factory=ClientLimits)
     breaker_failures: int = 5
     breaker_reset: float = 30.0
     #: How long a request waits for a half-open engine's trial before it gets 503.
@@ -562,6 +580,7 @@ def load_settings(
         grpc_port=r.integer("LKN_GRPC_PORT", D.grpc_port, maximum=65535),
         grpc_enabled=r.flag("LKN_GRPC_ENABLED", D.grpc_enabled),
         api_key=_api_key(r, env),
+        client=_client_limits(r),
         breaker_failures=r.integer("LKN_BREAKER_FAILURES", D.breaker_failures, minimum=1),
         breaker_reset=r.number("LKN_BREAKER_RESET", D.breaker_reset, minimum=0.01),
         breaker_trial_wait=r.number("LKN_BREAKER_TRIAL_WAIT", D.breaker_trial_wait),
@@ -628,6 +647,18 @@ def load_settings(
     )
     refuse_unknown_names(env, r.asked)
     return settings
+
+
+def _client_limits(r: _Reader) -> ClientLimits:
+    C = ClientLimits
+    return ClientLimits(
+        interventions=r.flag("LKN_CLIENT_INTERVENTIONS", C.interventions),
+        care_key=r.raw("LKN_CARE_API_KEY"),  # empty: no such key (care stays closed)
+        max_tokens=r.integer("LKN_MAX_TOKENS_LIMIT", C.max_tokens, minimum=1, maximum=1 << 20),
+        max_n=r.integer("LKN_MAX_N", C.max_n, minimum=1, maximum=16),
+        max_min_tokens=r.integer("LKN_MAX_MIN_TOKENS", C.max_min_tokens, maximum=1 << 20),
+        max_vote=r.integer("LKN_MAX_VOTE", C.max_vote, minimum=2, maximum=16),
+    )
 
 
 def _api_key(r: _Reader, env: Mapping[str, str]) -> str | None:

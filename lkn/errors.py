@@ -8,6 +8,7 @@ on each front-end, so REST and gRPC translate it in exactly one place each::
     │   ├── BodyTooLarge             413  INVALID_ARGUMENT    invalid_request_error
     │   └── MethodNotAllowed         405  INVALID_ARGUMENT    invalid_request_error
     ├── Unauthorized                 401  UNAUTHENTICATED     authentication_error
+    ├── Forbidden                    403  PERMISSION_DENIED   permission_error
     ├── NotFound                     404  NOT_FOUND           invalid_request_error
     │   └── ModelNotFound            404  NOT_FOUND           invalid_request_error (model_not_found)
     ├── TooManyRequests              429  RESOURCE_EXHAUSTED  rate_limit_error
@@ -86,6 +87,14 @@ class Unauthorized(LknError):
     http_status = 401
     grpc_code = "UNAUTHENTICATED"
     openai_type = "authentication_error"
+
+
+class Forbidden(LknError):
+    """A valid request the gateway does not allow this client (care it may not ask for)."""
+
+    http_status = 403
+    grpc_code = "PERMISSION_DENIED"
+    openai_type = "permission_error"
 
 
 class NotFound(LknError):

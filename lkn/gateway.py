@@ -18,17 +18,25 @@ from lkn.config import Settings
 from lkn.decision import Decider
 from lkn.decision.homeostat import Load
 from lkn.queues import QueueWatcher
+from dataclasses import replace
+
 from lkn.errors import LknError, TooManyRequests, Unauthorized, is_counted, mark_counted
 from lkn.lifecycle import Exchange, Shape
 from lkn.metrics import Metrics
 from lkn.outcome import Kind, Outcome, classify
 from lkn.pool import EnginePool
-from lkn.types import GenerateRequest, Mode, ModelCard
+from lkn.requests import parse_request, requested_intervention
+from lkn.types import GenerateRequest, JSONValue, Mode, ModelCard, Route
 
 log = logging.getLogger(__name__)
 
 #: Model-name suffixes that pick a mode, for clients that cannot send headers (Open WebUI).
 VARIANT_SUFFIXES = {"+fluido": "fluido", "+analitico": "analitico"}
+
+
+def _same(token: str | None, key: str | None) -> bool:
+    return token is not None and key is not None and hmac.compare_digest(token.encode(),
+                                                                         key.encode())
 
 
 def new_request_id() -> str:
@@ -69,6 +77,27 @@ class Gateway:
 
     # ---- requests -------------------------------------------------------------------
 
+    def request(self, route: Route, body: JSONValue, request_id: str, *,
+                mode: str | None = None, intervention: str | None = None,
+                token: str | None = None, timeout: float | None = None) -> GenerateRequest:  # fmt: skip
+        """A front-end's request as the core takes it: the body checked against the caps
+        (``LKN_MAX_TOKENS_LIMIT``, ``LKN_MAX_N``, ...), and the care it names (``mode``:
+        the override, ``intervention``: ``X-LKN-Intervention``) against what the client
+        holding ``token`` may ask for. Raises BadRequest (400) or Forbidden (403)."""
+        limits = self.settings.client
+        parsed = parse_request(route, body, request_id, mode, timeout, limits,
+                               self.settings.default_max_tokens)
+        wanted = requested_intervention(intervention, limits, self.may_choose_care(token))
+        return parsed if wanted is None else replace(parsed, intervention=wanted)
+
+    def may_choose_care(self, token: str | None) -> bool:
+        """Whether a client may name its own care: every client with
+        ``LKN_CLIENT_INTERVENTIONS=on``, else only holders of ``LKN_CARE_API_KEY``."""
+        limits = self.settings.client
+        if limits.interventions:
+            return True
+        return _same(token, limits.care_key)
+
     def stream(self, request: GenerateRequest, frontend: str = "rest") -> Exchange:
         """``async with gateway.stream(request) as answer: async for chunk in answer``.
 
@@ -95,27 +124,46 @@ class Gateway:
     # ---- admission ------------------------------------------------------------------
 
     def authorize(self, token: str | None) -> None:
-        """Check a bearer token against ``LKN_API_KEY`` (no key configured: open)."""
+        """Check a bearer token against ``LKN_API_KEY`` or ``LKN_CARE_API_KEY`` (no
+        ``LKN_API_KEY`` configured: open)."""
         expected = self.settings.api_key
-        if expected is None:
+        if expected is None or _same(token, expected) or _same(token,
+                                                               self.settings.client.care_key):
             return
-        if token is None or not hmac.compare_digest(token.encode(), expected.encode()):
-            raise Unauthorized("a valid API key is required (Authorization: Bearer <key>)",
-                               code="invalid_api_key")
+        raise Unauthorized("a valid API key is required (Authorization: Bearer <key>)",
+                           code="invalid_api_key")
 
-    def admit(self) -> None:
-        if self._active >= self.settings.max_concurrency:
+    def admit(self, weight: int = 1) -> int:
+        """Take ``weight`` of the ``LKN_MAX_CONCURRENCY`` slots (a request for ``n`` answers
+        costs ``n``; never more than the whole limit, so it can run on an idle gateway);
+        returns what was taken. Raises TooManyRequests (429) when they are not free."""
+        limit = self.settings.max_concurrency
+        weight = max(1, min(weight, limit))
+        if self._active + weight > limit:
             raise TooManyRequests(
-                f"the gateway is at its limit of {self.settings.max_concurrency} concurrent "
-                "requests; retry shortly",
+                f"the gateway is at its limit of {limit} concurrent requests (this one counts "
+                f"{weight}); retry shortly" if weight > 1 else
+                f"the gateway is at its limit of {limit} concurrent requests; retry shortly",
                 retry_after=1.0,
             )
-        self._active += 1
-        self.metrics.in_flight.inc()
+        self._active += weight
+        self.metrics.in_flight.inc(weight)
+        return weight
 
-    def leave(self) -> None:
-        self._active -= 1
-        self.metrics.in_flight.dec()
+    def admit_more(self, weight: int) -> bool:
+        """Take ``weight`` more slots for care decided after admission (a vote's K answers);
+        False, taking nothing, when they are not free."""
+        if weight <= 0:
+            return True
+        if self._active + weight > self.settings.max_concurrency:
+            return False
+        self._active += weight
+        self.metrics.in_flight.inc(weight)
+        return True
+
+    def leave(self, weight: int = 1) -> None:
+        self._active -= weight
+        self.metrics.in_flight.dec(weight)
 
     @property
     def active(self) -> int:

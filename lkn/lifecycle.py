@@ -122,7 +122,7 @@ class Exchange:
         self.outcome: Outcome | None = None
         self.started = time.monotonic()
         self._deadline = None if request.timeout is None else self.started + request.timeout
-        self._admitted = False
+        self._admitted = 0  # admission slots held (a request for n answers holds n)
         self._engine = ""
         self._error: BaseException | None = None
         self._pending: Chunk | None = None
@@ -161,8 +161,8 @@ class Exchange:
     async def __aenter__(self) -> Exchange:
         gateway = self.gateway
         try:
-            gateway.admit()
-            self._admitted = True
+            self._admitted = gateway.admit(
+                gateway.decider.chooser.weight(self.request.body, self.request.intervention))
             gateway.log_prompt(self.request)
             model = gateway.engine_model(self.request)
             if self.shape is Shape.PROBE and not gateway.decider.needs_engine:
@@ -204,7 +204,7 @@ class Exchange:
                 await held.aclose()
             raise
         request = self.request
-        if self.gateway.decider.chooser.votes(self.decision, request.body):
+        if self.gateway.decider.chooser.votes(self.decision, request.body) and self._afford_vote():
             if held is not None:  # the vote is a request of its own (on the cached prefix)
                 await held.aclose()
             await self._vote(client, lease)
@@ -289,6 +289,17 @@ class Exchange:
             raw = json.dumps(parsed, ensure_ascii=False).encode()
             self.gateway.loop_stopped(self)
         return raw, parsed
+
+    def _afford_vote(self) -> bool:
+        """A vote holds one admission slot per answer: when they are not free, the vote is
+        shed to the instruction (said in the policy and ``X-LKN-Shed``)."""
+        chooser = self.gateway.decider.chooser
+        k = chooser.parse(self.decision.intervention).consistency
+        if self.gateway.admit_more(k - self._admitted):
+            self._admitted = max(self._admitted, k)
+            return True
+        self.decision = chooser.without_vote(self.decision, f"no room for {k} answers")
+        return False
 
     def _note_placement(self, held: HeldGeneration | None) -> None:
         """A restart that moved the instruction says where, beside the policy (headers,
@@ -508,7 +519,7 @@ class Exchange:
                 verdict = self._probe_verdict(verdict)
             gateway.pool.settle(self.lease, verdict)
         if self._admitted:
-            gateway.leave()
+            gateway.leave(self._admitted)
         if self.shape is Shape.STREAM:
             gateway.closed(self)
         gateway.finished(self, outcome)

@@ -19,6 +19,7 @@ overload           ``EngineOverloaded`` (engine 429/503/529),  429/503 neutral  
                    ``ShuttingDown``
 engine_failure     any other ``EngineError``                   5xx     failure  warning
 client_error       ``BadRequest``, ``Unauthorized``,           4xx     neutral  info
+                   ``Forbidden``,
                    ``NotFound``, ``EngineRejected``
 bug                any other exception                         500     neutral  error + traceback
 =================  ==========================================  ======  =======  ==========

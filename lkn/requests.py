@@ -6,7 +6,8 @@ every other field as it is, so new OpenAI or SGLang options pass through.
 
 from __future__ import annotations
 
-from lkn.errors import BadRequest
+from lkn.config import ClientLimits
+from lkn.errors import BadRequest, Forbidden
 from lkn.types import GenerateRequest, JSONObject, JSONValue, Route
 
 _ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
@@ -52,7 +53,29 @@ def _check_number(
         raise BadRequest(f"'{key}' must be {bounds}", param=key)
 
 
-def _check_common(body: JSONObject) -> tuple[bool, bool]:
+def _check_budget(body: JSONObject, limits: ClientLimits, default_max_tokens: int) -> None:
+    """What one request may cost the engines: the token budget, ``n``, ``min_tokens`` and
+    ``ignore_eos`` against the gateway's caps (``LKN_MAX_TOKENS_LIMIT``, ``LKN_MAX_N``,
+    ``LKN_MAX_MIN_TOKENS``)."""
+    for key in ("max_tokens", "max_completion_tokens"):
+        _check_int(body, key, 1, limits.max_tokens)
+    _check_int(body, "n", 1, limits.max_n)
+    _check_int(body, "min_tokens", 0, limits.max_min_tokens)
+    ignore_eos = body.get("ignore_eos")
+    if ignore_eos is not None and not isinstance(ignore_eos, bool):
+        raise BadRequest("'ignore_eos' must be a boolean", param="ignore_eos")
+    budget = body.get("max_tokens", body.get("max_completion_tokens"))
+    if ignore_eos and budget is None and not default_max_tokens:
+        raise BadRequest("'ignore_eos' needs 'max_tokens': without an end of sequence the "
+                         "answer would run to the end of the context", param="ignore_eos")
+    minimum = body.get("min_tokens")
+    if isinstance(minimum, int) and isinstance(budget, int) and minimum > budget:
+        raise BadRequest(f"'min_tokens' ({minimum}) must not exceed 'max_tokens' ({budget})",
+                         param="min_tokens")
+
+
+def _check_common(body: JSONObject, limits: ClientLimits,
+                  default_max_tokens: int) -> tuple[bool, bool]:  # fmt: skip
     model = body.get("model")
     if model is not None and not isinstance(model, str):
         raise BadRequest("'model' must be a string", param="model")
@@ -72,9 +95,7 @@ def _check_common(body: JSONObject) -> tuple[bool, bool]:
                 "'stream_options.include_usage' must be a boolean", param="stream_options"
             )
         include_usage = flag
-    for key in ("max_tokens", "max_completion_tokens"):
-        _check_int(body, key, 1)
-    _check_int(body, "n", 1, 16)
+    _check_budget(body, limits, default_max_tokens)
     _check_number(body, "temperature", 0.0, 2.0)
     _check_number(body, "top_p", 0.0, 1.0)
     _check_number(body, "presence_penalty", -2.0, 2.0)
@@ -141,15 +162,19 @@ def parse_request(
     request_id: str,
     mode_override: str | None = None,
     timeout: float | None = None,
+    limits: ClientLimits = ClientLimits(),
+    default_max_tokens: int = 0,
 ) -> GenerateRequest:
-    """Validate a decoded JSON body for ``route``; raise :class:`BadRequest` if it is wrong."""
+    """Validate a decoded JSON body for ``route``; raise :class:`BadRequest` if it is wrong
+    (``limits``: the gateway's caps; ``default_max_tokens``: the budget it gives a request
+    that names none)."""
     if not isinstance(body, dict):
         raise BadRequest("the request body must be a JSON object")
     if route is Route.CHAT:
         _check_messages(body)
     else:
         _check_prompt(body)
-    stream, include_usage = _check_common(body)
+    stream, include_usage = _check_common(body, limits, default_max_tokens)
     if mode_override is not None:
         mode_override = mode_override.strip().lower()
         if mode_override not in OVERRIDES:
@@ -169,18 +194,30 @@ def parse_request(
     )
 
 
-def requested_intervention(value: str | None) -> str | None:
+def requested_intervention(value: str | None, limits: ClientLimits = ClientLimits(),
+                           allowed: bool = True) -> str | None:  # fmt: skip
     """A client's ``X-LKN-Intervention`` (REST header, gRPC metadata), checked; None if absent.
 
-    Raises :class:`BadRequest` (400 / INVALID_ARGUMENT) for a malformed spec.
+    Raises :class:`Forbidden` (403 / PERMISSION_DENIED) when this client may not name its
+    care (``allowed``: ``LKN_CLIENT_INTERVENTIONS`` or the care key), :class:`BadRequest`
+    (400 / INVALID_ARGUMENT) for a malformed spec or a vote larger than ``LKN_MAX_VOTE``.
     """
     if value is None or not value.strip():
         return None
+    if not allowed:
+        raise Forbidden("this gateway decides the care itself: X-LKN-Intervention needs "
+                        "LKN_CLIENT_INTERVENTIONS=on or the care key (LKN_CARE_API_KEY)",
+                        param="X-LKN-Intervention", code="client_interventions_disabled")
     from lkn.decision.interventions import parse
 
     try:
-        parse(value)  # placement and k are the gateway's: the decider parses it again
+        # placement and k are the gateway's: the decider parses it again
+        k = parse(value, "system", 2).consistency
     except ValueError as exc:
         raise BadRequest(f"X-LKN-Intervention: {exc}", param="X-LKN-Intervention",
                          code="invalid_intervention") from None
+    if k > limits.max_vote:
+        raise BadRequest(f"X-LKN-Intervention: a vote of at most {limits.max_vote} answers "
+                         f"(LKN_MAX_VOTE), got {k}", param="X-LKN-Intervention",
+                         code="invalid_intervention")
     return value.strip().lower()

@@ -10,7 +10,10 @@ exactly that text, and the client's stream goes on as one answer:
   message, the model continues it); only SGLang engines are asked;
 - completions: the prompt plus the delivered text;
 - the token budget (``max_tokens`` / ``max_completion_tokens``, ``min_tokens``) is reduced
-  by the chunks already delivered (SGLang streams one token per chunk);
+  by the tokens already delivered, counted by the continuing engine's tokenizer (SGLang's
+  ``/v1/tokenize``; never fewer than the chunks delivered); an engine that cannot count
+  them gets the delivered text's UTF-8 bytes, an upper bound (a byte-level BPE token is at
+  least one byte), so a resumed answer never runs past the client's budget;
 - at most ``LKN_RESUME_ATTEMPTS`` other engines are tried; when none can continue, the
   original failure ends the stream as before (an error event, then ``[DONE]``; gRPC: an
   error status).
@@ -33,17 +36,20 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from lkn.breaker import Verdict
+from lkn.engines import EngineClient
 from lkn.errors import EngineError, LknError, NoEngineAvailable, ShuttingDown
 from lkn.pool import Engine, Lease, outcome_of
 from lkn.types import Chunk, GenerateRequest, JSONObject, JSONValue, Route
 
 if TYPE_CHECKING:
     from lkn.lifecycle import Exchange
+    from lkn.metrics import Metrics
 
 log = logging.getLogger("lkn.resume")
 
@@ -72,18 +78,34 @@ def resumable(request: GenerateRequest) -> bool:
     )
 
 
-def continuation_body(route: Route, body: JSONObject, delivered: str, chunks: int) -> JSONObject | None:
-    """The body that asks an engine to go on after ``delivered`` (None: budget spent)."""
+async def delivered_tokens(client: EngineClient, text: str, chunks: int, rid: str,
+                           deadline: float) -> int:  # fmt: skip
+    """How many tokens ``text`` (delivered in ``chunks`` chunks) took, by ``client``'s own
+    tokenizer; its UTF-8 bytes (an upper bound) when the engine cannot say by ``deadline``."""
+    try:
+        _, parsed = await client.complete(
+            "/v1/tokenize", {"prompt": text, "add_special_tokens": False}, rid, deadline)
+    except LknError:
+        parsed = {}
+    count = parsed.get("count")
+    if isinstance(count, int) and not isinstance(count, bool) and count >= 0:
+        return max(count, chunks)
+    return max(len(text.encode("utf-8")), chunks)
+
+
+def continuation_body(route: Route, body: JSONObject, delivered: str, tokens: int) -> JSONObject | None:
+    """The body that asks an engine to go on after ``delivered``, ``tokens`` long (None:
+    budget spent)."""
     updated: JSONObject = dict(body)
     for key in _BUDGET_KEYS:
         limit = body.get(key)
         if isinstance(limit, int) and not isinstance(limit, bool):
-            if limit - chunks < 1:
+            if limit - tokens < 1:
                 return None
-            updated[key] = limit - chunks
+            updated[key] = limit - tokens
     minimum = body.get("min_tokens")
     if isinstance(minimum, int) and not isinstance(minimum, bool):
-        updated["min_tokens"] = max(0, minimum - chunks)
+        updated["min_tokens"] = max(0, minimum - tokens)
     if route is Route.CHAT:
         raw = body.get("messages")
         messages: list[JSONValue] = list(raw) if isinstance(raw, list) else []
@@ -150,12 +172,10 @@ class Resume:
             pool.settle(failed, outcome_of(error))
             tried.append(failed.engine)
             exchange.lease = None
-        body = continuation_body(request.route, exchange.engine_body(exchange.decision),
-                                 "".join(self._text), self._chunks)
+        text, base = "".join(self._text), exchange.engine_body(exchange.decision)
         metrics = exchange.gateway.metrics
-        if body is None:
-            self._attempts_left = 0
-            metrics.child(metrics.resumes, "budget_spent").inc()
+        if continuation_body(request.route, base, text, self._chunks) is None:
+            self._spent(metrics)
             return None
         model = exchange.gateway.engine_model(request)
         settings = exchange.gateway.settings
@@ -171,6 +191,13 @@ class Resume:
                 pool.settle(lease, Verdict.NEUTRAL)  # no assistant prefill on this engine
                 self._attempts_left += 1
                 continue
+            tokens = await delivered_tokens(lease.engine.client, text, self._chunks,
+                                            exchange.request_id, self._count_deadline(exchange))
+            body = continuation_body(request.route, base, text, tokens)
+            if body is None:
+                pool.settle(lease, Verdict.NEUTRAL)
+                self._spent(metrics)
+                return None
             chunks = await self._open(exchange, lease, body)
             if chunks is None:
                 tried.append(lease.engine)
@@ -178,10 +205,9 @@ class Resume:
             exchange.lease = lease
             metrics.child(metrics.resumes, "resumed").inc()
             log.warning(
-                "stream resumed rid=%s engine=%s failed_engine=%s delivered_chunks=%d error=%s",
+                "stream resumed rid=%s engine=%s failed_engine=%s delivered_tokens=%d error=%s",
                 exchange.request_id, lease.engine.name,
-                failed.engine.name if failed is not None else "-", self._chunks,
-                type(error).__name__,
+                failed.engine.name if failed is not None else "-", tokens, type(error).__name__,
             )
             return chunks
         self._attempts_left = 0
@@ -189,6 +215,16 @@ class Resume:
         log.warning("stream not resumed rid=%s failed_engine=%s: no engine could continue",
                     exchange.request_id, failed.engine.name if failed is not None else "-")
         return None
+
+    @staticmethod
+    def _count_deadline(exchange: Exchange) -> float:
+        deadline = time.monotonic() + exchange.gateway.settings.health_timeout
+        return deadline if exchange.deadline is None else min(deadline, exchange.deadline)
+
+    def _spent(self, metrics: Metrics) -> None:
+        """The client's budget is spent: nothing to continue (the original failure stands)."""
+        self._attempts_left = 0
+        metrics.child(metrics.resumes, "budget_spent").inc()
 
     async def _open(self, exchange: Exchange, lease: Lease, body: JSONObject
                     ) -> AsyncIterator[Chunk] | None:  # fmt: skip

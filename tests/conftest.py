@@ -14,7 +14,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from lkn.config import DecisionSettings, EngineSpec, Settings
+from lkn.config import ClientLimits, DecisionSettings, EngineSpec, Settings
 from lkn.gateway import Gateway
 from lkn.logs import LogfmtFormatter
 from lkn.server import running
@@ -23,6 +23,10 @@ from tests.sglang_double import SGLangDouble
 
 #: Test artefacts (screenshots, live process logs) land here; CI keeps this folder.
 ARTIFACTS = ROOT / "artifacts"
+
+
+#: Client limits that let any client name its care (X-LKN-Intervention), as for evaluations.
+CARE_OPEN = ClientLimits(interventions=True)
 
 
 def make_settings(*urls: str, decision: dict[str, Any] | None = None, **overrides: Any) -> Settings:

@@ -187,7 +187,7 @@ class _Renderer(Protocol):
     pull_first: bool  # True: pull the first token before committing to HTTP 200 (OpenAI routes)
 
     def opening(self) -> bytes: ...
-    def token(self, i: int, last: bool) -> bytes: ...
+    def token(self, i: int, last: bool, span: int = 1) -> bytes: ...
     def end(self, done: int, reason: str, final_sent: bool) -> bytes: ...
     def error_event(self, message: str) -> bytes: ...
     def abort_503(self, done: int) -> bytes: ...
@@ -273,12 +273,13 @@ class _ChatRenderer(_OpenAIRenderer):
                 out += self._chunk(delta)
         return out
 
-    def token(self, i: int, last: bool) -> bytes:
+    def token(self, i: int, last: bool, span: int = 1) -> bytes:
         tok = self.plan.tokens[i]
         if self.plan.tool_name is not None:
             return self._chunk({"reasoning_content": None, "tool_calls": [self._tool_call(i, tok.text)]})
-        logprobs = None if self.top_k is None else {"content": [self._logprob(tok, self.top_k)]}
-        return self._chunk({"reasoning_content": None, "content": tok.text}, logprobs,
+        toks = self.plan.tokens[i + 1 - span : i + 1]
+        logprobs = None if self.top_k is None else {"content": [self._logprob(t, self.top_k) for t in toks]}
+        return self._chunk({"reasoning_content": None, "content": "".join(t.text for t in toks)}, logprobs,
                            usage=self._running(i + 1))
 
     def end(self, done: int, reason: str, final_sent: bool) -> bytes:
@@ -331,10 +332,10 @@ class _CompletionRenderer(_OpenAIRenderer):
     def opening(self) -> bytes:
         return b""
 
-    def token(self, i: int, last: bool) -> bytes:
-        tok = self.plan.tokens[i]
-        return self._chunk(tok.text, self._logprobs([tok]), self.plan.finish if last else None,
-                           self._running(i + 1))
+    def token(self, i: int, last: bool, span: int = 1) -> bytes:
+        toks = self.plan.tokens[i + 1 - span : i + 1]
+        return self._chunk("".join(t.text for t in toks), self._logprobs(toks),
+                           self.plan.finish if last else None, self._running(i + 1))
 
     def end(self, done: int, reason: str, final_sent: bool) -> bytes:
         out = b"" if final_sent and reason != "abort" else self._chunk("", None, reason)
@@ -415,7 +416,7 @@ class _NativeRenderer:
     def opening(self) -> bytes:
         return b""
 
-    def token(self, i: int, last: bool) -> bytes:
+    def token(self, i: int, last: bool, span: int = 1) -> bytes:
         finish = self._finish(self.plan.finish, i + 1) if last else None
         return b"data: " + self._output(i + 1, finish, i == 0) + b"\n\n"
 
@@ -469,6 +470,8 @@ class SGLangDouble:
         #: Chat answers start with this reasoning text (None: none), sent under reasoning_key.
         self.reasoning: str | None = None
         self.reasoning_key = "reasoning_content"
+        #: Tokens per streamed chunk (SGLang's ``--stream-interval``; 1 is its default).
+        self.stream_interval = 1
         self.url = ""
         self.port = 0
         self.received: list[Received] = []
@@ -517,6 +520,8 @@ class SGLangDouble:
         add("POST", "/v1/chat/completions", self._chat)
         add("POST", "/v1/completions", self._completions)
         add("POST", "/generate", self._generate)
+        add("POST", "/v1/tokenize", self._tokenize)
+        add("POST", "/tokenize", self._tokenize)
         add("PUT", "/generate", self._generate)
         add("*", "/{tail:.*}", self._not_found)
         self._runner = web.AppRunner(app, handler_cancellation=True, access_log=None, shutdown_timeout=0.1)
@@ -707,15 +712,18 @@ class SGLangDouble:
             pending = r.opening()
             if not r.pull_first:
                 await self._pause(job, first_delay)
-            done, final_sent = 0, False
+            done, final_sent, held = 0, False, 0
             for i in range(stop_at):
                 if i:
                     await self._pause(job, delay)
                 if job.aborted:
                     break
                 last = i == n - 1 and not mid
-                await resp.write(pending + r.token(i, last))
-                pending, done, final_sent = b"", i + 1, last
+                held += 1
+                if held < self.stream_interval and not last and i + 1 < stop_at:
+                    continue  # generated, sent with the next chunk (SGLang's --stream-interval)
+                await resp.write(pending + r.token(i, last, held))
+                pending, done, final_sent, held = b"", i + 1, last, 0
             if pending:
                 await resp.write(pending)
             if not job.aborted:
@@ -753,6 +761,16 @@ class SGLangDouble:
         except ConnectionResetError:
             self._note_gone(job)
         return resp
+
+    async def _tokenize(self, request: web.Request) -> web.Response:
+        """SGLang's ``/v1/tokenize`` (``TokenizeRequest`` -> ``TokenizeResponse``): the double's
+        tokens are its words, as it generates them."""
+        body = await self._intake(request)
+        prompt = body.get("prompt") if isinstance(body, dict) else None
+        if not isinstance(prompt, str):
+            return _openai_error(400, "prompt must be a string", "BadRequestError")
+        ids = [_token_id(w if i == 0 else " " + w) for i, w in enumerate(prompt.split())]
+        return web.json_response({"tokens": ids, "count": len(ids), "max_model_len": MAX_MODEL_LEN})
 
     # -- generation routes ----------------------------------------------------------------------
     def _openai_preamble(self, request: web.Request, body: Any) -> web.Response | None:

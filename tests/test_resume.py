@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -11,8 +12,9 @@ import pytest
 
 from lkn._proto.lkn.v1 import gateway_pb2 as pb
 from lkn._proto.lkn.v1 import gateway_pb2_grpc as pb_grpc
-from lkn.config import PlacementSettings
-from lkn.resume import continuation_body, resumable
+from lkn.config import EngineSpec, PlacementSettings
+from lkn.engines.client import HttpEngineClient
+from lkn.resume import continuation_body, delivered_tokens, resumable
 from lkn.types import GenerateRequest, Route
 from tests.conftest import GatewayFactory, GatewayUnderTest, make_settings
 from tests.sglang_double import Fault, SGLangDouble
@@ -204,3 +206,39 @@ async def test_grpc_streams_are_resumed_alike(
     assert text == "one two threefour five six"
     assert events[-1].WhichOneof("event") == "finish"
     assert events[-1].finish.finish_reason == "stop"
+
+
+async def test_the_budget_of_a_continuation_counts_tokens_not_chunks(
+    start_gateway: GatewayFactory, http: aiohttp.ClientSession,
+) -> None:
+    # Three tokens per chunk (SGLang's --stream-interval 3): six tokens in two chunks, then
+    # the cut. The client asked for 10: the continuation may write 4 more, not 8.
+    async with SGLangDouble(reply="one two three four five six seven eight nine ten",
+                            fault_after=6) as a, SGLangDouble(reply="seven eight") as b:
+        a.stream_interval = 3
+        gw = await resuming_gateway(a, b, start_gateway)
+        a.script(Fault.DROP_MID_STREAM)
+        async with http.post(gw.v1 + "/chat/completions", json=STREAM) as r:
+            events = await sse_events(r)
+        assert events[-1] == "[DONE]"
+        assert content_of(events) == "one two three four five sixseven eight"
+        continuation = chat_requests(b)[-1]
+        assert continuation["max_tokens"] == 10 - 6
+        assert [x.body["prompt"] for x in b.requests_to("/v1/tokenize")] == [
+            "one two three four five six"]
+
+
+async def test_an_engine_that_cannot_count_tokens_is_given_the_bytes_as_an_upper_bound() -> None:
+    async with SGLangDouble() as double:
+        spec = EngineSpec(double.url, "openai")
+        async with HttpEngineClient(spec, make_settings(double.url)) as client:
+            # The double answers /v1/tokenize; a generic OpenAI server may not (404 here).
+            missing = EngineSpec(double.url + "/nothing", "openai")
+            async with HttpEngineClient(missing, make_settings(double.url)) as none:
+                text = "naïve café"
+                assert await delivered_tokens(none, text, 2, "rid", time.monotonic() + 5) == \
+                    len(text.encode("utf-8"))
+            assert await delivered_tokens(client, "naïve café", 1, "rid",
+                                          time.monotonic() + 5) == 2
+            assert await delivered_tokens(client, "naïve café", 5, "rid",
+                                          time.monotonic() + 5) == 5  # never under the chunks

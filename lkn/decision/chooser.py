@@ -7,7 +7,7 @@ the model's default treatment, the rule for every request, which stays FLUIDO). 
 name the engine serves in ``/v1/models``, which the gateway lists and routes by); without a
 policy for it, ANALITICO gets ``LKN_INTERVENTION``. The ``analitico`` override gets
 ``LKN_INTERVENTION``; an intervention the request names (``X-LKN-Intervention``) is used as
-it is. When the homeostat sheds care to the cheaper level (:func:`cheaper`), voting is
+it is, shed like the rest (:mod:`.asked`). When the homeostat sheds care to the cheaper level (:func:`cheaper`), voting is
 dropped and the instruction goes after the conversation, where the engine reuses the prefill
 of the prompt it already did.
 """
@@ -17,22 +17,12 @@ from __future__ import annotations
 from dataclasses import replace
 
 from lkn.config import DecisionSettings
-from lkn.decision import care
+from lkn.decision import asked, care
+from lkn.decision.asked import cheaper
 from lkn.decision.care import CareSettings
 from lkn.decision.interventions import NONE, Intervention, parse
 from lkn.decision.policy import Policy
 from lkn.types import Decision, JSONObject, Mode
-
-
-def cheaper(chosen: Intervention) -> Intervention:
-    """The care ``chosen`` sheds to when the engines saturate: one answer instead of K (the
-    vote becomes the instruction), and the instruction after the conversation instead of in
-    the system prompt, so the engine re-prefills only the instruction; sampling costs nothing
-    and stays."""
-    if not chosen.active:
-        return chosen
-    prompt = "suffix" if chosen.prompt is not None or chosen.consistency else None
-    return replace(chosen, prompt=prompt, consistency=0)
 
 
 class CareChooser:
@@ -42,26 +32,30 @@ class CareChooser:
         self.shipped = settings.shipped_policies
         self.setting = settings.policy_setting
         self.care = CareSettings(
-            instruction=settings.intervention,
-            placement=settings.prompt_placement,
-            careful_temperature=settings.careful_temperature,
-            careful_top_p=settings.careful_top_p,
-            consistency_k=settings.consistency_k,
-            consistency_temperature=settings.consistency_temperature,
-            consistency_max_tokens=settings.consistency_max_tokens,
-        )
+            settings.intervention, settings.prompt_placement, settings.careful_temperature,
+            settings.careful_top_p, settings.consistency_k, settings.consistency_temperature,
+            settings.consistency_max_tokens)  # fmt: skip
         self.default = self.parse(settings.care_intervention)
 
     def parse(self, spec: str) -> Intervention:
         """An intervention spec with this gateway's placement and k; raises ``ValueError``."""
         return parse(spec, self._settings.prompt_placement, self._settings.consistency_k)
 
-    def requested(self, spec: str) -> Decision:
-        """The decision for a request that names its intervention."""
-        chosen = self.parse(spec)
-        return Decision(Mode.ANALITICO if chosen.active else Mode.FLUIDO, "override",
-                        signals=("override",), intervention=chosen.name,
-                        policy="requested")  # fmt: skip
+    def requested(self, spec: str, shed: str | None = None) -> Decision:
+        """The decision for a request that names its intervention (shed: :mod:`.asked`)."""
+        return asked.decision(self.parse(spec), shed)
+
+    def weight(self, body: JSONObject, spec: str | None) -> int:
+        """Admission slots a request holds before its decision (:func:`.asked.weight`)."""
+        try:
+            vote = self.parse(spec).consistency if spec is not None else 0
+        except ValueError:
+            vote = 0
+        return asked.weight(body, vote)
+
+    def without_vote(self, decision: Decision, why: str) -> Decision:
+        """``decision`` with its vote shed (:func:`.asked.without_vote`)."""
+        return asked.without_vote(decision, self.parse(decision.intervention), why)
 
     def with_care(self, decision: Decision, model: str | None = None) -> Decision:
         """``decision`` with its intervention (and, under a policy, the mode it implies).

@@ -2,11 +2,11 @@
 
 Order of precedence: ``LKN_MODE=passthrough`` (no decision at all), Open WebUI housekeeping
 (``### Task:``, always FLUIDO, never probed, even on a ``+analitico`` model variant), an
-intervention the request names (``X-LKN-Intervention``), the per-request mode override, then
-the configured strategy (``rules``, ``entropy`` or ``hybrid``); :mod:`.chooser` then picks
-the intervention (the measured policy, ``LKN_POLICY``). A failed or late probe falls back to
-the rules, never failing a request. Every decision is counted once and logged at debug level
-(logger ``lkn.decision``, no prompt text); the request's info line names its mode and signals.
+intervention the request names, the mode override (both shed like any care: :mod:`.asked`),
+then the configured strategy (``rules``, ``entropy`` or ``hybrid``); :mod:`.chooser` picks the
+intervention (``LKN_POLICY``). A failed or late probe falls back to the rules, never failing a
+request. Every decision is counted once and logged at debug level (``lkn.decision``, no prompt
+text); the request's info line names its mode and signals.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import logging
 from dataclasses import replace
 
 from lkn.config import DecisionSettings
-from lkn.decision import rules
+from lkn.decision import asked, rules
 from lkn.decision.homeostat import Homeostat, Shed
 from lkn.decision.chooser import CareChooser
 from lkn.decision.probe import run_probe
@@ -26,6 +26,7 @@ from lkn.types import PASSTHROUGH, Decision, GenerateRequest, JSONObject, Mode
 log = logging.getLogger("lkn.decision")
 
 _OVERRIDES = {"fluido": Mode.FLUIDO, "analitico": Mode.ANALITICO}
+_SHED_NAMES = {Shed.CHEAPER: "cheaper", Shed.FLUIDO: "fluido"}
 
 
 class Decider:
@@ -57,7 +58,8 @@ class Decider:
         if self.settings.mode == "passthrough":
             return PASSTHROUGH
         if request.intervention is not None and not rules.is_housekeeping(request):
-            decision, tokens = self.chooser.requested(request.intervention), None
+            shed = _SHED_NAMES.get(self.homeostat.level())
+            decision, tokens = self.chooser.requested(request.intervention, shed), None
         else:
             decided, tokens = await self._decide(request, engine, deadline, override)
             model = request.body.get("model")
@@ -76,12 +78,13 @@ class Decider:
         if rules.is_housekeeping(request):
             return Decision(Mode.FLUIDO, "housekeeping", signals=("housekeeping",),
                             applied=applied), None
-        forced = _OVERRIDES.get((override or "").lower())
+        forced, shed = _OVERRIDES.get((override or "").lower()), self.homeostat.level()
         if forced is not None:
-            # An explicit client choice is not a homeostatic guess: shadow does not hold it back.
-            return Decision(forced, "override", signals=("override",)), None
+            # An explicit client choice is not a homeostatic guess: shadow does not hold it
+            # back; but it is care like any other, shed when the engines saturate.
+            return asked.overridden(forced, _SHED_NAMES.get(shed)), None
 
-        strategy, shed = self.settings.strategy, self.homeostat.level()
+        strategy = self.settings.strategy
         if shed is Shed.FLUIDO:
             return Decision(Mode.FLUIDO, strategy, signals=("shed",), applied=applied,
                             fallback="shed: engines saturated", shed="fluido"), None

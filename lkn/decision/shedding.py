@@ -31,7 +31,7 @@ class Shed(enum.IntEnum):
     NONE = 0
     #: Separate probes are skipped (the rules decide) and interventions are the cheapest.
     CHEAPER = 1
-    #: Every request that is not an explicit client choice is FLUIDO.
+    #: Every request is FLUIDO (care a client names included; sampling alone stays).
     FLUIDO = 2
 
 

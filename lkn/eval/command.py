@@ -6,11 +6,12 @@ import argparse
 import json
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
 
-from lkn.eval.arms import BASELINE, parse_arms
+from lkn.eval.arms import BASELINE, Arm, parse_arms
 from lkn.eval.items import ITEMS_FILE, OPEN_FILE, load_items, parse_slice, sliced
 from lkn.eval.report import cells, open_cells, open_table, signal_cells, signal_table, table
 from lkn.eval.runner import Record, run
@@ -116,6 +117,11 @@ def _write(args: argparse.Namespace, records: list[Record], names: list[str], mo
     text = table(all_cells, names) + "\n\n" + signal_table(sig_cells, names)
     if chat_cells:
         text += "\n\n" + open_table(chat_cells)
+    shed = sum("shed" in r.headers.get("X-LKN-Policy", r.headers.get("x-lkn-policy", ""))
+               for r in records)
+    if shed:
+        text += (f"\n\n{shed} answers had their care shed by the gateway's homeostat (see "
+                 "X-LKN-Policy in the records): they were not measured as asked")
     print(text)
     args.out.mkdir(parents=True, exist_ok=True)
     base = args.out / f"eval-{kind}-{stamp}"
@@ -149,6 +155,36 @@ def _write(args: argparse.Namespace, records: list[Record], names: list[str], mo
         policy_path.write_text(json.dumps(policy, ensure_ascii=False, indent=1) + "\n",
                                encoding="utf-8")
         print(f"policy:  {policy_path}", file=sys.stderr)
+
+
+def _preflight(url: str, arms: list[Arm], model: str, ready: Any,
+               api_key: str | None) -> str | None:  # fmt: skip
+    """Why the gateway cannot measure these arms (None: it can). An arm that names its care
+    needs a gateway that lets this client do so; shedding would change the care measured."""
+    named = [a for a in arms if "X-LKN-Intervention" in a.headers]
+    homeostat = ready.get("homeostat") if isinstance(ready, dict) else None
+    points = homeostat.get("set_points") if isinstance(homeostat, dict) else None
+    if isinstance(points, dict) and points.get("shedding") is True:
+        print("lkn eval: warning: the gateway sheds care under load (LKN_SHED=false keeps the "
+              "measured care as asked; shed answers are counted in the report)", file=sys.stderr)
+    if not named:
+        return None
+    body = {"model": model, "max_tokens": 1, "messages": [{"role": "user", "content": "Hi"}]}
+    request = urllib.request.Request(url + "/v1/chat/completions", json.dumps(body).encode(),
+                                     {"Content-Type": "application/json", **named[0].headers})
+    if api_key:
+        request.add_header("Authorization", f"Bearer {api_key}")
+    try:
+        with urllib.request.urlopen(request, timeout=600) as response:  # noqa: S310
+            response.read()
+    except urllib.error.HTTPError as exc:
+        if exc.code == 403:
+            return (f"the gateway at {url} does not let clients name their care, which arm "
+                    f"{named[0].name} does: start it with LKN_CLIENT_INTERVENTIONS=on, or pass "
+                    "its LKN_CARE_API_KEY as the key")
+    except OSError:
+        return None  # the run itself reports what fails
+    return None
 
 
 def main(args: argparse.Namespace, host: str, port: int, api_key: str | None) -> int:
@@ -207,6 +243,10 @@ def main(args: argparse.Namespace, host: str, port: int, api_key: str | None) ->
         model = args.model or _get_json(url + "/v1/models", api_key)["data"][0]["id"]
     except (OSError, ValueError, KeyError, IndexError) as exc:
         print(f"lkn eval: the gateway at {url} is not ready ({exc})", file=sys.stderr)
+        return 1
+    problem = _preflight(url, arms, model, ready, api_key)
+    if problem:
+        print(f"lkn eval: {problem}", file=sys.stderr)
         return 1
     names = [a.name for a in arms]
     chats = sum(i.open for i in items)

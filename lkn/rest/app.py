@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import replace
 
 from aiohttp import web
 
@@ -12,8 +11,8 @@ from lkn.errors import BadRequest, BodyTooLarge, LknError, NoEngineAvailable, No
 from lkn.gateway import Gateway, new_request_id
 from lkn.lifecycle import Exchange
 from lkn.metrics import CONTENT_TYPE
-from lkn.requests import parse_request, requested_intervention
 from lkn.rest import access
+from lkn.rest.access import bearer_token
 from lkn.rest.body import read_json
 from lkn.outcome import CLIENT_GONE_ERRORS
 from lkn.rest.errors import (
@@ -52,9 +51,10 @@ async def _read_json(request: web.Request) -> JSONValue:
 def _to_request(request: web.Request, route: Route, body: JSONValue) -> GenerateRequest:
     rid = new_request_id()
     request[REQUEST_ID] = rid
-    parsed = parse_request(route, body, rid, request.headers.get("X-LKN-Mode"))
-    wanted = requested_intervention(request.headers.get("X-LKN-Intervention"))
-    return parsed if wanted is None else replace(parsed, intervention=wanted)
+    headers = request.headers
+    return request.app[GATEWAY].request(
+        route, body, rid, mode=headers.get("X-LKN-Mode"),
+        intervention=headers.get("X-LKN-Intervention"), token=bearer_token(request))
 
 
 def _delivery(request: web.Request) -> Delivery:
@@ -196,7 +196,13 @@ async def ready(request: web.Request) -> web.Response:
                            "loop_guard": {"on": s.loop_guard, "window": s.loop.window,
                                           "repeats": s.loop.repeats,
                                           "min_chars": s.loop.min_chars,
-                                          "counting_repeats": s.loop.counting_repeats}}
+                                          "counting_repeats": s.loop.counting_repeats},
+                           "clients": {"interventions": s.client.interventions,
+                                       "care_key": s.client.care_key is not None,
+                                       "max_tokens": s.client.max_tokens,
+                                       "max_n": s.client.max_n,
+                                       "max_min_tokens": s.client.max_min_tokens,
+                                       "max_vote": s.client.max_vote}}
     if gateway.ready():
         return web.json_response({"status": "ready", "engines": engines, "homeostat": homeostat,
                                   "care": care, "answers": answers})

@@ -33,7 +33,7 @@ from lkn.rest.errors import Handler, error_payload
 
 _EXPOSED = ", ".join((
     "X-Request-Id", "X-LKN-Mode", "X-LKN-Strategy", "X-LKN-Score", "X-LKN-Engine",
-    "X-LKN-Applied", "X-LKN-Fallback", "Retry-After",
+    "X-LKN-Applied", "X-LKN-Fallback", "X-LKN-Shed", "Retry-After",
 ))  # fmt: skip
 _METHODS = "GET, POST, OPTIONS"
 _MAX_AGE = "600"

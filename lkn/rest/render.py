@@ -30,6 +30,8 @@ def decision_headers(decision: Decision, request_id: str, engine: str | None) ->
         headers["X-LKN-Applied"] = "false"
     if decision.fallback:
         headers["X-LKN-Fallback"] = decision.fallback
+    if decision.shed:
+        headers["X-LKN-Shed"] = decision.shed
     if engine:
         headers["X-LKN-Engine"] = engine
     return {name: value for name, value in headers.items() if value}

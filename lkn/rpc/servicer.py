@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import replace
 from typing import Any
 from collections.abc import AsyncGenerator
 
@@ -12,8 +11,8 @@ import grpc
 from lkn._proto.lkn.v1 import gateway_pb2 as pb
 from lkn._proto.lkn.v1 import gateway_pb2_grpc
 from lkn.gateway import Gateway, new_request_id
-from lkn.requests import parse_request, requested_intervention
 from lkn.rpc import convert, status
+from lkn.rpc.status import bearer_token
 from lkn.types import GenerateRequest
 
 log = logging.getLogger(__name__)
@@ -22,18 +21,18 @@ FRONTEND = "grpc"
 
 
 def _to_request(
-    message: convert.InputMessage, context: grpc.aio.ServicerContext[Any, Any], stream: bool
+    gateway: Gateway, message: convert.InputMessage,
+    context: grpc.aio.ServicerContext[Any, Any], stream: bool,
 ) -> GenerateRequest:
     route, body = convert.request_body(message, stream)
     rid = new_request_id()
     if message.request_id:
         log.debug("grpc request rid=%s client_request_id=%s", rid, message.request_id)
-    parsed = parse_request(route, body, rid, convert.mode_override(message.mode),
-                           context.time_remaining())
     metadata = dict(context.invocation_metadata() or ())
     wanted = metadata.get("x-lkn-intervention")
-    wanted = requested_intervention(wanted if isinstance(wanted, str) else None)
-    return parsed if wanted is None else replace(parsed, intervention=wanted)
+    return gateway.request(route, body, rid, mode=convert.mode_override(message.mode),
+                           intervention=wanted if isinstance(wanted, str) else None,
+                           token=bearer_token(context), timeout=context.time_remaining())
 
 
 class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
@@ -53,7 +52,7 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
         context: grpc.aio.ServicerContext[pb.GenerateRequest, pb.GenerateResponse],
     ) -> AsyncGenerator[pb.GenerateResponse, None]:
         # The call's deadline bounds the whole request, engine work included.
-        req = _to_request(request, context, stream=True)
+        req = _to_request(self._gateway, request, context, stream=True)
         async with self._gateway.stream(req, FRONTEND) as answer:
             yield convert.start(request.request_id, answer)
             async for chunk in answer:
@@ -67,7 +66,7 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
         request: pb.ProbeRequest,
         context: grpc.aio.ServicerContext[pb.ProbeRequest, pb.ProbeResponse],
     ) -> pb.ProbeResponse:
-        req = _to_request(request, context, stream=False)
+        req = _to_request(self._gateway, request, context, stream=False)
         async with self._gateway.probe(req, FRONTEND) as answer:
             reply = pb.ProbeResponse(
                 request_id=request.request_id,

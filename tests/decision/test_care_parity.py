@@ -15,7 +15,7 @@ from lkn._proto.lkn.v1 import gateway_pb2 as pb
 from lkn._proto.lkn.v1 import gateway_pb2_grpc
 from lkn.config import load_settings
 from lkn.decision.policy import load_policy
-from tests.conftest import GatewayFactory, GatewayUnderTest, make_settings
+from tests.conftest import CARE_OPEN, GatewayFactory, GatewayUnderTest, make_settings
 from tests.sglang_double import SGLangDouble
 
 pytestmark = pytest.mark.fast
@@ -77,7 +77,7 @@ async def test_rest_and_grpc_send_the_same_engine_body(
     intervention: str, sampling: dict[str, Any], double: SGLangDouble,
     start_gateway: GatewayFactory,
 ) -> None:
-    gw = await start_gateway(make_settings(double.url))
+    gw = await start_gateway(make_settings(double.url, client=CARE_OPEN))
     rest, headers = await rest_body(gw, double, {"X-LKN-Intervention": intervention}, sampling)
     rpc, decision = await grpc_body(gw, double, intervention, sampling)
     assert rest == rpc
@@ -101,7 +101,7 @@ async def test_rest_and_grpc_send_the_same_engine_body(
 async def test_a_malformed_intervention_is_a_clear_400_and_invalid_argument(
     double: SGLangDouble, start_gateway: GatewayFactory,
 ) -> None:
-    gw = await start_gateway(make_settings(double.url))
+    gw = await start_gateway(make_settings(double.url, client=CARE_OPEN))
     async with aiohttp.ClientSession() as http:
         async with http.post(gw.v1 + "/chat/completions", headers={"X-LKN-Intervention": "magic"},
                              json={"messages": [{"role": "user", "content": "hi"}]}) as r:

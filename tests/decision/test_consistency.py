@@ -13,7 +13,7 @@ from lkn.decision.vote_stream import as_chunks
 from lkn.breaker import BreakerState
 from lkn.errors import EngineError
 from lkn.types import Route, Usage
-from tests.conftest import GatewayFactory, make_settings
+from tests.conftest import CARE_OPEN, GatewayFactory, make_settings
 from tests.sglang_double import Fault, SGLangDouble
 
 pytestmark = pytest.mark.fast
@@ -76,7 +76,7 @@ async def test_votes_with_nothing_to_vote_on_never_open_the_breaker(
     start_gateway: GatewayFactory,
 ) -> None:
     async with SGLangDouble(reply=" ") as empty:  # every answer is empty
-        gw = await start_gateway(make_settings(empty.url, breaker_failures=2))
+        gw = await start_gateway(make_settings(empty.url, client=CARE_OPEN, breaker_failures=2))
         for _ in range(6):
             status, raw, headers = await post(gw.url, BODY)
             assert status == 200, raw
@@ -113,7 +113,7 @@ BODY = {"model": "smollm2", "messages": [{"role": "user", "content": "2+5?"}], "
 async def test_one_engine_request_with_n_k_then_the_vote(
     double: SGLangDouble, start_gateway: GatewayFactory,
 ) -> None:
-    gw = await start_gateway(make_settings(double.url))
+    gw = await start_gateway(make_settings(double.url, client=CARE_OPEN))
     status, raw, headers = await post(gw.url, BODY)
     assert status == 200, raw
     sent = double.requests_to("/v1/chat/completions")[-1].body
@@ -140,7 +140,7 @@ async def test_one_engine_request_with_n_k_then_the_vote(
 async def test_an_engine_failing_mid_vote_is_a_clean_error(
     fault: Fault, stream: bool, double: SGLangDouble, start_gateway: GatewayFactory,
 ) -> None:
-    gw = await start_gateway(make_settings(double.url))
+    gw = await start_gateway(make_settings(double.url, client=CARE_OPEN))
     double.script(fault)
     status, raw, _ = await post(gw.url, {**BODY, "stream": stream})
     if status == 200:  # a keep-alive had started the stream: an error event, then the end
@@ -170,7 +170,7 @@ def test_the_streamed_vote_carries_reasoning_and_tool_calls_as_the_engine_sent_t
 async def test_a_votes_wait_is_not_taken_for_the_engines_load(start_gateway: GatewayFactory) -> None:
     """The vote's first token waits for all K answers: the shedder does not see that wait."""
     async with SGLangDouble(token_delay=0.02) as slow:
-        gw = await start_gateway(make_settings(slow.url))
+        gw = await start_gateway(make_settings(slow.url, client=CARE_OPEN))
         shedder = gw.gateway.decider.homeostat.shedder
         status, _, headers = await post(gw.url, {**BODY, "stream": True})
         assert status == 200 and "vote" in headers["X-LKN-Policy"]

@@ -26,7 +26,7 @@ def decider(**settings: object) -> Decider:
 
 
 @pytest.mark.parametrize("strategy", ["rules", "entropy", "hybrid"])
-async def test_at_the_in_flight_limit_everything_but_overrides_is_fluido(strategy: str) -> None:
+async def test_at_the_in_flight_limit_everything_is_fluido_overrides_included(strategy: str) -> None:
     d = decider(strategy=strategy, homeostat=HomeostatSettings(in_flight_limit=2))
     d.homeostat.watch(lambda: Load(in_flight=2, limit=256))
     e = engine(positions=(FLAT,))
@@ -34,7 +34,9 @@ async def test_at_the_in_flight_limit_everything_but_overrides_is_fluido(strateg
     assert (decision.mode, decision.shed, decision.signals) == (Mode.FLUIDO, "fluido", ("shed",))
     assert cast(FakeEngine, e).calls == []
     forced = await d.decide(chat(SIMPLE), e, None, override="analitico")
-    assert forced.mode is Mode.ANALITICO and forced.shed is None
+    assert (forced.mode, forced.shed, forced.signals) == (Mode.FLUIDO, "fluido",
+                                                          ("override", "shed"))
+    assert (await d.decide(chat(SIMPLE), e, None, override="fluido")).mode is Mode.FLUIDO
 
 
 async def test_cheaper_level_skips_the_separate_probe_and_keeps_the_rules() -> None:
@@ -69,9 +71,9 @@ async def test_cheaper_level_sheds_to_cheaper_interventions(care: str, shed: str
     if "prompt" in shed:  # the instruction follows the conversation, the prefix is untouched
         assert body["messages"][:-1] == chat(HARD).body["messages"][:-1]
         assert body["messages"][-1]["content"].endswith(d.settings.intervention)
-    # An explicit client choice is never shed.
+    # An explicit client choice is shed like any other care.
     forced = await d.decide(chat(SIMPLE), None, None, override="analitico")
-    assert forced.intervention == d.chooser.default.name and forced.shed is None
+    assert (forced.intervention, forced.shed) == (shed, "cheaper")
 
 
 async def test_shedding_off_never_sheds() -> None:

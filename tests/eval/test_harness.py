@@ -15,7 +15,7 @@ from lkn.eval.choose import as_measured
 from lkn.eval.client import request_body
 from lkn.eval.items import load_items, parse_slice, sliced
 from lkn.eval.runner import Record
-from tests.conftest import GatewayFactory, make_settings
+from tests.conftest import CARE_OPEN, GatewayFactory, make_settings
 from tests.livestack import ROOT
 from tests.sglang_double import SGLangDouble
 
@@ -57,7 +57,7 @@ async def _lkn(*args: str) -> tuple[int, str, str]:
 async def test_the_command_runs_reports_and_chooses(
     tmp_path: Path, double: SGLangDouble, start_gateway: GatewayFactory,
 ) -> None:
-    gw = await start_gateway(make_settings(double.url))
+    gw = await start_gateway(make_settings(double.url, client=CARE_OPEN))
     code, out, err = await _lkn("--gateway", gw.url, "--limit", "4", "--category", "arithmetic",
                                 "--category", "chat", "--arms", "fluido@webui,sampling@webui",
                                 "--out", str(tmp_path), "--choose")  # fmt: skip
@@ -78,6 +78,17 @@ async def test_the_command_runs_reports_and_chooses(
     code, out, err = await _lkn("--from", str(saved[0]), "--out", str(tmp_path / "again"))
     assert code == 0, err
     assert "fluido@webui" in out
+
+
+async def test_arms_that_name_care_need_a_gateway_that_lets_clients_name_it(
+    tmp_path: Path, double: SGLangDouble, start_gateway: GatewayFactory,
+) -> None:
+    gw = await start_gateway(make_settings(double.url))
+    code, _, err = await _lkn("--gateway", gw.url, "--limit", "2", "--arms", "sampling@webui",
+                              "--out", str(tmp_path))
+    assert code == 1
+    assert "LKN_CLIENT_INTERVENTIONS=on" in err and "sampling@webui" in err
+    assert not list(tmp_path.glob("eval-*.json"))
 
 
 async def test_the_shipped_policy_is_reproduced_from_the_saved_runs(tmp_path: Path) -> None:

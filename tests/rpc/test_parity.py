@@ -26,11 +26,13 @@ from lkn.errors import (
     EngineOverloaded,
     EngineRateLimited,
     EngineUnavailable,
+    Forbidden,
     ModelNotFound,
     LknError,
     NoEngineAvailable,
 )
-from tests.conftest import GatewayFactory, GatewayUnderTest, make_settings
+from lkn.config import HomeostatSettings
+from tests.conftest import CARE_OPEN, GatewayFactory, GatewayUnderTest, make_settings
 from tests.sglang_double import Fault, SGLangDouble
 
 pytestmark = pytest.mark.fast
@@ -70,6 +72,8 @@ class Scenario:
     refuse_with: int | None = None
     #: Attributes set on the test double (e.g. reasoning text and the key it uses).
     engine: dict[str, Any] = field(default_factory=dict)
+    #: Care the client names (REST ``X-LKN-Intervention``, gRPC metadata).
+    intervention: str | None = None
 
 
 SCENARIOS = [
@@ -135,6 +139,19 @@ SCENARIOS = [
     # tests/test_loop_guard.py; gRPC streams: tests/rpc/test_loop_guard_parity.py).
     Scenario("loop-stopped", {"messages": HELLO, "max_tokens": 300},
              engine={"_reply": "Start here. " + "The same sentence said again and again. " * 40}),
+    # Care a client names: refused unless allowed, bounded, and shed like any other care.
+    Scenario("client-intervention-refused", {"messages": HELLO, "max_tokens": 8},
+             intervention="consistency:3", error=Forbidden),
+    Scenario("client-intervention-allowed", {"messages": HELLO, "max_tokens": 8}, stream=True,
+             intervention="prompt:suffix", settings={"client": CARE_OPEN},
+             expect_mode="ANALITICO"),
+    Scenario("client-vote-shed-to-fluido", {"messages": HELLO, "max_tokens": 8},
+             intervention="consistency:3", settings={"client": CARE_OPEN, "decision": {
+                 "homeostat": HomeostatSettings(in_flight_limit=1)}}),
+    Scenario("client-vote-over-cap", {"messages": HELLO, "max_tokens": 8},
+             intervention="consistency:12", settings={"client": CARE_OPEN}, error=BadRequest),
+    Scenario("max-tokens-over-cap", {"messages": HELLO, "max_tokens": 100_000},
+             stream=True, error=BadRequest),
 ]  # fmt: skip
 
 
@@ -170,6 +187,8 @@ async def run_rest(gw: GatewayUnderTest, s: Scenario) -> Outcome:
     if s.stream:
         body.update(stream=True, stream_options={"include_usage": True})
     headers = {"X-LKN-Mode": s.mode} if s.mode else {}
+    if s.intervention:
+        headers["X-LKN-Intervention"] = s.intervention
     out = Outcome()
     async with aiohttp.ClientSession() as http:
         async with http.post(gw.v1 + route, json=body, headers=headers) as r:
@@ -232,7 +251,8 @@ def to_protobuf(s: Scenario) -> pb.GenerateRequest:
 async def run_grpc(gw: GatewayUnderTest, s: Scenario) -> Outcome:
     out = Outcome()
     async with grpc.aio.insecure_channel(f"127.0.0.1:{gw.grpc_port}") as channel:
-        call = gateway_pb2_grpc.GatewayStub(channel).Generate(to_protobuf(s))
+        metadata = (("x-lkn-intervention", s.intervention),) if s.intervention else None
+        call = gateway_pb2_grpc.GatewayStub(channel).Generate(to_protobuf(s), metadata=metadata)
         try:
             async for message in call:
                 event = message.WhichOneof("event")
@@ -294,7 +314,8 @@ async def test_rest_and_grpc_agree(s: Scenario, start_gateway: GatewayFactory) -
         assert (rest.mode, rest.strategy) == (rpc.mode, rpc.strategy)
         assert (rest.intervention, rest.policy) == (rpc.intervention, rpc.policy)
         assert rest.mode == s.expect_mode
-        care = s.settings.get("decision", {}).get("care_intervention", "prompt:system")
+        care = s.intervention or s.settings.get("decision", {}).get("care_intervention",
+                                                                    "prompt:system")
         assert rest.intervention == (care if rest.mode == "ANALITICO" else "none")
         # A restarted held generation says where the instruction went (the default placement).
         restarted = s.name.startswith("speculative-analitico")
