@@ -169,12 +169,11 @@ class Exchange:
                 gateway.pool.candidates(model)  # an unknown model is still 404
                 self.decision = await self.decide(None)
                 return self
-            pool = gateway.pool
-            self.lease, _ = await pool.run(
-                self._attempt, self._deadline, model, pool.placement.prefix(self.request.body)
-            )
             if self.shape is Shape.STREAM:
+                # From entry: a shutdown also ends a stream still waiting for its first byte
+                # (a vote, a held generation), with its error event and [DONE].
                 gateway.opened(self)
+            await self._first_byte(model)
             if self.shape is not Shape.PROBE:
                 ttft = time.monotonic() - self.started
                 gateway.metrics.child(gateway.metrics.ttft, self.route).observe(ttft)
@@ -186,6 +185,25 @@ class Exchange:
             self._end(exc)
             raise
         return self
+
+    async def _first_byte(self, model: str | None) -> None:
+        """The pool's attempts up to the first byte; the end of the shutdown grace period
+        interrupts them with a shutdown error."""
+        pool = self.gateway.pool
+        if self._interrupted:
+            raise _cut_at_shutdown()
+        self._waiting = asyncio.current_task()
+        try:
+            self.lease, _ = await pool.run(
+                self._attempt, self._deadline, model, pool.placement.prefix(self.request.body)
+            )
+        except asyncio.CancelledError:
+            task = self._waiting
+            if self._interrupted and task is not None and task.uncancel() == 0:
+                raise _cut_at_shutdown() from None
+            raise
+        finally:
+            self._waiting = None
 
     async def _attempt(self, lease: Lease) -> None:
         """One try on one engine, up to the first byte; raises only before it."""

@@ -126,3 +126,45 @@ async def test_shutdown_while_a_stream_is_resumed_ends_it_with_an_error_event_an
         assert received[-2]["error"]["code"] == "shutting_down"
         assert content_of(received) == "one two three"
         await wait_for(lambda: not b.live_rids)
+
+
+@pytest.mark.parametrize("keepalive", [0.05, 0.0])
+async def test_shutdown_during_a_vote_ends_the_stream_cleanly_and_aborts_the_vote(
+    keepalive: float, http: aiohttp.ClientSession,
+) -> None:
+    """The vote's K answers are slow when the grace period ends: a client whose stream was
+    already open (keep-alives during the vote) gets the shutdown error event and [DONE]; one
+    that had nothing yet gets a 503; either way the engine request is aborted at once."""
+    from lkn.server import running
+    from tests.conftest import CARE_OPEN
+    from tests.test_rest_failures import wait_for
+
+    async with SGLangDouble(prefill_delay=30.0) as double:
+        settings = make_settings(double.url, grpc_enabled=False, shutdown_grace=0.5,
+                                 sse_keepalive=keepalive, client=CARE_OPEN)
+        received: list[Any] = []
+        statuses: list[int] = []
+
+        async def client(url: str) -> None:
+            async with http.post(url + "/v1/chat/completions", json=STREAM,
+                                 headers={"X-LKN-Intervention": "consistency:3"}) as r:
+                statuses.append(r.status)
+                if r.status == 200:
+                    received.extend(await sse_events(r))
+                else:
+                    received.append(await r.json())
+
+        async with running(settings) as run:
+            task = asyncio.ensure_future(client(f"http://127.0.0.1:{run.rest_port}"))
+            await wait_for(lambda: double.live_rids)  # the vote is under way
+            if keepalive:
+                await wait_for(lambda: statuses)  # the stream is open (its keep-alives)
+        await asyncio.wait_for(task, 10)
+        if keepalive:
+            assert statuses == [200]
+            assert received[-1] == "[DONE]"
+            assert received[-2]["error"]["code"] == "shutting_down"
+        else:
+            assert statuses == [503] and received[0]["error"]["code"] == "shutting_down"
+        await wait_for(lambda: not double.live_rids)
+        assert double.aborts or double.cancelled_rids
