@@ -98,7 +98,7 @@ def restart_bodies(
     untouched = body_for(replace(decision, applied=False))
     seed = add_instruction(untouched, settings.intervention)
     for key in ("messages", "prompt"):
-        if not (key in chosen and chosen.get(key) == seed.get(key) != untouched.get(key)):
+        if not (key in chosen and _in_system_prompt(chosen, untouched, seed, key)):
             continue
         appended = append_instruction(untouched, settings.intervention)
         # The client's own answer prefix to continue: the instruction goes before it.
@@ -113,6 +113,26 @@ def restart_bodies(
         return [*bodies, ("message", {**chosen, key: own[key]}),
                 ("after", {**chosen, key: appended[key]})]
     return [(None, chosen)]
+
+
+def _in_system_prompt(chosen: JSONObject, untouched: JSONObject, seed: JSONObject,
+                      key: str) -> bool:  # fmt: skip
+    """Whether ``chosen`` differs from ``untouched`` at ``key`` only by the instruction in the
+    system prompt: the seed's placement, or (chat) a system message the care added or
+    rewrote, e.g. the instruction under the model's own default system prompt."""
+    ours, theirs = chosen.get(key), untouched.get(key)
+    if ours == theirs:
+        return False
+    if ours == seed.get(key):
+        return True
+    if key != "messages" or not isinstance(ours, list) or not isinstance(theirs, list):
+        return False
+    if not ours or not isinstance(ours[0], dict) or ours[0].get("role") != "system":
+        return False
+    if ours[1:] == theirs:
+        return True  # a system message added
+    first = theirs[0] if theirs else None
+    return isinstance(first, dict) and first.get("role") == "system" and ours[1:] == theirs[1:]
 
 
 def strip_logprobs(raw: bytes) -> bytes:

@@ -21,6 +21,9 @@ engine and the settings under test; logging on). Phases:
   N = 1 and N = 4 held tokens; entropy with a separate probe), streamed, one at a time,
   interleaved, cold cache each; added time to first token over rules split by FLUIDO and
   ANALITICO; prefill tokens (new vs cached, from the engine's usage) of restarts.
+* ``restart``: the default path's ANALITICO restart (entropy, ``LKN_POLICY=none``, so the
+  instruction of ``LKN_INTERVENTION``; long chats without a system message, cold cache
+  each): the restart's prompt tokens, cached and new (``--phases restart``).
 * ``overload``: a load step of requests with a short document each, where care (the
   consistency vote) saturates the engine, with the homeostat's shedding off, then on: time
   to first token p95 during the step, and when the care rate is back at its set point
@@ -668,6 +671,44 @@ def document_request(tag: str, n: int) -> list[dict[str, str]]:
                         f"{QUESTIONS[n % len(QUESTIONS)]}"}]
 
 
+async def phase_restart(stack: Stack, port: int, prompts: int,
+                        max_tokens: int) -> dict[str, Any]:  # fmt: skip
+    """The default path's restart: entropy strategy, ``LKN_POLICY=none`` (ANALITICO gets
+    ``LKN_INTERVENTION``: the seed's instruction in the system prompt), every request
+    ANALITICO (threshold 0 on raw scores), long chats without a system message (the model's
+    own default system prompt is in force), each from a cold cache: how much of the
+    restart's prompt the engine prefilled again (SGLang's cached_tokens)."""
+    url = await stack.gateway("restart", port, LKN_POLICY="none", LKN_DECISION_STRATEGY="entropy",
+                              LKN_SCORE_NORMALISE="false", LKN_ENTROPY_THRESHOLD="0",
+                              LKN_PROBE_TIMEOUT="60")  # fmt: skip
+    rows: list[dict[str, Any]] = []
+    async with aiohttp.ClientSession() as session:
+        for n in range(prompts):
+            messages = [{"role": "user", "content": f"Report r{n}. {document(20)}\n\n"
+                                                    f"{QUESTIONS[n % len(QUESTIONS)]}"}]
+            direct = await stream_chat(session, stack.engine_url, messages, 1)
+            async with session.post(stack.engine_url + "/flush_cache?timeout=30") as r:
+                await r.read()
+            answer = await stream_chat(session, url, messages, max_tokens)
+            usage = answer.usage or {}
+            prompt_tokens = usage.get("prompt_tokens", 0)
+            cached = (usage.get("prompt_tokens_details") or {}).get("cached_tokens", 0)
+            original = (direct.usage or {}).get("prompt_tokens", 0)
+            rows.append({"mode": answer.mode, "intervention": answer.intervention,
+                         "prompt": original, "restart_prompt": prompt_tokens, "cached": cached,
+                         "new": prompt_tokens - cached, "instruction": prompt_tokens - original})
+    stack.stop_gateway("restart")
+    restarted = [r for r in rows if r["mode"] == "ANALITICO"]
+    within = sum(1 for r in restarted if r["new"] <= r["instruction"] + 0.1 * r["prompt"])
+    print(f"\nrestart on the default path (entropy, LKN_POLICY=none, no system message): "
+          f"{len(restarted)} of {len(rows)} ANALITICO; new prefill within the instruction + 10 % "
+          f"of the prompt: {within}/{len(restarted)}")
+    for r in rows:
+        print(f"    {r['mode']:>9} prompt {r['prompt']:>4}  restart {r['restart_prompt']:>4}  "
+              f"cached {r['cached']:>4}  new {r['new']:>3}  instruction {r['instruction']:>3}")
+    return {"rows": rows, "analitico": len(restarted), "within_bound": within}
+
+
 async def drive_step(url: str, base: float, step: float, after: float, low: int,
                      high: int, tag: str, max_tokens: int = 24,
                      ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -967,6 +1008,8 @@ async def main() -> int:
                         help="LKN_ENTROPY_THRESHOLD of the entropy gateways in the ttft phase "
                              "(on the score's rank within its language: about 35 %% ANALITICO)")
     parser.add_argument("--ttft-tokens", type=int, default=8)
+    parser.add_argument("--restart-prompts", type=int, default=6,
+                        help="restart phase: long chats (about 650 tokens) sent")
     parser.add_argument("--overload", default="15,90,120,2,6",
                         help="base,step,after s,clients before/after,clients in the step")
     parser.add_argument("--care", default="consistency",
@@ -996,7 +1039,7 @@ async def main() -> int:
     try:
         if args.engine_url:
             stack.engine_url = args.engine_url.rstrip("/")
-        elif phases & {"auroc", "ttft", "overload"} or not args.records:
+        elif phases & {"auroc", "ttft", "overload", "restart"} or not args.records:
             stack.start_engine(args.engine_port or _free_port())
         if stack.engine_url:
             async with aiohttp.ClientSession() as session:
@@ -1021,6 +1064,10 @@ async def main() -> int:
             report["ttft"] = await phase_ttft(stack, ports, args.rounds, args.warmup,
                                               args.threshold, args.ttft_tokens)
             report["ttft"]["load"] = load()
+        if "restart" in phases:
+            say(f"restart phase; {load()}")
+            report["restart"] = await phase_restart(stack, ports[0], args.restart_prompts,
+                                                    args.ttft_tokens)
         if "overload" in phases:
             base, step, after, low, high = (float(x) for x in args.overload.split(","))
             DOC_SECTIONS[0] = args.doc_sections

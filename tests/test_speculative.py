@@ -207,6 +207,29 @@ async def test_by_default_the_restart_continues_an_answer_that_starts_with_the_p
         assert sum(1 for c in got if c.text) == 8 and held.placement == "answer"
 
 
+@pytest.mark.parametrize("model", ["smollm2", "Qwen2.5-Coder-0.5B-Instruct"])
+async def test_the_default_intervention_restarts_on_the_prefix_under_a_models_own_system_prompt(
+    model: str,
+) -> None:
+    # No system message: LKN_INTERVENTION ("prompt", in the system prompt) puts the
+    # instruction under the model's own default system prompt. The restart must not: the
+    # held generation prefilled the conversation under the template's default, so the
+    # instruction goes after it and the whole prompt stays a cached prefix.
+    async with engine(top_logprobs=FLAT) as (double, client):
+        d = decider()  # care_intervention "prompt", restart_placement "answer": the defaults
+        request = chat(model=model)
+        request.body["messages"] = [{"role": "user", "content": SIMPLE}]
+        decision, held, chunks = await held_stream(d, client, request)
+        [c async for c in chunks]
+        assert decision.mode is Mode.ANALITICO and held.path == "restarted"
+        applied = body_for(d, request)(decision)
+        assert applied["messages"][0]["role"] == "system"  # what a fresh request would get
+        restart = generations(double)[1]
+        assert restart["messages"] == [{"role": "user", "content": SIMPLE},
+                                       {"role": "assistant", "content": d.settings.restart_prefix}]
+        assert restart["continue_final_message"] is True and held.placement == "answer"
+
+
 async def test_an_engine_that_rejects_the_continuation_gets_the_instruction_as_a_message() -> None:
     async with engine(top_logprobs=FLAT) as (double, client):
         d = decider()
