@@ -5,6 +5,7 @@
 #   bash scripts/start_engine.sh                        # SGLang: GPU if there is one, else CPU
 #   ENGINE_DEVICE=cpu bash scripts/start_engine.sh      # force SGLang on the CPU
 #   ENGINE_KIND=llamacpp bash scripts/start_engine.sh   # llama.cpp server (light, CPU)
+#   ENGINE_MODEL=qwen2.5-coder-0.5b bash scripts/start_engine.sh   # Qwen2.5-Coder on llama.cpp
 #   ENGINE_DEVICE=gpu bash scripts/start_engine.sh --check
 #                         # print what would be installed and the exact command, start nothing
 #
@@ -23,7 +24,11 @@
 #   ENGINE_DEVICE          auto (default: GPU when `nvidia-smi -L` lists one) | gpu | cpu
 #   ENGINE_HOST            bind address (127.0.0.1)
 #   ENGINE_PORT            SGLang's port (30000); see ENGINE_LLAMACPP_PORT below
-#   ENGINE_MODEL           GPU only: HF id or local path (Qwen/Qwen2.5-3B-Instruct-AWQ)
+#   ENGINE_MODEL           GPU: HF id or local path (Qwen/Qwen2.5-3B-Instruct-AWQ).
+#                          Any path: qwen2.5-coder-0.5b or qwen2.5-coder-1.5b, the GGUF
+#                          models of scripts/engine/gguf_models.py (docs/models.md),
+#                          downloaded from PyPI, assembled and verified on first start and
+#                          served by llama.cpp (ENGINE_KIND defaults to llamacpp for them)
 #   ENGINE_MEM_FRACTION    GPU only: --mem-fraction-static (0.85)
 #   ENGINE_SERVED_MODEL_NAME  name reported by /v1/models (GPU: ENGINE_MODEL; CPU and
 #                          llamacpp: SmolLM2-135M-Instruct). Always passed explicitly, since
@@ -89,9 +94,20 @@ esac
 _caller_engine_port="${ENGINE_PORT-}"
 lkn_load_env
 
-ENGINE_KIND="${ENGINE_KIND:-sglang}"
 ENGINE_HOST="${ENGINE_HOST:-127.0.0.1}"
 SMOLLM2_NAME="SmolLM2-135M-Instruct"
+
+# A model from the table of scripts/engine/gguf_models.py (GGUF files shipped on PyPI as
+# split wheels, e.g. ENGINE_MODEL=qwen2.5-coder-0.5b) is served by llama.cpp unless SGLang
+# is asked for explicitly (ENGINE_KIND=sglang).
+gguf_key=""
+if [ -n "${ENGINE_MODEL:-}" ] \
+    && grep -qxF -- "$ENGINE_MODEL" <<< "$("$LKN_PYTHON" scripts/engine/gguf_models.py keys)"; then
+  gguf_key="$ENGINE_MODEL"
+  gguf_field() { "$LKN_PYTHON" scripts/engine/gguf_models.py show "$gguf_key" --field "$1"; }
+  ENGINE_KIND="${ENGINE_KIND:-llamacpp}"
+fi
+ENGINE_KIND="${ENGINE_KIND:-sglang}"
 
 has_gpu() {
   command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L 2>/dev/null | grep -q '^GPU '
@@ -233,6 +249,21 @@ case "$ENGINE_KIND/$device" in
   llamacpp/*)
     venv="$(engine_venv llamacpp)"
     served="${ENGINE_SERVED_MODEL_NAME:-$SMOLLM2_NAME}"
+    if [ -n "$gguf_key" ]; then
+      served="${ENGINE_SERVED_MODEL_NAME:-$(gguf_field served_name)}"
+      if [ "$check" = 1 ]; then
+        ENGINE_LLAMACPP_GGUF="$(gguf_field file)"
+        state="$(gguf_field state)"
+        printf 'model: %s, %s (%s)\n' "$gguf_key" "$(gguf_field source)" "$state"
+        [ "$state" = verified ] || printf 'would download: %s\n' "$(gguf_field packages)"
+      else
+        # Downloads the pinned wheels, assembles and verifies the GGUF once; later starts
+        # only check its size and stamp (python scripts/engine/gguf_models.py ensure KEY --verify
+        # hashes it again).
+        ENGINE_LLAMACPP_GGUF="$("$venv/bin/python" scripts/engine/gguf_models.py ensure "$gguf_key")" \
+          || lkn_die "could not install the model $gguf_key (see the message above)"
+      fi
+    fi
     timeout="${ENGINE_START_TIMEOUT:-120}"
     cmd=("$venv/bin/python" "$LKN_ROOT/scripts/engine/llamacpp_server.py"
          --host "$ENGINE_HOST" --port "$port" --model-alias "$served"
@@ -262,6 +293,8 @@ quoted="$(printf '%q ' "${engine_env[@]}" "${shown[@]}")"
 quoted="${quoted% }"
 
 if [ "$check" = 1 ]; then
+  printf 'kind: %s\n' "$ENGINE_KIND"
+  printf 'served model: %s\n' "$served"
   printf 'device: %s\n' "$device"
   printf 'url: %s (readiness: %s)\n' "$url" "$ready_url"
   printf 'command: %s\n' "$quoted"
