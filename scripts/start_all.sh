@@ -14,14 +14,21 @@ for tool in curl setsid; do
   command -v "$tool" >/dev/null || lkn_die "$tool is required but not installed"
 done
 lkn_require_python
-if [ "${ENGINE_DEVICE:-auto}" = gpu ] || { [ "${ENGINE_DEVICE:-auto}" = auto ] \
-    && command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L 2>/dev/null | grep -q '^GPU '; }; then
-  lkn_say "GPU path: SGLang will serve ${ENGINE_MODEL:-Qwen/Qwen2.5-3B-Instruct-AWQ} (first run installs SGLang's CUDA environment and downloads the model: several GB)"
-else
-  lkn_say "no GPU found: SGLang will serve SmolLM2-135M-Instruct on the CPU (first run installs it: a few minutes)"
-fi
+# What start_engine.sh will run (its --check starts and installs nothing): the kind decides
+# how the gateway talks to it, the served model name goes into the messages.
+plan="$(bash scripts/start_engine.sh --check)" || lkn_die "scripts/start_engine.sh --check failed"
+plan_field() { sed -n "s/^$1: //p" <<< "$plan" | head -n 1; }
+engine_kind="$(plan_field kind)"
+served="$(plan_field 'served model')"
+case "$engine_kind/$(plan_field device)" in
+  sglang/gpu) lkn_say "GPU path: SGLang will serve $served (first run installs SGLang's CUDA environment and downloads the model: several GB)" ;;
+  sglang/cpu) lkn_say "no GPU used: SGLang will serve $served on the CPU (first run installs it: a few minutes)" ;;
+  *) lkn_say "llama.cpp will serve $served on the CPU (first run installs it and the model)" ;;
+esac
 
 engine_url="$(bash scripts/start_engine.sh)"
+# llama.cpp is a generic OpenAI-compatible engine to the gateway (no /ready, no /generate).
+[ "$engine_kind" = sglang ] || engine_url="openai=$engine_url"
 export LKN_ENGINE_URLS="${LKN_ENGINE_URLS:-$engine_url}"
 bash scripts/start_gateway.sh
 
@@ -36,13 +43,13 @@ if [ "${LKN_WITH_WEBUI:-1}" != 0 ]; then
 fi
 
 if [ "${LKN_SMOKE:-1}" != 0 ]; then
-  LKN_GATEWAY_URL="$gateway_url" LKN_ENGINE_URL="$engine_url" bash tests/smoke_test.sh
+  LKN_GATEWAY_URL="$gateway_url" LKN_ENGINE_URL="${engine_url#openai=}" bash tests/smoke_test.sh
 fi
 
 cat >&2 <<MSG
 
   L-kn is up.
-    engine   $engine_url          (logs/engine.log)
+    engine   ${engine_url#openai=}          ($served; logs/$([ "$engine_kind" = sglang ] && echo engine || echo engine-llamacpp).log)
     gateway  $gateway_url/v1      (logs/gateway.log; gRPC on ${LKN_GRPC_HOST:-$gw_host}:${LKN_GRPC_PORT:-50051})
 MSG
 if [ -n "$webui_url" ]; then

@@ -25,8 +25,14 @@ post() { curl -s "${AUTH[@]}" -H 'Content-Type: application/json' "$@"; }
 echo "Smoke test: gateway $GW, engine $ENGINE"
 
 echo "Engine"
-[ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 "$ENGINE/ready")" = 200 ] \
-  && ok "engine is ready ($ENGINE/ready)" || fail "engine is not ready at $ENGINE/ready"
+# SGLang answers /ready; llama.cpp's server has /health only.
+engine_ready=""
+for path in /ready /health; do
+  if [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 "$ENGINE$path")" = 200 ]; then
+    engine_ready="$path"; break
+  fi
+done
+[ -n "$engine_ready" ] && ok "engine is ready ($ENGINE$engine_ready)" || fail "engine is not ready at $ENGINE/ready or /health"
 
 echo "Gateway"
 [ "$(curl -s -o /dev/null -w '%{http_code}' "$GW/health")" = 200 ] && ok "liveness /health" || fail "liveness /health"

