@@ -196,6 +196,7 @@ fi
 
 case "$ENGINE_KIND/$device" in
   sglang/gpu)
+    [ -z "$gguf_key" ] || lkn_die "ENGINE_MODEL=$gguf_key is a GGUF model for the CPU: use it with ENGINE_DEVICE=cpu or ENGINE_KIND=llamacpp, or give SGLang a Hugging Face id"
     if [ -n "${ENGINE_PYTHON:-}" ]; then
       py="$ENGINE_PYTHON"
       command -v "$py" >/dev/null 2>&1 || lkn_die "ENGINE_PYTHON=$py not found"
@@ -222,8 +223,22 @@ case "$ENGINE_KIND/$device" in
   sglang/cpu)
     venv="$(engine_venv sglang-cpu)"
     model="${ENGINE_CPU_MODEL_PATH:-$LKN_CACHE/models/$SMOLLM2_NAME-hf}"
-    [ "$check" = 1 ] || [ -f "$model/config.json" ] || lkn_die "no model at $model (config.json missing)"
     served="${ENGINE_SERVED_MODEL_NAME:-$SMOLLM2_NAME}"
+    if [ -n "$gguf_key" ]; then
+      # ENGINE_KIND=sglang with a GGUF model: its GGUF de-quantized once into an HF directory.
+      served="${ENGINE_SERVED_MODEL_NAME:-$(gguf_field served_name)}"
+      model="${ENGINE_CPU_MODEL_PATH:-$LKN_CACHE/models/$(gguf_field served_name)-hf}"
+      if [ "$check" = 1 ]; then
+        printf 'model: %s, %s (%s), converted to %s\n' "$gguf_key" "$(gguf_field source)" \
+          "$(gguf_field state)" "$model"
+      elif [ -z "${ENGINE_CPU_MODEL_PATH:-}" ]; then
+        gguf="$("$venv/bin/python" scripts/engine/gguf_models.py ensure "$gguf_key")" \
+          || lkn_die "could not install the model $gguf_key (see the message above)"
+        "$venv/bin/python" scripts/engine/convert_model.py --gguf "$gguf" --out "$model" >&2 \
+          || lkn_die "could not convert $gguf for SGLang (scripts/engine/convert_model.py)"
+      fi
+    fi
+    [ "$check" = 1 ] || [ -f "$model/config.json" ] || lkn_die "no model at $model (config.json missing)"
     timeout="${ENGINE_START_TIMEOUT:-600}"
     # SGLang's CPU path imports sgl_kernel, whose CPU build is not on PyPI: the stand-in
     # in scripts/engine/sgl_kernel is put first on PYTHONPATH (see its docstring). The
@@ -242,7 +257,7 @@ case "$ENGINE_KIND/$device" in
       cmd+=(--sleep-on-idle)
     fi
     what="SGLang (CPU, $served)"
-    if [ -n "${ENGINE_MODEL:-}" ]; then
+    if [ -n "${ENGINE_MODEL:-}" ] && [ -z "$gguf_key" ]; then
       lkn_say "CPU path: serving $served (ENGINE_MODEL applies to the GPU path only)"
     fi
     ;;

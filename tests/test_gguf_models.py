@@ -258,3 +258,22 @@ def test_the_command_line_shows_and_lists_models(tmp_path: Path, capsys: pytest.
     assert gm.main(["show", "qwen2.5-coder-1.5b", "--cache", cache, "--field", "file"]) == 0
     assert capsys.readouterr().out.strip() == os.path.join(cache, "models",
                                                            "Qwen2.5-Coder-1.5B-Instruct.gguf")
+
+
+def test_start_engine_check_with_sglang_serves_the_converted_model(tmp_path: Path) -> None:
+    env = script_env(tmp_path / "logs", LKN_CACHE=str(tmp_path / "cache"), ENGINE_KIND="sglang",
+                     ENGINE_DEVICE="cpu", ENGINE_MODEL="qwen2.5-coder-1.5b")
+    result = subprocess.run(["bash", str(ROOT / "scripts" / "start_engine.sh"), "--check"],
+                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    lines = dict(line.split(": ", 1) for line in result.stdout.splitlines() if ": " in line)
+    assert lines["kind"] == "sglang"
+    command = shlex.split(lines["command"])
+    hf = str(tmp_path / "cache" / "models" / "Qwen2.5-Coder-1.5B-Instruct-hf")
+    assert command[command.index("--model-path") + 1] == hf
+    assert command[command.index("--served-model-name") + 1] == "Qwen2.5-Coder-1.5B-Instruct"
+    # On a GPU, SGLang is given Hugging Face ids: the GGUF keys are refused with a reason.
+    env["ENGINE_DEVICE"] = "gpu"
+    result = subprocess.run(["bash", str(ROOT / "scripts" / "start_engine.sh"), "--check"],
+                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1 and "GGUF model for the CPU" in result.stderr
