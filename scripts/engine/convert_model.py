@@ -30,6 +30,8 @@ import sys
 import time
 from pathlib import Path
 
+from gguf_models import default_cache  # this folder: the same $LKN_CACHE rule
+
 MODEL_NAME = "SmolLM2-135M-Instruct"
 GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 STAMP = ".lkn-converted"
@@ -37,13 +39,6 @@ STAMP = ".lkn-converted"
 
 def log(msg: str) -> None:
     print(f"[convert_model] {msg}", file=sys.stderr, flush=True)
-
-
-def default_cache() -> Path:
-    if os.environ.get("LKN_CACHE"):
-        return Path(os.environ["LKN_CACHE"])
-    xdg = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(xdg) / "lkn"
 
 
 def find_gguf() -> Path:
