@@ -66,3 +66,20 @@ async def test_requests_carry_our_rid_and_the_engines_own_model_name() -> None:
             ("rid-a", "smollm2"), ("rid-b", "smollm2"), ("rid-c", "smollm2")]
         assert body["model"] == "smollm2+analitico", "the caller's body is not changed"
         await client.close()
+
+
+@pytest.mark.parametrize("kind, expected", [("openai", 1.2), ("sglang", None)])
+async def test_a_repetition_penalty_reaches_llama_cpp_under_its_own_name(
+    kind: str, expected: float | None,
+) -> None:
+    from lkn.config import EngineSpec
+
+    async with SGLangDouble() as double:
+        settings = make_settings(f"{kind}={double.url}")
+        client = EngineClient(EngineSpec(double.url, kind), settings)
+        body = {"messages": BODY["messages"], "max_tokens": 2, "repetition_penalty": 1.2}
+        await client.complete(Route.CHAT, body, "rid-a")
+        [sent] = [r.body for r in double.requests_to("/v1/chat/completions")]
+        assert sent["repetition_penalty"] == 1.2 and sent.get("repeat_penalty") == expected
+        assert "repeat_penalty" not in body, "the caller's body is not changed"
+        await client.close()

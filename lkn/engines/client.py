@@ -118,6 +118,9 @@ class HttpEngineClient:
             wire["rid"] = rid
         if self.model_id is not None and path.startswith("/v1/"):
             wire["model"] = self.model_id
+        if not self.supports_abort and "repetition_penalty" in wire:
+            # llama.cpp's server reads its own name and ignores SGLang's / vLLM's.
+            wire.setdefault("repeat_penalty", wire["repetition_penalty"])
         with self._errors(rid, "before answering"):
             response = await self._session.post(
                 self._url(path),
