@@ -139,20 +139,18 @@ class Gateway:
         returns what was taken. Raises TooManyRequests (429) when they are not free."""
         limit = self.settings.max_concurrency
         weight = max(1, min(weight, limit))
-        if self._active + weight > limit:
+        if not self.admit_more(weight):
             raise TooManyRequests(
                 f"the gateway is at its limit of {limit} concurrent requests (this one counts "
                 f"{weight}); retry shortly" if weight > 1 else
                 f"the gateway is at its limit of {limit} concurrent requests; retry shortly",
                 retry_after=1.0,
             )
-        self._active += weight
-        self.metrics.in_flight.inc(weight)
         return weight
 
     def admit_more(self, weight: int) -> bool:
-        """Take ``weight`` more slots for care decided after admission (a vote's K answers);
-        False, taking nothing, when they are not free."""
+        """Take ``weight`` more slots (also for care decided after admission: a vote's K
+        answers); False, taking nothing, when they are not free."""
         if weight <= 0:
             return True
         if self._active + weight > self.settings.max_concurrency:

@@ -198,8 +198,7 @@ class Exchange:
                 self._attempt, self._deadline, model, pool.placement.prefix(self.request.body)
             )
         except asyncio.CancelledError:
-            task = self._waiting
-            if self._interrupted and task is not None and task.uncancel() == 0:
+            if self._cut_by_shutdown():
                 raise _cut_at_shutdown() from None
             raise
         finally:
@@ -425,8 +424,7 @@ class Exchange:
                         continue
                     raise self._stop(exc) from None
                 except asyncio.CancelledError:
-                    task = self._waiting
-                    if self._interrupted and task is not None and task.uncancel() == 0:
+                    if self._cut_by_shutdown():
                         raise self._stop(_cut_at_shutdown()) from None
                     raise
                 except Exception as exc:  # a bug between engine and front-end
@@ -480,8 +478,7 @@ class Exchange:
         try:
             rest = await resume.resume(self, error)
         except asyncio.CancelledError:  # raised here, past the stream's own handler
-            task = self._waiting
-            if self._interrupted and task is not None and task.uncancel() == 0:
+            if self._cut_by_shutdown():
                 raise self._stop(_cut_at_shutdown()) from None
             raise
         if rest is None:
@@ -500,6 +497,12 @@ class Exchange:
         if self._error is None:
             self._error = exc
         return exc
+
+    def _cut_by_shutdown(self) -> bool:
+        """Whether the cancellation being handled is :meth:`interrupt`'s (the shutdown's),
+        not the caller's own; if so it is taken back."""
+        task = self._waiting
+        return self._interrupted and task is not None and task.uncancel() == 0
 
     def interrupt(self) -> None:
         """End the stream with a shutdown error at once (the grace period is over)."""
