@@ -23,6 +23,7 @@ from typing import Any
 
 from lkn.decision.interventions import NONE, parse
 from lkn.decision.policy import ALL, ANY, NO_SIGNAL
+from lkn.eval.arms import same_shape_baseline
 from lkn.eval.runner import Record
 from lkn.eval.stats import mcnemar, wilson
 
@@ -136,7 +137,7 @@ def _rule_for(signal: str, group: list[str], candidates: list[str],
     best: tuple[tuple[int, float], dict[str, Any], str] | None = None
     for arm in candidates:
         care, _, shape = arm.partition("@")
-        ev = _candidate_evidence(by_key, group, arm, f"fluido@{shape}")
+        ev = _candidate_evidence(by_key, group, arm, same_shape_baseline(arm))
         if ev is None:
             continue
         why = _why_rejected(ev, alpha)
