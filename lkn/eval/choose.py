@@ -137,28 +137,29 @@ def _rule_for(signal: str, group: list[str], candidates: list[str],
     best: tuple[tuple[int, float], dict[str, Any], str] | None = None
     for arm in candidates:
         care, _, shape = arm.partition("@")
-        ev = _candidate_evidence(by_key, group, arm, same_shape_baseline(arm))
-        if ev is None:
+        evidence = _candidate_evidence(by_key, group, arm, same_shape_baseline(arm))
+        if evidence is None:
             continue
-        why = _why_rejected(ev, alpha)
+        why = _why_rejected(evidence, alpha)
         if why is not None:
             rejected.append({"signals": [signal], "intervention": parse(care).name,
-                             "shape": shape, "evidence": ev, "why": why})
+                             "shape": shape, "evidence": evidence, "why": why})
             continue
-        key = (ev["wins"] - ev["losses"], -ev["mean_tokens"])
+        key = (evidence["wins"] - evidence["losses"], -evidence["mean_tokens"])
         if best is None or key > best[0]:
-            best = (key, ev, care)
+            best = (key, evidence, care)
     if best is None:
         return None
-    _, ev, care = best
+    _, evidence, care = best
     return {
         "signals": [signal], "intervention": parse(care).name,
-        "why": (f"{ev['arm']}: {ev['accuracy']:.1%} vs {ev['baseline_accuracy']:.1%} "
-                f"for {ev['baseline']} on {ev['n']} items "
-                f"(+{ev['wins']}/-{ev['losses']}, McNemar p={ev['p_value']:.3g}; "
+        "why": (f"{evidence['arm']}: {evidence['accuracy']:.1%} vs "
+                f"{evidence['baseline_accuracy']:.1%} for {evidence['baseline']} on "
+                f"{evidence['n']} items (+{evidence['wins']}/-{evidence['losses']}, "
+                f"McNemar p={evidence['p_value']:.3g}; "
                 f"each group tested at p < {alpha:g}, no multiple-comparison "
                 f"correction)"),
-        "evidence": ev,
+        "evidence": evidence,
     }
 
 
@@ -170,19 +171,19 @@ def _candidate_evidence(by_key: dict[tuple[str, str], Record], group: list[str],
     ids = [i for i in both if not by_key[(i, arm)].open]
     if not ids:
         return None
-    ev = _evidence(by_key, ids, arm, base)
+    evidence = _evidence(by_key, ids, arm, base)
     loops = _loops(by_key, both, arm, base)
     if loops is not None:
-        ev["open_chat"] = loops
-    return ev
+        evidence["open_chat"] = loops
+    return evidence
 
 
-def _why_rejected(ev: dict[str, Any], alpha: float) -> str | None:
+def _why_rejected(evidence: dict[str, Any], alpha: float) -> str | None:
     """Why a candidate with this evidence is not kept (None: it is)."""
-    score = f"+{ev['wins']}/-{ev['losses']}, p={ev['p_value']:.3g}"
-    if not (ev["wins"] > ev["losses"] and ev["p_value"] < alpha):
+    score = f"+{evidence['wins']}/-{evidence['losses']}, p={evidence['p_value']:.3g}"
+    if not (evidence["wins"] > evidence["losses"] and evidence["p_value"] < alpha):
         return f"not better than FLUIDO at p < {alpha:g} ({score})"
-    loops = ev.get("open_chat")
+    loops = evidence.get("open_chat")
     if loops is not None and loops["loops"] > loops["baseline_loops"]:
         return (f"loops on more open chat prompts than FLUIDO ({loops['loops']}/{loops['n']} "
                 f"against {loops['baseline_loops']}/{loops['n']}), although it wins short "
