@@ -28,6 +28,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+# Reading numbers. The runtime reads final answers the same way (the consistency vote,
+# lkn.decision.consistency, uses fold, numbers and marked_numbers): this section uses
+# nothing but the standard library.
+
 _NUMBER_WORDS = {
     "zero": 0, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7,
     "eight": 8, "nine": 9, "ten": 10, "eleven": 11, "twelve": 12, "thirteen": 13,
@@ -68,28 +72,6 @@ def fold(text: str) -> str:
     return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
 
 
-def _words(text: str) -> str:
-    """Folded text with every run of non-alphanumerics turned into one space, padded."""
-    return " " + " ".join(re.findall(r"[a-z0-9₂]+", fold(text))) + " "
-
-
-def final_claim(answer: str) -> str:
-    """The part of ``answer`` that states its conclusion (see the module docstring)."""
-    folded = fold(answer)
-    last = None
-    for last in _MARKERS.finditer(folded):
-        pass
-    bolds = list(_BOLD.finditer(folded))
-    if bolds and (last is None or bolds[-1].start() > last.start()):
-        return bolds[-1].group(1)
-    if last is not None:
-        tail = folded[last.end():]
-        # The claim is what follows the marker up to the end of its sentence or line.
-        if tail.strip():
-            return tail
-    return folded
-
-
 def _parse_number(sign: str, digits: str, denominator: str | None) -> float | None:
     if re.fullmatch(r"[1-9]\d{0,2}(?:[.,]\d{3})+", digits):
         # 1,000 / 1.000: thousands in either language (0,250 and 0.25 are decimals).
@@ -118,43 +100,43 @@ def numbers(text: str, odds: bool = False) -> list[NumberToken]:
     prose is full of words like "one".
     """
     folded = fold(text)
-    found: list[tuple[int, NumberToken]] = []
-    taken: list[tuple[int, int]] = []
-    for match in _CLOCK.finditer(folded):
-        value = int(match.group(1)) + int(match.group(2)) / 60.0
-        found.append((match.start(), NumberToken(value)))
-        taken.append(match.span())
-    for match in _NUM.finditer(folded):
-        if any(start <= match.start() < end for start, end in taken):
-            continue
-        parsed = _parse_number(match.group(1), match.group(2), match.group(3))
-        if parsed is None:
-            continue
-        value = parsed
-        suffix = match.group(4) or ""
-        percent = "%" in suffix
-        if match.group(5):
-            if not odds:
-                suffix = ""
-            else:
-                bottom = float(match.group(5))
-                if bottom == 0:
-                    continue
-                value /= bottom
-        found.append((match.start(), NumberToken(value / 100.0 if percent else value, percent)))
+    clocks = list(_CLOCK.finditer(folded))
+    found = [(m.start(), NumberToken(int(m.group(1)) + int(m.group(2)) / 60.0)) for m in clocks]
+    found += _digit_numbers(folded, [m.span() for m in clocks], odds)
     if not found:
-        for match in _WORD.finditer(folded):
-            word_value = _NUMBER_WORDS.get(match.group(0))
-            if word_value is not None:
-                found.append((match.start(), NumberToken(float(word_value))))
+        found = _word_numbers(folded)
     found.sort(key=lambda pair: pair[0])
     return [token for _, token in found]
 
 
-def _close(got: float, want: float, tolerance: float | None) -> bool:
-    if tolerance is not None:
-        return abs(got - want) <= tolerance
-    return math.isclose(got, want, rel_tol=1e-6, abs_tol=1e-9)
+def _digit_numbers(folded: str, taken: list[tuple[int, int]],
+                   odds: bool) -> list[tuple[int, NumberToken]]:  # fmt: skip
+    """The numbers written in digits outside the ``taken`` spans, with their positions."""
+    found: list[tuple[int, NumberToken]] = []
+    for match in _NUM.finditer(folded):
+        if any(start <= match.start() < end for start, end in taken):
+            continue
+        value = _parse_number(match.group(1), match.group(2), match.group(3))
+        if value is None:
+            continue
+        percent = "%" in (match.group(4) or "")
+        if match.group(5) and odds:
+            bottom = float(match.group(5))
+            if bottom == 0:
+                continue
+            value /= bottom
+        found.append((match.start(), NumberToken(value / 100.0 if percent else value, percent)))
+    return found
+
+
+def _word_numbers(folded: str) -> list[tuple[int, NumberToken]]:
+    """The number words (``twelve``, ``doce``) in ``folded``, with their positions."""
+    found: list[tuple[int, NumberToken]] = []
+    for match in _WORD.finditer(folded):
+        value = _NUMBER_WORDS.get(match.group(0))
+        if value is not None:
+            found.append((match.start(), NumberToken(float(value))))
+    return found
 
 
 def marked_numbers(answer: str, odds: bool = False) -> list[NumberToken]:
@@ -177,6 +159,36 @@ def marked_numbers(answer: str, odds: bool = False) -> list[NumberToken]:
             found.append((bold.start(), tokens[-1]))
     found.sort(key=lambda pair: pair[0])
     return [token for _, token in found]
+
+
+# Grading.
+
+def _words(text: str) -> str:
+    """Folded text with every run of non-alphanumerics turned into one space, padded."""
+    return " " + " ".join(re.findall(r"[a-z0-9₂]+", fold(text))) + " "
+
+
+def final_claim(answer: str) -> str:
+    """The part of ``answer`` that states its conclusion (see the module docstring)."""
+    folded = fold(answer)
+    last = None
+    for last in _MARKERS.finditer(folded):
+        pass
+    bolds = list(_BOLD.finditer(folded))
+    if bolds and (last is None or bolds[-1].start() > last.start()):
+        return bolds[-1].group(1)
+    if last is not None:
+        tail = folded[last.end():]
+        # The claim is what follows the marker up to the end of its sentence or line.
+        if tail.strip():
+            return tail
+    return folded
+
+
+def _close(got: float, want: float, tolerance: float | None) -> bool:
+    if tolerance is not None:
+        return abs(got - want) <= tolerance
+    return math.isclose(got, want, rel_tol=1e-6, abs_tol=1e-9)
 
 
 def _grade_number(answer: str, spec: Mapping[str, Any]) -> bool:
