@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import hmac
 import os
+import time
 from dataclasses import replace
 
+from lkn.breaker import Clock
 from lkn.config import Settings
 from lkn.decision import Decider
 from lkn.decision.homeostat import Load
@@ -37,22 +39,23 @@ def new_request_id() -> str:
 
 class Gateway:
     def __init__(self, settings: Settings, pool: EnginePool, decider: Decider,
-                 metrics: Metrics) -> None:  # fmt: skip
+                 metrics: Metrics, clock: Clock = time.monotonic) -> None:  # fmt: skip
         self.settings = settings
         self.pool = pool
         self.decider = decider
         self.metrics = metrics
-        self.core = Core(settings, pool, decider, metrics)
+        self.core = Core(settings, pool, decider, metrics, clock)
         admission = self.core.admission
         decider.homeostat.watch(lambda: Load(admission.active, settings.max_concurrency))
         self._queues: QueueWatcher | None = None
 
     @classmethod
-    async def start(cls, settings: Settings) -> Gateway:
-        """Build metrics, pool and decider, and run the first readiness checks."""
+    async def start(cls, settings: Settings, clock: Clock = time.monotonic) -> Gateway:
+        """Build metrics, pool and decider, and run the first readiness checks (``clock``:
+        what the pool, its breakers and every exchange read the time from)."""
         metrics = Metrics()
-        pool = EnginePool.from_settings(settings, metrics)
-        gateway = cls(settings, pool, Decider(settings.decision, metrics), metrics)
+        pool = EnginePool.from_settings(settings, metrics, clock)
+        gateway = cls(settings, pool, Decider(settings.decision, metrics), metrics, clock)
         await pool.start()
         gateway._queues = QueueWatcher(pool, gateway.decider.homeostat, settings.health_interval)
         gateway._queues.start()

@@ -123,11 +123,17 @@ class EnginePool:
         self._trial_waiters: list[asyncio.Future[None]] = []
         self.placement = PlacementRecord(settings.placement)
 
+    @property
+    def waiting_for_trial(self) -> int:
+        """Requests waiting for a half-open engine's trial to end."""
+        return len(self._trial_waiters)
+
     @classmethod
-    def from_settings(cls, settings: Settings, metrics: Metrics) -> EnginePool:
+    def from_settings(cls, settings: Settings, metrics: Metrics,
+                      clock: Clock = time.monotonic) -> EnginePool:  # fmt: skip
         """Build the pool and its HTTP clients (call inside the running loop)."""
         clients = [HttpEngineClient(spec, settings) for spec in settings.engines]
-        return cls(settings, clients, metrics)
+        return cls(settings, clients, metrics, clock=clock)
 
     def _watch(self, engine: Engine) -> None:
         self._metrics.watch_engine(
