@@ -4,11 +4,12 @@ a scrape sees them, so that a change to how they are declared cannot rename or d
 from __future__ import annotations
 
 from collections import defaultdict
+from typing import get_type_hints
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from lkn.metrics import Metrics
+from lkn.metrics import METRICS, Metrics
 
 pytestmark = pytest.mark.fast
 
@@ -94,3 +95,10 @@ def test_label_order_is_the_declared_one() -> None:
             if fam.name == family:
                 values.update(fam.samples[0].labels)
         assert [values[name] for name in labels] == list(labels), family
+
+
+def test_the_table_and_the_attributes_agree() -> None:
+    assert get_type_hints(Metrics) == {spec.attribute: spec.kind for spec in METRICS}
+    metrics = Metrics()
+    for spec in METRICS:
+        assert isinstance(getattr(metrics, spec.attribute), spec.kind)
