@@ -6,6 +6,7 @@ from lkn.config.parse import parse_engines
 from lkn.config.settings import (
     DEFAULT_INTERVENTION,
     REASONING_FIELDS,
+    STRATEGIES,
     ClientLimits,
     ConfigError,
     DecisionSettings,
@@ -16,7 +17,7 @@ from lkn.config.settings import (
 )
 
 __all__ = [
-    "DEFAULT_INTERVENTION", "REASONING_FIELDS", "ClientLimits", "ConfigError",
+    "DEFAULT_INTERVENTION", "REASONING_FIELDS", "STRATEGIES", "ClientLimits", "ConfigError",
     "DecisionSettings", "EngineSpec", "HomeostatSettings", "PlacementSettings", "Settings",
     "load_settings", "parse_engines",
 ]
