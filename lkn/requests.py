@@ -208,7 +208,7 @@ def requested_intervention(value: str | None, limits: ClientLimits = ClientLimit
         raise Forbidden("this gateway decides the care itself: X-LKN-Intervention needs "
                         "LKN_CLIENT_INTERVENTIONS=on or the care key (LKN_CARE_API_KEY)",
                         param="X-LKN-Intervention", code="client_interventions_disabled")
-    from lkn.decision.interventions import parse
+    from lkn.care.specs import parse
 
     try:
         # placement and k are the gateway's: the decider parses it again

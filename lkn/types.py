@@ -66,6 +66,12 @@ class ProbeResult:
     chosen: tuple[str, ...] = ()
 
 
+#: Decision labels beside the strategies' names: requests that need no decision (title and
+#: tag generation), and the mode or care a client chose itself.
+HOUSEKEEPING = "housekeeping"
+OVERRIDE = "override"
+
+
 @dataclass(frozen=True)
 class Decision:
     """How much care one request gets, and why."""
@@ -98,6 +104,16 @@ class Decision:
     @property
     def score_text(self) -> str:
         return "" if self.score is None else f"{self.score:.4f}"
+
+    @property
+    def gets_care(self) -> bool:
+        """False for housekeeping and passthrough: no intervention, no note, never care."""
+        return self.strategy not in (HOUSEKEEPING, "passthrough")
+
+    @property
+    def client_chose(self) -> bool:
+        """Whether the client chose the mode or the care itself (not a strategy's verdict)."""
+        return self.strategy == OVERRIDE
 
 
 PASSTHROUGH = Decision(mode=Mode.FLUIDO, strategy="passthrough", applied=False)

@@ -62,7 +62,7 @@ from lkn.config import DecisionSettings, HomeostatSettings  # noqa: E402
 from lkn.decision.entropy import FEATURES, read_positions  # noqa: E402
 from lkn.decision.homeostat import Homeostat  # noqa: E402
 from lkn.engines.wire import probe_positions  # noqa: E402
-from lkn.restart import token_texts  # noqa: E402
+from lkn.engines.rebuild import token_texts  # noqa: E402
 from lkn.types import GenerateRequest, Route  # noqa: E402
 
 TIMEOUT = aiohttp.ClientTimeout(total=300)

@@ -12,7 +12,7 @@ import aiohttp
 import pytest
 
 from lkn.config import ConfigError, Settings, load_settings
-from lkn.decision.policy import load_policy
+from lkn.care.policy import load_policy
 from tests.conftest import GatewayFactory, GatewayUnderTest, make_settings
 from tests.livestack import ROOT
 from tests.sglang_double import SGLangDouble
@@ -172,7 +172,7 @@ async def test_keyless_ready_names_policy_files_without_their_paths(
                 text = await r.text()
                 assert r.status == 200, text
             assert str(tmp_path) not in text and str(ROOT) not in text, where
-            assert "/lkn/decision/policies/" not in text, where
+            assert "/lkn/care/policies/" not in text, where
             care = json.loads(text)["care"]
             files = [p["file"] for p in ([care["policy"]] if care.get("policy")
                                          else care["policies"])]

@@ -15,7 +15,7 @@ import pytest
 from multidict import CIMultiDict
 
 from lkn.config import DEFAULT_INTERVENTION
-from lkn.decision.care import model_system_prompt
+from lkn.care.bodies import model_system_prompt
 from tests.conftest import GatewayFactory, GatewayUnderTest, make_settings
 from tests.sglang_double import Fault, Received, SGLangDouble
 

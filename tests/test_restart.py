@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from lkn.restart import append_instruction, assemble, strip_logprobs, token_texts
+from lkn.care.instruction import append_instruction
+from lkn.engines.rebuild import assemble, strip_logprobs, token_texts
 from lkn.types import Chunk, GenerateRequest, Route
 
 pytestmark = pytest.mark.fast
@@ -86,7 +87,7 @@ def test_assemble_completions_with_logprobs() -> None:
 
 def test_restart_keeps_an_intervention_that_is_not_the_seed_instruction() -> None:
     from lkn.config import DecisionSettings
-    from lkn.restart import restart_bodies
+    from lkn.care.restart import restart_bodies
     from lkn.types import Decision, Mode
 
     request = GenerateRequest(Route.CHAT, {"messages": [{"role": "user", "content": "Q"}]}, "r")
@@ -111,8 +112,8 @@ def test_instruction_as_a_message_of_its_own() -> None:
 
 def test_restart_bodies_per_placement() -> None:
     from lkn.config import DecisionSettings
-    from lkn.decision.intervention import add_instruction
-    from lkn.restart import restart_bodies
+    from lkn.care.instruction import add_instruction
+    from lkn.care.restart import restart_bodies
     from lkn.types import Decision, Mode
 
     settings = DecisionSettings(restart_placement="message")

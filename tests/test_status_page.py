@@ -75,7 +75,7 @@ async def test_a_policys_default_treatment_counts_as_fluido(
 ) -> None:
     """A policy giving every request the same sampling is the model's default, not care:
     the headers, the metrics and the page say FLUIDO, and the engine still gets it."""
-    from lkn.decision.policy import load_policy
+    from lkn.care.policy import load_policy
 
     path = tmp_path / "all.json"
     path.write_text(json.dumps({

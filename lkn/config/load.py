@@ -14,6 +14,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from lkn.care import specs
+from lkn.care.policy import Policy, PolicyError, load_policy
 from lkn.config.parse import Reader, parse_engines, parse_hosts, parse_origins, read_env_file
 from lkn.config.settings import (
     DEFAULT_ENV_FILE,
@@ -60,19 +62,17 @@ def _homeostat_settings(r: Reader) -> HomeostatSettings:
 
 
 def _care_settings(r: Reader) -> dict[str, Any]:
-    """The interventions' settings and the policy file (validated here, at start-up)."""
-    from lkn.decision import interventions
-    from lkn.decision.policy import PolicyError, load_policy
-
-    placement = r.choice("LKN_PROMPT_PLACEMENT", "system", interventions.PLACEMENTS)
+    """The interventions' settings and the policy files, loaded and validated here, at
+    start-up (a malformed one is a ConfigError naming LKN_POLICY)."""
+    placement = r.choice("LKN_PROMPT_PLACEMENT", "system", specs.PLACEMENTS)
     k = r.integer("LKN_CONSISTENCY_K", 5, minimum=2, maximum=16)
     care = r.get("LKN_INTERVENTION", "prompt",
-                 lambda raw: interventions.parse(raw, placement, k).name,
+                 lambda raw: specs.parse(raw, placement, k).name,
                  "an intervention such as none, prompt, prompt:suffix, sampling, "
                  "sampling+prompt or consistency")
     policy_path = r.text("LKN_POLICY", DEFAULT_POLICY)
     policy = None
-    shipped: tuple[Any, ...] = ()
+    shipped: tuple[Policy, ...] = ()
     try:
         if policy_path.lower() == "auto":
             shipped = tuple(load_policy(path, placement, k)

@@ -7,19 +7,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
+from lkn.care.policy import Policy
 from lkn.loopguard import LoopSettings
 
-if TYPE_CHECKING:
-    from lkn.decision.policy import Policy
 
 DEFAULT_ENV_FILE = "config/.env"
-#: ``auto``: the policies shipped with L-kn (``lkn/decision/policies``, written by
+#: ``auto``: the policies shipped with L-kn (``lkn/care/policies``, written by
 #: ``lkn eval --choose``), each applied only to requests for the model it was measured on.
 DEFAULT_POLICY = "auto"
-SHIPPED_POLICIES = Path(__file__).parent.parent / "decision" / "policies"
+SHIPPED_POLICIES = Path(__file__).parent.parent / "care" / "policies"
 DEFAULT_INTERVENTION = (
     "Think carefully, verify your assumptions, and reason step-by-step before answering."
 )
@@ -105,7 +103,7 @@ class DecisionSettings:
     #: the seed's placement).
     restart_placement: str = "answer"
     restart_prefix: str = DEFAULT_ANSWER_PREFIX
-    # -- care: the interventions and the measured policy (lkn.decision.interventions, .policy)
+    # -- care: the interventions and the measured policy (lkn.care.specs, .policy)
     #: What an ANALITICO request gets when no policy rule says otherwise (and for the
     #: ``analitico`` override): an intervention spec such as ``prompt`` or ``sampling+prompt``.
     care_intervention: str = "prompt"

@@ -15,14 +15,15 @@ import logging
 from dataclasses import replace
 
 from lkn.config import DecisionSettings
-from lkn.decision import asked, rules
+from lkn.care import asked
+from lkn.decision import rules
 from lkn.decision.homeostat import Homeostat, Shed
-from lkn.decision.chooser import CareChooser
+from lkn.care.chooser import CareChooser
 from lkn.decision.probe import run_probe
-from lkn.decision.strategies import HOUSEKEEPING, Probed, strategy_named
+from lkn.decision.strategies import Probed, strategy_named
 from lkn.engines import EngineClient
 from lkn.metrics import Metrics
-from lkn.types import PASSTHROUGH, Decision, GenerateRequest, JSONObject, Mode
+from lkn.types import HOUSEKEEPING, PASSTHROUGH, Decision, GenerateRequest, JSONObject, Mode
 
 log = logging.getLogger("lkn.decision")
 

@@ -21,9 +21,7 @@ from lkn.decision.homeostat import Judgement
 from lkn.decision.rules import RuleVerdict
 from lkn.types import Decision, Mode, ProbeResult
 
-HOUSEKEEPING = "housekeeping"
 PASSTHROUGH = "passthrough"
-OVERRIDE = "override"
 
 
 @dataclass(frozen=True)
@@ -130,12 +128,3 @@ def strategy_named(name: str) -> Strategy:
     except KeyError:
         raise ValueError(f"unknown decision strategy {name!r}") from None
 
-
-def gets_care(decision: Decision) -> bool:
-    """False for housekeeping and passthrough: no intervention, no note, never care."""
-    return decision.strategy not in (HOUSEKEEPING, PASSTHROUGH)
-
-
-def client_chose(decision: Decision) -> bool:
-    """Whether the client chose the mode or the care itself (not a strategy's verdict)."""
-    return decision.strategy == OVERRIDE

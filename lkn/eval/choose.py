@@ -21,8 +21,8 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
-from lkn.decision.interventions import NONE, parse
-from lkn.decision.policy import ALL, ANY, NO_SIGNAL
+from lkn.care.specs import NONE, parse
+from lkn.care.policy import ALL, ANY, NO_SIGNAL
 from lkn.eval.arms import same_shape_baseline
 from lkn.eval.runner import Record
 from lkn.eval.stats import mcnemar, wilson

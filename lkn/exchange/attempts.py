@@ -17,7 +17,7 @@ from lkn.engines.wire import parse_completion
 from lkn.errors import DeadlineExceeded, EngineError, LknError
 from lkn.exchange.events import close, replay
 from lkn.loopguard import LoopGuard
-from lkn.restart import assemble
+from lkn.engines.rebuild import assemble
 from lkn.speculative import HeldGeneration
 from lkn.types import Chunk, Decision, GenerateRequest, JSONObject, ProbeResult, Route
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from lkn.decision.care import model_system_prompt
+from lkn.care.bodies import model_system_prompt
 
 from tests.browser.conftest import Browse
 from tests.browser.observe import (

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from lkn.decision.care import CareSettings, apply, model_system_prompt
-from lkn.decision.interventions import NONE, Intervention, parse
+from lkn.care.bodies import CareSettings, apply, model_system_prompt
+from lkn.care.specs import NONE, Intervention, parse
 from lkn.types import JSONObject
 
 pytestmark = pytest.mark.fast

@@ -14,7 +14,7 @@ import pytest
 from lkn._proto.lkn.v1 import gateway_pb2 as pb
 from lkn._proto.lkn.v1 import gateway_pb2_grpc
 from lkn.config import load_settings
-from lkn.decision.policy import load_policy
+from lkn.care.policy import load_policy
 from tests.conftest import CARE_OPEN, GatewayFactory, GatewayUnderTest, make_settings
 from tests.sglang_double import SGLangDouble
 

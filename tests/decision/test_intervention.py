@@ -9,7 +9,7 @@ import pytest
 
 from lkn.config import DEFAULT_INTERVENTION
 from lkn.decision import Decider
-from lkn.decision.intervention import add_instruction
+from lkn.care.instruction import add_instruction
 from lkn.metrics import Metrics
 from lkn.config import DecisionSettings
 from lkn.types import Decision, JSONObject, Mode

@@ -8,13 +8,13 @@ from pathlib import Path
 import pytest
 
 from lkn.config import ConfigError, load_settings
-from lkn.decision.chooser import CareChooser
-from lkn.decision.policy import PolicyError, load_policy, parse_policy
+from lkn.care.chooser import CareChooser
+from lkn.care.policy import PolicyError, load_policy, parse_policy
 from lkn.types import Decision, Mode
 
 pytestmark = pytest.mark.fast
 
-SHIPPED = Path(__file__).resolve().parents[2] / "lkn" / "decision" / "policies"
+SHIPPED = Path(__file__).resolve().parents[2] / "lkn" / "care" / "policies"
 
 POLICY = {
     "format": "lkn-policy/1", "name": "t", "model": "m", "significance": 0.05,

@@ -7,7 +7,7 @@ import pytest
 from lkn.config import STRATEGIES, DecisionSettings
 from lkn.decision import Decider
 from lkn.decision.rules import RuleVerdict
-from lkn.decision.strategies import client_chose, gets_care, strategy_named
+from lkn.decision.strategies import strategy_named
 from lkn.metrics import Metrics
 from lkn.types import PASSTHROUGH, Decision, Mode
 
@@ -44,7 +44,7 @@ def test_without_a_probe_every_strategy_gives_the_rules_verdict(name: str) -> No
 
 
 def test_labels_of_decisions_no_strategy_makes() -> None:
-    assert not gets_care(PASSTHROUGH) and not gets_care(Decision(Mode.FLUIDO, "housekeeping"))
-    assert gets_care(Decision(Mode.FLUIDO, "override")) and gets_care(Decision(Mode.FLUIDO, "rules"))
-    assert client_chose(Decision(Mode.ANALITICO, "override"))
-    assert not client_chose(Decision(Mode.ANALITICO, "hybrid"))
+    assert not PASSTHROUGH.gets_care and not Decision(Mode.FLUIDO, "housekeeping").gets_care
+    assert Decision(Mode.FLUIDO, "override").gets_care and Decision(Mode.FLUIDO, "rules").gets_care
+    assert Decision(Mode.ANALITICO, "override").client_chose
+    assert not Decision(Mode.ANALITICO, "hybrid").client_chose

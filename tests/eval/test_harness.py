@@ -92,7 +92,7 @@ async def test_arms_that_name_care_need_a_gateway_that_lets_clients_name_it(
 
 
 async def test_the_shipped_policy_is_reproduced_from_the_saved_runs(tmp_path: Path) -> None:
-    shipped = json.loads((ROOT / "lkn" / "decision" / "policies"
+    shipped = json.loads((ROOT / "lkn" / "care" / "policies"
                           / "smollm2-135m-instruct.json").read_text())
     # The runs it names, in its order (a later run's record of the same item and arm wins).
     runs = [ROOT / "docs" / "eval-runs" / name

@@ -13,7 +13,7 @@ An intervention is written as components joined by ``+`` (order does not matter)
 - ``consistency`` / ``consistency:K``: K answers in one engine request, the agreed one wins.
 - ``none``: nothing.
 
-How each one changes an engine body is :mod:`lkn.decision.care`.
+How each one changes an engine body is :mod:`lkn.care.bodies`.
 """
 
 from __future__ import annotations

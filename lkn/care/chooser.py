@@ -17,12 +17,11 @@ from __future__ import annotations
 from dataclasses import replace
 
 from lkn.config import DecisionSettings
-from lkn.decision import asked, care
-from lkn.decision.asked import cheaper
-from lkn.decision.care import CareSettings
-from lkn.decision.interventions import NONE, Intervention, parse
-from lkn.decision.policy import Policy
-from lkn.decision.strategies import client_chose, gets_care
+from lkn.care import asked, bodies
+from lkn.care.asked import cheaper
+from lkn.care.bodies import CareSettings
+from lkn.care.specs import NONE, Intervention, parse
+from lkn.care.policy import Policy
 from lkn.types import Decision, JSONObject, Mode
 
 
@@ -63,12 +62,12 @@ class CareChooser:
 
         A policy measured on another model than the request's is not applied.
         """
-        if not gets_care(decision):
+        if not decision.gets_care:
             return decision
         policy = self.policy_for(model)
         if decision.shed == "fluido":
             return self._default_only(decision, policy)
-        if policy is None or client_chose(decision):
+        if policy is None or decision.client_chose:
             if decision.mode is Mode.FLUIDO:
                 return decision
             chosen, why = self._shed(decision, self.default, "LKN_INTERVENTION")
@@ -126,7 +125,7 @@ class CareChooser:
         else:
             return body
         model = body.get("model")
-        return care.apply(body, intervention, self.care, model if isinstance(model, str) else None)
+        return bodies.apply(body, intervention, self.care, model if isinstance(model, str) else None)
 
     def votes(self, decision: Decision, body: JSONObject) -> bool:
         """Whether ``decision`` asks for the consistency vote on this request body."""

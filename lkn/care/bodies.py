@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from lkn.decision.intervention import add_instruction
-from lkn.decision.interventions import SAMPLING_KEYS, Intervention
+from lkn.care.instruction import add_instruction, append_instruction
+from lkn.care.specs import SAMPLING_KEYS, Intervention
 from lkn.types import JSONObject, JSONValue
 
 _SEPARATOR = "\n\n"
@@ -63,33 +63,6 @@ def _with_system_prompt(body: JSONObject, instruction: str, model: str | None) -
         system: JSONValue = {"role": "system", "content": default + _SEPARATOR + instruction}
         return {**body, "messages": [system, *messages]}
     return add_instruction(body, instruction)
-
-
-def _with_suffix(body: JSONObject, instruction: str) -> JSONObject:
-    """The instruction after the conversation: appended to the last user message."""
-    messages = body.get("messages")
-    if isinstance(messages, list):
-        for index in range(len(messages) - 1, -1, -1):
-            message = messages[index]
-            if isinstance(message, dict) and message.get("role") == "user":
-                content = message.get("content")
-                new: JSONValue
-                if isinstance(content, list):
-                    new = [*content, {"type": "text", "text": instruction}]
-                elif isinstance(content, str) and content.strip():
-                    if content.endswith(instruction):
-                        return body
-                    new = content + _SEPARATOR + instruction
-                else:
-                    new = instruction
-                updated = list(messages)
-                updated[index] = {**message, "content": new}
-                return {**body, "messages": updated}
-        return {**body, "messages": [*messages, {"role": "user", "content": instruction}]}
-    prompt = body.get("prompt")
-    if isinstance(prompt, str) and not prompt.endswith(instruction):
-        return {**body, "prompt": prompt + _SEPARATOR + instruction}
-    return body
 
 
 def _careful(body: JSONObject, care: CareSettings,
@@ -140,7 +113,7 @@ def apply(
     if intervention.prompt == "system":
         out = _with_system_prompt(out, care.instruction, model)
     elif intervention.prompt == "suffix":
-        out = _with_suffix(out, care.instruction)
+        out = append_instruction(out, care.instruction, once=True)
     if consistency_applies(out, intervention):
         out = _voting(out, care, intervention.consistency)
     return out

@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lkn.decision import interventions
-from lkn.decision.interventions import NONE, Intervention
+from lkn.care import specs
+from lkn.care.specs import NONE, Intervention
 
 FORMAT = "lkn-policy/1"
 ANY = "*"
@@ -121,7 +121,7 @@ def _rule(raw: Any, where: str, placement: str, k: int) -> Rule:
     if not signals or not all(isinstance(s, str) and s for s in signals):
         raise PolicyError(f"{where}: 'signals' must be a non-empty list of names")
     try:
-        intervention = interventions.parse(_field(raw, "intervention", str, where),
+        intervention = specs.parse(_field(raw, "intervention", str, where),
                                            placement, k)
     except ValueError as exc:
         raise PolicyError(f"{where}: {exc}") from None

@@ -88,3 +88,53 @@ def add_instruction(body: JSONObject, instruction: str) -> JSONObject:
     if "messages" in body:
         return _chat(body, instruction)
     return _completion(body, instruction)
+
+
+def _appended(content: JSONValue, instruction: str) -> JSONValue:
+    if isinstance(content, list):
+        return [*content, {"type": "text", "text": instruction}]
+    if isinstance(content, str) and content.strip():
+        return content + _SEPARATOR + instruction
+    return instruction
+
+
+def append_instruction(body: JSONObject, instruction: str, own_message: bool = False,
+                       once: bool = False) -> JSONObject:  # fmt: skip
+    """``body`` with the instruction after the conversation (``body`` is not mutated): a user
+    message of its own at the end (``own_message``), else appended to the last user message
+    or the prompt; with ``once``, not again where the text already ends with it."""
+    if once and _ends_with(body, instruction):
+        return body
+    messages = body.get("messages")
+    if isinstance(messages, list) and own_message and messages:
+        return {**body, "messages": [*messages, {"role": "user", "content": instruction}]}
+    if isinstance(messages, list):
+        for index in range(len(messages) - 1, -1, -1):
+            message = messages[index]
+            if isinstance(message, dict) and message.get("role") == "user":
+                updated = list(messages)
+                updated[index] = {**message,
+                                  "content": _appended(message.get("content"), instruction)}
+                return {**body, "messages": updated}
+        return {**body, "messages": [*messages, {"role": "user", "content": instruction}]}
+    prompt = body.get("prompt")
+    if isinstance(prompt, str):
+        return {**body, "prompt": prompt + _SEPARATOR + instruction}
+    if isinstance(prompt, list) and len(prompt) == 1 and isinstance(prompt[0], str):
+        return {**body, "prompt": [prompt[0] + _SEPARATOR + instruction]}
+    return body
+
+
+def _ends_with(body: JSONObject, instruction: str) -> bool:
+    """Whether the last user message (or the prompt) already ends with ``instruction``."""
+    messages = body.get("messages")
+    if isinstance(messages, list):
+        for message in reversed(messages):
+            if isinstance(message, dict) and message.get("role") == "user":
+                content = message.get("content")
+                return isinstance(content, str) and content.endswith(instruction)
+        return False
+    prompt = body.get("prompt")
+    if isinstance(prompt, list) and len(prompt) == 1:
+        prompt = prompt[0]
+    return isinstance(prompt, str) and prompt.endswith(instruction)

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from lkn.decision.interventions import NONE, Intervention
-from lkn.decision.strategies import OVERRIDE
+from lkn.care.specs import NONE, Intervention
+from lkn.types import OVERRIDE
 from lkn.types import Decision, JSONObject, Mode
 
 
