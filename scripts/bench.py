@@ -5,7 +5,7 @@ a minimal aiohttp pass-through proxy (scripts/passthrough_proxy.py) as a referen
     PYTHONPATH=. python scripts/bench.py [--quick] [--json-only]
 
 The double, the gateway and the proxy each run in their own process (``python -m
-tests.sglang_double``, ``python -m lkn serve`` at its default settings apart from ports and the
+scripts.lib.sglang_double``, ``python -m lkn serve`` at its default settings apart from ports and the
 engine URL: info logging, rules decisions, metrics); the load generator runs here, so its CPU
 never counts as theirs. CPU time is read from ``/proc/<pid>/stat``, peak RSS from ``VmHWM`` in
 ``/proc/<pid>/status`` (Linux only). Prints a table with the targets, then one JSON line with
@@ -218,7 +218,7 @@ def child_env() -> dict[str, str]:
 
 
 def start_double(token_delay: float, name: str, logdir: Path) -> tuple[Child, str]:
-    argv = [sys.executable, "-m", "tests.sglang_double", "--port", "0",
+    argv = [sys.executable, "-m", "scripts.lib.sglang_double", "--port", "0",
             "--token-delay", str(token_delay)]  # fmt: skip
     return start_announcing(name, argv, logdir)
 

@@ -2,7 +2,7 @@
 
     PYTHONPATH=. python scripts/bench_workers.py [--workers 1,2] [--seconds 15] [--concurrency 64]
 
-The engine is the SGLang test double in its own process (``python -m tests.sglang_double``,
+The engine is the SGLang test double in its own process (``python -m scripts.lib.sglang_double``,
 no token delay, so the gateway is the bottleneck); for each worker count a gateway
 (``python -m lkn serve``, default settings apart from ports, engine URL and LKN_WORKERS) is
 started, warmed up, and driven for ``--seconds`` by ``--concurrency`` concurrent clients,
@@ -39,7 +39,7 @@ def free_port() -> int:
 
 
 def start_double() -> tuple[subprocess.Popen[str], str]:
-    process = subprocess.Popen([sys.executable, "-m", "tests.sglang_double", "--port", "0"],
+    process = subprocess.Popen([sys.executable, "-m", "scripts.lib.sglang_double", "--port", "0"],
                                cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)),
                                stdout=subprocess.PIPE, text=True)
     assert process.stdout is not None

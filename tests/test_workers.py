@@ -27,7 +27,7 @@ CHAT = b'{"model":"smollm2","messages":[{"role":"user","content":"hi"}],"max_tok
 @pytest.fixture
 def double_url(tmp_path: Path) -> Iterator[str]:
     process = subprocess.Popen(
-        [sys.executable, "-m", "tests.sglang_double", "--port", "0"], cwd=ROOT,
+        [sys.executable, "-m", "scripts.lib.sglang_double", "--port", "0"], cwd=ROOT,
         env=script_env(tmp_path), stdout=subprocess.PIPE, text=True,
     )
     assert process.stdout is not None

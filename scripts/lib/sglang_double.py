@@ -1,6 +1,6 @@
 """A test double of an SGLang 0.5.23 HTTP server: a real aiohttp server on 127.0.0.1 that speaks
 SGLang's wire format (the SGLang wire reference), records every request
-and injects scripted faults. Also runnable: ``python -m tests.sglang_double --port 0``."""
+and injects scripted faults. Also runnable: ``python -m scripts.lib.sglang_double --port 0``."""
 
 from __future__ import annotations
 
@@ -998,7 +998,7 @@ async def _serve(args: argparse.Namespace) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m tests.sglang_double", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m scripts.lib.sglang_double", description=__doc__)
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--token-delay", type=float, default=0.0)
     parser.add_argument("--prefill-delay", type=float, default=0.0)
