@@ -172,13 +172,8 @@ if [ "$check" = 0 ]; then
 
   # ---- already running? ------------------------------------------------------------
   if lkn_pid_matches "$name" "$pattern"; then
-    pid="$(cat "$pidfile")"
-    if curl -fsS -o /dev/null --max-time 5 "$ready_url" 2>/dev/null; then
-      lkn_say "$name is already running (pid $pid) and ready at $url; not starting another"
-      printf '%s\n' "$url"
-      exit 0
-    fi
-    lkn_say "$name is already running (pid $pid) but $ready_url is not ready (still starting, or unhealthy)."
+    lkn_exit_if_ready "$name" "$ready_url" "$url" "$name"
+    lkn_say "$name is already running (pid $(cat "$pidfile")) but $ready_url is not ready (still starting, or unhealthy)."
     lkn_say "see $logfile; stop it with: bash scripts/stop_engine.sh $ENGINE_KIND"
     exit 1
   fi

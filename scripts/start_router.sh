@@ -43,11 +43,7 @@ exec 8>"$LKN_LOG_DIR/$name.start.lock"
 flock -w 300 8 || lkn_die "another start of the router holds $LKN_LOG_DIR/$name.start.lock"
 
 if lkn_pid_matches "$name" router; then
-  if curl -fsS -o /dev/null --max-time 5 "$url/readiness" 2>/dev/null; then
-    lkn_say "the router is already running (pid $(cat "$pidfile")) and ready at $url"
-    printf '%s\n' "$url"
-    exit 0
-  fi
+  lkn_exit_if_ready "$name" "$url/readiness" "$url" "the router"
   lkn_die "the router is running (pid $(cat "$pidfile")) but not ready; see $logfile"
 fi
 if (exec 3<>"/dev/tcp/$probe_host/$port") 2>/dev/null; then

@@ -633,16 +633,22 @@ class SGLangDouble:
         return _Plan(self._tokens(json.dumps(args).split(" ")), "tool_calls", None, str(fn.get("name", "tool")))
 
     # -- generation core ------------------------------------------------------------------------
+    async def _bad_request(self, request: web.Request, r: _Renderer, stream: bool, message: str,
+                           kind: str) -> web.StreamResponse:  # fmt: skip
+        """A request SGLang refuses as it reads it: a 400 JSON error when not streamed, an error
+        event (then ``[DONE]``) on a 200 stream otherwise."""
+        if not stream:
+            return r.error(400, message, kind)
+        resp = web.StreamResponse(headers=_SSE_HEADERS)
+        await resp.prepare(request)
+        await resp.write(r.error_event(message) + _DONE)
+        await resp.write_eof()
+        return resp
+
     async def _run(self, request: web.Request, rid: str, plan: _Plan, r: _Renderer, stream: bool) -> web.StreamResponse:
         if rid in self._jobs:
             message = f"Duplicate request ID detected: {rid}"
-            if not stream:
-                return r.error(400, message, "BadRequestError")
-            resp = web.StreamResponse(headers=_SSE_HEADERS)
-            await resp.prepare(request)
-            await resp.write(r.error_event(message) + _DONE)
-            await resp.write_eof()
-            return resp
+            return await self._bad_request(request, r, stream, message, "BadRequestError")
         if self.refuse_with is not None:
             return r.error(self.refuse_with, QUEUE_FULL, str(self.refuse_with))
         fault = self._take_fault(request.path)
@@ -651,13 +657,7 @@ class SGLangDouble:
             message = ("1 validation error for ChatCompletionRequest\nbody\n  Value error, "
                        f"unsupported input [type=value_error, input_value={body!r}, "
                        "input_type=dict]")
-            if not stream:
-                return r.error(400, message, "Bad Request")
-            resp = web.StreamResponse(headers=_SSE_HEADERS)
-            await resp.prepare(request)
-            await resp.write(r.error_event(message) + _DONE)
-            await resp.write_eof()
-            return resp
+            return await self._bad_request(request, r, stream, message, "Bad Request")
         if fault is Fault.HTTP_500:
             return r.error(500, "Internal server error: injected by SGLangDouble", "InternalServerError")
         if fault is Fault.HTTP_503:
