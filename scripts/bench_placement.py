@@ -48,13 +48,13 @@ if str(ROOT) not in sys.path:
 
 from scripts.lib.benchkit import Gateway, StreamedAnswer, launch_gateway, percentile  # noqa: E402
 
+SYSTEM = "You are a concise assistant. Answer in one or two sentences."
+FOLLOW_UPS = ("Summarise that in five words.", "Now give one more detail.")
 WORDS = (
     "river stone market lantern harbor engine garden winter copper signal forest candle "
     "ladder orbit meadow thunder basket canyon violin glacier pepper tunnel marble falcon "
     "quiet bright narrow ancient rapid golden hollow gentle silver crooked distant humble"
 ).split()
-SYSTEM = "You are a concise assistant. Answer in one or two sentences."
-FOLLOW_UPS = ("Summarise that in five words.", "Now give one more detail.")
 
 
 def document(seed: int, words: int) -> str:

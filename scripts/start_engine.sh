@@ -329,11 +329,7 @@ lkn_spawn "$pidfile" env "${engine_env[@]}" "${cmd[@]}" >> "$logfile" 2>&1 < /de
 pid="$(cat "$pidfile")"
 
 # ---- wait for readiness ------------------------------------------------------------------
-rc=0
-lkn_wait_ready "$ready_url" "$timeout" "$pid" "$what" || rc=$?
-if [ "$rc" -ne 0 ]; then
-  lkn_say "last 30 lines of $logfile:"
-  tail -n 30 "$logfile" >&2 || true
+if ! lkn_wait_started "$ready_url" "$timeout" "$pid" "$what" "$logfile"; then
   if kill -0 "$pid" 2>/dev/null; then
     lkn_stop_group "$name" "$pattern" 20 || true
   else

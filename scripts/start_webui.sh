@@ -133,11 +133,7 @@ t0=$(date +%s)
   >> "$logfile" 2>&1 < /dev/null || lkn_die "Open WebUI did not start (no $pidfile); see $logfile"
 pid="$(cat "$pidfile")"
 
-rc=0
-lkn_wait_ready "$url/health" "${WEBUI_START_TIMEOUT:-240}" "$pid" "Open WebUI" || rc=$?
-if [ "$rc" -ne 0 ]; then
-  lkn_say "last 30 lines of $logfile:"
-  tail -n 30 "$logfile" >&2 || true
+if ! lkn_wait_started "$url/health" "${WEBUI_START_TIMEOUT:-240}" "$pid" "Open WebUI" "$logfile"; then
   bash scripts/stop_webui.sh || true
   lkn_die "Open WebUI failed to start"
 fi

@@ -180,6 +180,18 @@ lkn_wait_ready() {
   done
 }
 
+# lkn_wait_started URL TIMEOUT_S PID WHAT LOGFILE : lkn_wait_ready for a process just
+# started; when it fails, the last 30 lines of LOGFILE go to stderr. Returns its status.
+lkn_wait_started() {
+  local rc=0
+  lkn_wait_ready "$1" "$2" "$3" "$4" || rc=$?
+  if [ "$rc" -ne 0 ]; then
+    lkn_say "last 30 lines of $5:"
+    tail -n 30 "$5" >&2 || true
+  fi
+  return "$rc"
+}
+
 # lkn_exit_if_ready NAME READY_URL URL WHAT : for a start that finds the process of
 # logs/NAME.pid already running: when READY_URL answers 200, says so, prints URL (what the
 # start prints) and exits 0; otherwise returns, for the caller to report.

@@ -773,6 +773,12 @@ class SGLangDouble:
         return web.json_response({"tokens": ids, "count": len(ids), "max_model_len": MAX_MODEL_LEN})
 
     # -- generation routes ----------------------------------------------------------------------
+    async def _openai_intake(self, request: web.Request) -> tuple[Any, web.Response | None]:
+        """The request's body, and the error SGLang answers an OpenAI route with before it
+        looks at the fields (None when there is none)."""
+        body = await self._intake(request)
+        return body, self._openai_preamble(request, body)
+
     def _openai_preamble(self, request: web.Request, body: Any) -> web.Response | None:
         if request.content_type != "application/json":
             return _openai_error(400, "Unsupported Media Type: Only 'application/json' is allowed", "Bad Request")
@@ -797,8 +803,7 @@ class SGLangDouble:
         return None
 
     async def _chat(self, request: web.Request) -> web.StreamResponse:
-        body = await self._intake(request)
-        bad = self._openai_preamble(request, body)
+        body, bad = await self._openai_intake(request)
         if bad is not None:
             return bad
         messages = body.get("messages")
@@ -834,8 +839,7 @@ class SGLangDouble:
         return await self._run(request, rid, plan, renderer, bool(body.get("stream")))
 
     async def _completions(self, request: web.Request) -> web.StreamResponse:
-        body = await self._intake(request)
-        bad = self._openai_preamble(request, body)
+        body, bad = await self._openai_intake(request)
         if bad is not None:
             return bad
         prompt = body.get("prompt")
