@@ -12,29 +12,7 @@ from lkn.config import ConfigError, Settings, load_settings, parse_engines
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="lkn", description="L-kn homeostatic inference gateway")
-    parser.add_argument("--env-file", help="env file to read (default: config/.env)")
-    sub = parser.add_subparsers(dest="command")
-    sub.add_parser("serve", help="run the gateway (default)")
-    cal = sub.add_parser(
-        "calibrate",
-        help="probe a JSONL file of prompts and print the entropy threshold for a target rate",
-    )
-    cal.add_argument("prompts", type=Path,
-                     help='JSONL file, one {"prompt": ...} or {"messages": [...]} per line')
-    cal.add_argument("--target-rate", type=float, required=True,
-                     help="wanted fraction of ANALITICO requests, e.g. 0.3")
-    cal.add_argument("--engine", help="engine URL(s) to probe (default: LKN_ENGINE_URLS)")
-    cal.add_argument("--top-k", type=int, help="top logprobs per token (default: LKN_PROBE_TOP_K)")
-    cal.add_argument("--tokens", type=int, help="tokens per probe (default: LKN_PROBE_TOKENS)")
-    cal.add_argument("--timeout", type=float, default=30.0, help="seconds per probe (default 30)")
-    cal.add_argument("--concurrency", type=int, default=4, help="probes in flight (default 4)")
-    from lkn.eval.command import add_arguments
-
-    add_arguments(sub.add_parser(
-        "eval", help="measure accuracy and latency of the gateway's care on the bundled set"))
-    args = parser.parse_args(argv)
-
+    args = _parser().parse_args(argv)
     try:
         settings = load_settings(env_file=args.env_file)
     except ConfigError as exc:
@@ -50,6 +28,39 @@ def main(argv: list[str] | None = None) -> int:
         from lkn.eval.command import main as eval_main
 
         return eval_main(args, settings.host, settings.port, settings.api_key)
+    return _serve(settings)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="lkn", description="L-kn homeostatic inference gateway")
+    parser.add_argument("--env-file", help="env file to read (default: config/.env)")
+    sub = parser.add_subparsers(dest="command")
+    sub.add_parser("serve", help="run the gateway (default)")
+    _add_calibrate_arguments(sub.add_parser(
+        "calibrate",
+        help="probe a JSONL file of prompts and print the entropy threshold for a target rate",
+    ))
+    from lkn.eval.command import add_arguments
+
+    add_arguments(sub.add_parser(
+        "eval", help="measure accuracy and latency of the gateway's care on the bundled set"))
+    return parser
+
+
+def _add_calibrate_arguments(cal: argparse.ArgumentParser) -> None:
+    cal.add_argument("prompts", type=Path,
+                     help='JSONL file, one {"prompt": ...} or {"messages": [...]} per line')
+    cal.add_argument("--target-rate", type=float, required=True,
+                     help="wanted fraction of ANALITICO requests, e.g. 0.3")
+    cal.add_argument("--engine", help="engine URL(s) to probe (default: LKN_ENGINE_URLS)")
+    cal.add_argument("--top-k", type=int, help="top logprobs per token (default: LKN_PROBE_TOP_K)")
+    cal.add_argument("--tokens", type=int, help="tokens per probe (default: LKN_PROBE_TOKENS)")
+    cal.add_argument("--timeout", type=float, default=30.0, help="seconds per probe (default 30)")
+    cal.add_argument("--concurrency", type=int, default=4, help="probes in flight (default 4)")
+
+
+def _serve(settings: Settings) -> int:
+    """Run the gateway: in this process, or in ``LKN_WORKERS`` worker processes."""
     import uvloop
 
     from lkn.server import serve

@@ -1,7 +1,7 @@
 """The one table that classifies how a request ended.
 
 Every request (REST or gRPC, streamed, non-streamed or a probe) ends here exactly once, in
-:meth:`lkn.lifecycle.Exchange`'s exit; so do rejections before it started (bad body, bad key,
+:meth:`lkn.exchange.Exchange`'s exit; so do rejections before it started (bad body, bad key,
 too large, over the concurrency limit). The table decides what is counted, logged and told
 to the breaker:
 

@@ -15,10 +15,9 @@ Selection among the candidates, in this order:
 
 Breakers: one per engine, fed only by real engine failures (see :mod:`lkn.outcome`); engine
 overload (429/503/529) is capacity and retried elsewhere. Readiness: a background task
-checks every engine (``/ready``); ``LKN_READY_FAILURES`` consecutive failed checks mark an
-engine not ready and ``LKN_READY_SUCCESSES`` passing ones mark it ready again; a passing
-check on a half-open engine is its trial. :meth:`EnginePool.admits` is the same choice as
-:meth:`EnginePool.acquire` without taking anything, so ``/ready`` says what the pool admits.
+checks every engine (``/ready``, :class:`lkn.engine_state.EngineHealth`).
+:meth:`EnginePool.admits` is the same choice as :meth:`EnginePool.acquire` without taking
+anything, so ``/ready`` says what the pool admits.
 Retries: :meth:`EnginePool.run` tries each candidate at most once while the attempt fails
 before anything reached the client with a retryable error.
 """
@@ -29,20 +28,13 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
 from typing import TypeVar
 
 from lkn.breaker import BreakerState, CircuitBreaker, Clock, Ticket, Verdict
 from lkn.config import Settings
+from lkn.engine_state import Engine, EngineHealth, Lease, outcome_of
 from lkn.engines import EngineClient, HttpEngineClient
-from lkn.errors import (
-    EngineError,
-    EngineTimeout,
-    EngineUnavailable,
-    LknError,
-    ModelNotFound,
-    NoEngineAvailable,
-)
+from lkn.errors import EngineError, ModelNotFound, NoEngineAvailable
 from lkn.metrics import Metrics
 from lkn.placement import NO_PREFIX, PlacementRecord, Prefix
 
@@ -53,52 +45,7 @@ T = TypeVar("T")
 #: Kept under this name for callers that settle leases themselves.
 Outcome = Verdict
 
-
-def outcome_of(exc: BaseException) -> Verdict:
-    """What an exception raised by an attempt says about the engine that ran it."""
-    if isinstance(exc, LknError) and exc.counts_against_engine:
-        return Verdict.FAILURE
-    return Verdict.NEUTRAL
-
-
-@dataclass(eq=False)
-class Engine:
-    """One engine of the pool and what the pool knows about it."""
-
-    client: EngineClient
-    breaker: CircuitBreaker
-    #: None until the first readiness check answered.
-    ready: bool | None = None
-    in_flight: int = 0
-    #: Consecutive failed / passed readiness checks.
-    check_failures: int = 0
-    check_passes: int = 0
-    #: When a readiness check last passed (pool clock; -inf: never).
-    passed_at: float = float("-inf")
-
-    @property
-    def name(self) -> str:
-        return self.client.name
-
-    @property
-    def model(self) -> str | None:
-        return self.client.model_id
-
-    def usable(self) -> bool:
-        return self.ready is not False and self.breaker.available()
-
-
-@dataclass(eq=False)
-class Lease:
-    """One request's hold on an engine; settle it exactly once."""
-
-    engine: Engine
-    ticket: Ticket
-    settled: bool = field(default=False)
-
-    @property
-    def trial(self) -> bool:
-        return self.ticket.trial
+__all__ = ["Engine", "EnginePool", "Lease", "Outcome", "outcome_of"]
 
 
 class EnginePool:
@@ -116,92 +63,44 @@ class EnginePool:
             Engine(c, CircuitBreaker(settings.breaker_failures, settings.breaker_reset, clock))
             for c in clients
         ]
-        for engine in self.engines:
-            self._watch(engine)
-        self._health_task: asyncio.Task[None] | None = None
         self._next = 0
         self._trial_waiters: list[asyncio.Future[None]] = []
         self.placement = PlacementRecord(settings.placement)
+        self.health = EngineHealth(settings, metrics, clock, self.placement, self._trial_over)
+        for engine in self.engines:
+            self.health.watch(engine)
+
+    @property
+    def waiting_for_trial(self) -> int:
+        """Requests waiting for a half-open engine's trial to end."""
+        return len(self._trial_waiters)
 
     @classmethod
-    def from_settings(cls, settings: Settings, metrics: Metrics) -> EnginePool:
+    def from_settings(cls, settings: Settings, metrics: Metrics,
+                      clock: Clock = time.monotonic) -> EnginePool:  # fmt: skip
         """Build the pool and its HTTP clients (call inside the running loop)."""
         clients = [HttpEngineClient(spec, settings) for spec in settings.engines]
-        return cls(settings, clients, metrics)
-
-    def _watch(self, engine: Engine) -> None:
-        self._metrics.watch_engine(
-            engine.name,
-            lambda: float(engine.breaker.state),
-            lambda: 1.0 if engine.ready else 0.0,
-            lambda: float(engine.in_flight),
-        )
+        return cls(settings, clients, metrics, clock=clock)
 
     # ---- lifecycle ------------------------------------------------------------------
 
     async def start(self) -> None:
-        await self.check_all()
-        self._health_task = asyncio.get_running_loop().create_task(self._health_loop())
+        await self.health.start(self.engines)
 
     async def close(self) -> None:
-        if self._health_task is not None:
-            self._health_task.cancel()
-            try:
-                await self._health_task
-            except asyncio.CancelledError:
-                pass
+        await self.health.stop()
         await asyncio.gather(*(e.client.close() for e in self.engines), return_exceptions=True)
 
-    async def _health_loop(self) -> None:
-        while True:
-            await asyncio.sleep(self._settings.health_interval)
-            try:
-                await self.check_all()
-            except Exception:  # a bug here must not stop the checks
-                log.exception("readiness check loop failed")
-
     async def check_all(self) -> None:
-        await asyncio.gather(*(self.check(engine) for engine in self.engines))
+        await self.health.check_all(self.engines)
 
     async def check(self, engine: Engine) -> None:
         """One readiness check of ``engine``."""
-        try:
-            passed = await engine.client.check_ready(self._settings.health_timeout)
-        except EngineTimeout:
-            passed = False  # busy, not broken: only readiness counts it
-        except EngineUnavailable:
-            passed = False
-            # An engine that cannot even be reached is failing, whether or not traffic comes.
-            breaker = engine.breaker
-            if breaker.state is BreakerState.CLOSED:
-                self._count_failure(engine, Ticket(breaker.epoch, False))
-        self.record_check(engine, passed)
+        await self.health.check(engine)
 
     def record_check(self, engine: Engine, passed: bool) -> None:
-        """Count one readiness check: N failures in a row mark the engine not ready, M passes
-        mark it ready again; the very first check decides at once."""
-        was = engine.ready
-        if passed:
-            engine.passed_at = self._clock()
-            engine.check_failures = 0
-            engine.check_passes += 1
-            if was is None or engine.check_passes >= self._settings.ready_successes:
-                engine.ready = True
-            if engine.ready and engine.breaker.trial_passed():
-                log.info("engine breaker closed engine=%s by=readiness", engine.name)
-                self._trial_over()
-        else:
-            engine.check_passes = 0
-            engine.check_failures += 1
-            if was is None or engine.check_failures >= self._settings.ready_failures:
-                engine.ready = False
-        if engine.ready != was:
-            if not engine.ready:
-                self.placement.forget(engine.name)
-            log.info(
-                "engine readiness changed engine=%s ready=%s breaker=%s",
-                engine.name, engine.ready, engine.breaker.state.name.lower(),
-            )
+        """Count one readiness check (:meth:`EngineHealth.record_check`)."""
+        self.health.record_check(engine, passed)
 
     # ---- routing and selection ------------------------------------------------------
 
@@ -365,7 +264,7 @@ class EnginePool:
         engine.in_flight -= 1
         breaker = engine.breaker
         if verdict is Verdict.FAILURE:
-            self._count_failure(engine, lease.ticket)
+            self.health.count_failure(engine, lease.ticket)
         else:
             before = breaker.state
             breaker.record(lease.ticket, verdict)
@@ -373,17 +272,6 @@ class EnginePool:
                 log.info("engine breaker closed engine=%s by=trial", engine.name)
         if lease.ticket.trial:
             self._trial_over()
-
-    def _count_failure(self, engine: Engine, ticket: Ticket) -> None:
-        breaker = engine.breaker
-        before = breaker.state
-        self._metrics.child(self._metrics.engine_failures, engine.name).inc()
-        breaker.record(ticket, Verdict.FAILURE)
-        if before is not BreakerState.OPEN and breaker.state is BreakerState.OPEN:
-            log.warning(
-                "engine breaker opened engine=%s failures=%d retry_after=%.1f",
-                engine.name, breaker.consecutive_failures, breaker.retry_after(),
-            )
 
     async def run(
         self,

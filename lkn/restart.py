@@ -171,6 +171,59 @@ def _events(chunks: Sequence[Chunk]) -> list[JSONObject]:
     return events
 
 
+class _Answer:
+    """One answer put together from the events of its stream."""
+
+    def __init__(self, chat: bool, keep_logprobs: bool) -> None:
+        self.chat, self.keep_logprobs = chat, keep_logprobs
+        self.text, self.reasoning = "", ""
+        self.finish: JSONValue = None
+        self.matched: JSONValue = None
+        self.usage: JSONValue = None
+        self.content_lp: list[JSONValue] = []
+        self.legacy: dict[str, list[JSONValue]] = {}
+
+    def add(self, event: JSONObject) -> None:
+        if event.get("usage") is not None:
+            self.usage = event["usage"]
+        choices = event.get("choices")
+        for choice in choices if isinstance(choices, list) else ():
+            if isinstance(choice, dict):
+                self._choice(choice)
+
+    def _choice(self, choice: JSONObject) -> None:
+        delta = choice.get("delta")
+        part = delta if isinstance(delta, dict) else choice
+        piece = part.get("content") if self.chat else part.get("text")
+        self.text += piece if isinstance(piece, str) else ""
+        thought = part.get("reasoning_content")  # SGLang's key; some engines: reasoning
+        thought = thought if isinstance(thought, str) else part.get("reasoning")
+        self.reasoning += thought if isinstance(thought, str) else ""
+        if choice.get("finish_reason") is not None:
+            self.finish, self.matched = choice["finish_reason"], choice.get("matched_stop")
+        lp = choice.get("logprobs")
+        if self.keep_logprobs and isinstance(lp, dict):
+            if isinstance(lp.get("content"), list):
+                self.content_lp.extend(lp["content"])  # type: ignore[arg-type]
+            for key in ("tokens", "token_logprobs", "top_logprobs", "text_offset"):
+                values = lp.get(key)
+                if isinstance(values, list):
+                    self.legacy.setdefault(key, []).extend(values)
+
+    def choice(self) -> JSONObject:
+        logprobs: JSONValue = None
+        if self.keep_logprobs:
+            logprobs = {"content": self.content_lp} if self.chat else dict(self.legacy)
+        if self.chat:
+            message: JSONObject = {"role": "assistant", "content": self.text,
+                                   "reasoning_content": self.reasoning or None,
+                                   "tool_calls": None}
+            return {"index": 0, "message": message, "logprobs": logprobs,
+                    "finish_reason": self.finish, "matched_stop": self.matched}
+        return {"index": 0, "text": self.text, "logprobs": logprobs,
+                "finish_reason": self.finish, "matched_stop": self.matched}
+
+
 def assemble(
     request: GenerateRequest, chunks: Sequence[Chunk], keep_logprobs: bool
 ) -> tuple[bytes, JSONObject]:
@@ -178,51 +231,12 @@ def assemble(
     events = _events(chunks)
     head = events[0] if events else {}
     chat = request.route is Route.CHAT
-    text, reasoning, finish, matched = "", "", None, None
-    content_lp: list[JSONValue] = []
-    legacy: dict[str, list[JSONValue]] = {}
-    usage: JSONValue = None
+    answer = _Answer(chat, keep_logprobs)
     for event in events:
-        if event.get("usage") is not None:
-            usage = event["usage"]
-        choices = event.get("choices")
-        if not isinstance(choices, list):
-            continue
-        for choice in choices:
-            if not isinstance(choice, dict):
-                continue
-            delta = choice.get("delta")
-            part = delta if isinstance(delta, dict) else choice
-            piece = part.get("content") if chat else part.get("text")
-            text += piece if isinstance(piece, str) else ""
-            thought = part.get("reasoning_content")  # SGLang's key; some engines: reasoning
-            thought = thought if isinstance(thought, str) else part.get("reasoning")
-            reasoning += thought if isinstance(thought, str) else ""
-            if choice.get("finish_reason") is not None:
-                finish, matched = choice["finish_reason"], choice.get("matched_stop")
-            lp = choice.get("logprobs")
-            if keep_logprobs and isinstance(lp, dict):
-                if isinstance(lp.get("content"), list):
-                    content_lp.extend(lp["content"])  # type: ignore[arg-type]
-                for key in ("tokens", "token_logprobs", "top_logprobs", "text_offset"):
-                    values = lp.get(key)
-                    if isinstance(values, list):
-                        legacy.setdefault(key, []).extend(values)
-    logprobs: JSONValue = None
-    if keep_logprobs:
-        logprobs = {"content": content_lp} if chat else dict(legacy)
-    answer: JSONObject
-    if chat:
-        message: JSONObject = {"role": "assistant", "content": text,
-                               "reasoning_content": reasoning or None, "tool_calls": None}
-        answer = {"index": 0, "message": message, "logprobs": logprobs,
-                  "finish_reason": finish, "matched_stop": matched}
-    else:
-        answer = {"index": 0, "text": text, "logprobs": logprobs, "finish_reason": finish,
-                  "matched_stop": matched}
+        answer.add(event)
     body: JSONObject = {
         "id": head.get("id"), "object": "chat.completion" if chat else "text_completion",
-        "created": head.get("created"), "model": head.get("model"), "choices": [answer],
-        "usage": usage,
+        "created": head.get("created"), "model": head.get("model"),
+        "choices": [answer.choice()], "usage": answer.usage,
     }
     return _dumps(body), body

@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from aiohttp import web
 
+from lkn.breaker import Clock
 from lkn.config import Settings
 from lkn.gateway import Gateway
 from lkn.rest import create_app
@@ -31,9 +33,9 @@ class Running:
 
 
 @asynccontextmanager
-async def running(settings: Settings) -> AsyncIterator[Running]:
+async def running(settings: Settings, clock: Clock = time.monotonic) -> AsyncIterator[Running]:
     """Start everything, yield the bound ports, and shut down gracefully on exit."""
-    gateway = await Gateway.start(settings)
+    gateway = await Gateway.start(settings, clock)
     # The gateway ends streams still open when the grace period is over (an error event,
     # gRPC UNAVAILABLE); the servers cancel whatever is left a moment later.
     hard_stop = settings.shutdown_grace + _FINAL_WRITES

@@ -33,6 +33,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 
 from lkn.config import DecisionSettings
+from lkn.decision.strategies import strategy_named
 from lkn.engines import EngineClient
 from lkn.engines.base import DelegatingEngine
 from lkn.engines.wire import probe_positions
@@ -85,7 +86,7 @@ def hold(
 ) -> HeldGeneration | None:
     """A held generation for the engine's decision step, when the strategy probes and the
     request can be held; None otherwise (the request goes out as it always did)."""
-    if settings.mode == "passthrough" or settings.strategy == "rules":
+    if settings.mode == "passthrough" or not strategy_named(settings.strategy).probes:
         return None
     if not holdable(request, settings):
         return None

@@ -32,43 +32,55 @@ def run_workers(settings: Settings, serve: Callable[[Settings], None]) -> int:
         print("lkn: LKN_WORKERS > 1 needs fixed ports (LKN_PORT, LKN_GRPC_PORT), not 0",
               file=sys.stderr)
         return 2
-    children: dict[int, int] = {}
-    stopping = False
+    workers = _Workers()
+    signal.signal(signal.SIGTERM, workers.stop_all)
+    signal.signal(signal.SIGINT, workers.stop_all)
+    for index in range(settings.workers):
+        pid = os.fork()
+        if pid == 0:
+            _child(index, settings, serve)
+        workers.children[pid] = index
+    log.info("workers started count=%d pids=%s", len(workers.children),
+             ",".join(str(p) for p in workers.children))
+    return workers.wait()
 
-    def stop_all(signum: int = signal.SIGTERM, _frame: FrameType | None = None) -> None:
-        nonlocal stopping
-        stopping = True
-        for pid in children:
+
+class _Workers:
+    """The parent's view of its workers: their pids (-> worker index) and whether it is
+    stopping them."""
+
+    def __init__(self) -> None:
+        self.children: dict[int, int] = {}
+        self.stopping = False
+
+    def stop_all(self, signum: int = signal.SIGTERM, _frame: FrameType | None = None) -> None:
+        """Pass ``signum`` on to every worker (also the SIGTERM/SIGINT handler)."""
+        self.stopping = True
+        for pid in self.children:
             try:
                 os.kill(pid, signum)
             except ProcessLookupError:
                 pass
 
-    signal.signal(signal.SIGTERM, stop_all)
-    signal.signal(signal.SIGINT, stop_all)
-    for index in range(settings.workers):
-        pid = os.fork()
-        if pid == 0:
-            _child(index, settings, serve)
-        children[pid] = index
-    log.info("workers started count=%d pids=%s", len(children),
-             ",".join(str(p) for p in children))
-    status = 0
-    while children:
-        try:
-            pid, code = os.wait()
-        except ChildProcessError:
-            break
-        index = children.pop(pid, -1)
-        exit_code = os.waitstatus_to_exitcode(code)
-        if not stopping:
-            log.error("worker exited unexpectedly worker=%d pid=%d code=%d; stopping the others",
-                      index, pid, exit_code)
-            status = 1
-            stop_all()
-        elif exit_code != 0:
-            status = status or 1
-    return status
+    def wait(self) -> int:
+        """Wait for every worker; the first that exits on its own stops the others. The
+        exit status: 1 if one exited on its own or failed while stopping, else 0."""
+        status = 0
+        while self.children:
+            try:
+                pid, code = os.wait()
+            except ChildProcessError:
+                break
+            index = self.children.pop(pid, -1)
+            exit_code = os.waitstatus_to_exitcode(code)
+            if not self.stopping:
+                log.error("worker exited unexpectedly worker=%d pid=%d code=%d; stopping the "
+                          "others", index, pid, exit_code)
+                status = 1
+                self.stop_all()
+            elif exit_code != 0:
+                status = status or 1
+        return status
 
 
 def _child(index: int, settings: Settings, serve: Callable[[Settings], None]) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
@@ -14,6 +15,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+from lkn.breaker import Clock
 from lkn.config import ClientLimits, DecisionSettings, EngineSpec, Settings
 from lkn.gateway import Gateway
 from lkn.logs import LogfmtFormatter
@@ -92,8 +94,8 @@ async def start_gateway() -> AsyncIterator[GatewayFactory]:
     """``await start_gateway(settings)`` -> a running gateway (REST, and gRPC if enabled)."""
     async with AsyncExitStack() as stack:
 
-        async def start(settings: Settings) -> GatewayUnderTest:
-            run = await stack.enter_async_context(running(settings))
+        async def start(settings: Settings, clock: Clock | None = None) -> GatewayUnderTest:
+            run = await stack.enter_async_context(running(settings, clock or time.monotonic))
             return GatewayUnderTest(
                 run.gateway, settings, f"http://127.0.0.1:{run.rest_port}", run.grpc_port
             )

@@ -4,17 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from tests.clock import FakeClock
 from lkn.breaker import BreakerState, CircuitBreaker, Ticket, Verdict
 
 pytestmark = pytest.mark.fast
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def make(threshold: int = 5, reset: float = 30.0) -> tuple[CircuitBreaker, FakeClock]:

@@ -133,7 +133,7 @@ def test_every_default_is_written_once() -> None:
     assert loaded.decision == DecisionSettings()
     assert loaded.decision.homeostat == HomeostatSettings()
     assert loaded.placement == PlacementSettings()
-    source = (ROOT / "lkn" / "config.py").read_text(encoding="utf-8")
+    source = (ROOT / "lkn" / "config" / "load.py").read_text(encoding="utf-8")
     body = source[source.index("def load_settings"):]
     for field in dataclasses.fields(Settings):
         default = field.default

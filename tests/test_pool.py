@@ -3,12 +3,15 @@ always come, overload that is not failure, readiness that needs consecutive chec
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from lkn.breaker import BreakerState, Verdict
+from lkn import errors
 from lkn.errors import EngineOverloaded, ModelNotFound, NoEngineAvailable, EngineTimeout
 from lkn.metrics import Metrics
-from lkn.pool import EnginePool
+from lkn.pool import EnginePool, outcome_of
 from tests.conftest import make_settings
 from tests.fake_engine import FakeClock, FakeEngine
 
@@ -162,3 +165,23 @@ async def test_a_readiness_timeout_never_counts_against_the_breaker() -> None:
         await pool.check(pool.engines[0])
     assert pool.engines[0].breaker.state is BreakerState.CLOSED
     assert pool.engines[0].breaker.consecutive_failures == 0
+
+
+def _error_classes(root: type[errors.LknError]) -> list[type[errors.LknError]]:
+    found = [root]
+    for sub in root.__subclasses__():
+        found += _error_classes(sub)
+    return found
+
+
+@pytest.mark.parametrize("upstream", [None, 400, 404, 429, 500, 502, 503, 529])
+def test_the_breaker_hears_a_failure_exactly_from_errors_that_count_against_the_engine(
+    upstream: int | None,
+) -> None:
+    for cls in _error_classes(errors.LknError):
+        engine_error = issubclass(cls, errors.EngineError)
+        error = cls("x", upstream_status=upstream) if engine_error else cls("x")
+        expected = Verdict.FAILURE if cls.counts_against_engine else Verdict.NEUTRAL
+        assert outcome_of(error) is expected, cls.__name__
+    for other in (asyncio.CancelledError(), ConnectionResetError(), ValueError("bug")):
+        assert outcome_of(other) is Verdict.NEUTRAL

@@ -13,6 +13,7 @@ import pytest
 
 from lkn.breaker import BreakerState
 from scripts.lib.sglang_double import Fault, SGLangDouble
+from tests.clock import FakeClock
 from tests.conftest import GatewayFactory, GatewayUnderTest, make_settings
 from tests.test_rest_gateway import CHAT, content_of, sse_events
 
@@ -68,14 +69,15 @@ async def test_breaker_opens_after_5_failures_and_rejects_without_calling_the_en
 
 
 async def _trip(gw: GatewayUnderTest, double: SGLangDouble, http: aiohttp.ClientSession,
-                failures: int = 2) -> None:
+                clock: FakeClock, failures: int = 2) -> None:
     double.script(*([Fault.HTTP_500] * failures))
     for _ in range(failures):
         async with http.post(gw.v1 + "/chat/completions", json=CHAT) as r:
             assert r.status == 502
     breaker = gw.gateway.pool.engines[0].breaker
     assert breaker.state is BreakerState.OPEN
-    await wait_for(lambda: breaker.state is BreakerState.HALF_OPEN)
+    clock.advance(gw.settings.breaker_reset + 0.001)
+    assert breaker.state is BreakerState.HALF_OPEN
 
 
 async def _post(http: aiohttp.ClientSession, url: str, body: dict[str, Any]) -> tuple[int, bytes]:
@@ -90,11 +92,11 @@ async def test_half_open_lets_exactly_one_trial_through_then_closes(
         # Without the loop guard a non-streamed answer is one engine request whose status
         # line comes with the whole answer (under the guard it is read as a stream, and its
         # first chunk confirms the trial, as a streamed trial's does: the test below).
+        clock = FakeClock()
         gw = await start_gateway(
             make_settings(double.url, grpc_enabled=False, breaker_reset=0.3, breaker_failures=2,
-                          health_interval=60.0, loop_guard=False)
-        )
-        await _trip(gw, double, http)
+                          health_interval=60.0, loop_guard=False), clock)
+        await _trip(gw, double, http, clock)
         breaker = gw.gateway.pool.engines[0].breaker
         before = gen_count(double)
         body = {**CHAT, "max_tokens": 6}
@@ -103,7 +105,7 @@ async def test_half_open_lets_exactly_one_trial_through_then_closes(
         # Requests arriving during the trial wait for its outcome; none reaches the engine.
         waiting = [asyncio.create_task(_post(http, gw.v1 + "/chat/completions", body))
                    for _ in range(3)]
-        await asyncio.sleep(0.15)
+        await wait_for(lambda: gw.gateway.pool.waiting_for_trial == 3)
         assert gen_count(double) == before + 1 and not any(t.done() for t in waiting)
         assert (await trial)[0] == 200
         assert breaker.state is BreakerState.CLOSED
@@ -115,11 +117,11 @@ async def test_a_streamed_trial_proves_the_engine_at_its_first_byte(
     start_gateway: GatewayFactory, http: aiohttp.ClientSession
 ) -> None:
     async with SGLangDouble(token_delay=0.05) as double:
+        clock = FakeClock()
         gw = await start_gateway(
             make_settings(double.url, grpc_enabled=False, breaker_reset=0.3, breaker_failures=2,
-                          health_interval=60.0)
-        )
-        await _trip(gw, double, http)
+                          health_interval=60.0), clock)
+        await _trip(gw, double, http, clock)
         async with http.post(gw.v1 + "/chat/completions",
                              json={**STREAM, "max_tokens": 40}) as trial:
             await trial.content.readline()
@@ -135,18 +137,19 @@ async def test_requests_waiting_on_a_failed_trial_get_503_without_reaching_the_e
     start_gateway: GatewayFactory, http: aiohttp.ClientSession
 ) -> None:
     async with SGLangDouble(token_delay=0.05) as double:
+        clock = FakeClock()
         gw = await start_gateway(make_settings(
             double.url, grpc_enabled=False, breaker_reset=0.3, breaker_failures=2,
             read_timeout=0.5, health_interval=60.0,
-        ))
-        await _trip(gw, double, http)
+        ), clock)
+        await _trip(gw, double, http, clock)
         before = gen_count(double)
         double.script(Fault.STALL)  # the trial hangs, then times out
         trial = asyncio.create_task(_post(http, gw.v1 + "/chat/completions", CHAT))
         await wait_for(lambda: gen_count(double) == before + 1)
         waiting = [asyncio.create_task(_post(http, gw.v1 + "/chat/completions", CHAT))
                    for _ in range(2)]
-        await asyncio.sleep(0.1)
+        await wait_for(lambda: gw.gateway.pool.waiting_for_trial == 2)
         assert not any(t.done() for t in waiting), "they wait for the trial's outcome"
         assert (await trial)[0] == 504
         assert [(await t)[0] for t in waiting] == [503, 503]
@@ -157,11 +160,12 @@ async def test_with_no_trial_wait_others_are_turned_away_at_once(
     start_gateway: GatewayFactory, http: aiohttp.ClientSession
 ) -> None:
     async with SGLangDouble(token_delay=0.05) as double:
+        clock = FakeClock()
         gw = await start_gateway(make_settings(
             double.url, grpc_enabled=False, breaker_reset=0.3, breaker_failures=2,
             breaker_trial_wait=0.0, health_interval=60.0,
-        ))
-        await _trip(gw, double, http)
+        ), clock)
+        await _trip(gw, double, http, clock)
         before = gen_count(double)
         trial = asyncio.create_task(_post(http, gw.v1 + "/chat/completions",
                                           {**CHAT, "max_tokens": 6}))
@@ -175,15 +179,16 @@ async def test_with_no_trial_wait_others_are_turned_away_at_once(
 async def test_failed_trial_reopens(
     double: SGLangDouble, start_gateway: GatewayFactory, http: aiohttp.ClientSession
 ) -> None:
+    clock = FakeClock()
     gw = await start_gateway(
         make_settings(double.url, grpc_enabled=False, breaker_reset=0.2, breaker_failures=1,
-                      health_interval=60.0)
-    )
+                      health_interval=60.0), clock)
     double.script(Fault.HTTP_500, Fault.HTTP_500)
     async with http.post(gw.v1 + "/chat/completions", json=CHAT) as r:
         assert r.status == 502
     breaker = gw.gateway.pool.engines[0].breaker
-    await wait_for(lambda: breaker.state is BreakerState.HALF_OPEN)
+    clock.advance(0.201)
+    assert breaker.state is BreakerState.HALF_OPEN
     async with http.post(gw.v1 + "/chat/completions", json=CHAT) as r:
         assert r.status == 502
     assert breaker.state is BreakerState.OPEN

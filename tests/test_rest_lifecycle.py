@@ -105,7 +105,7 @@ async def test_streams_open_at_the_end_of_the_grace_get_an_error_event_and_done(
 
         async with running(settings) as run:
             task = asyncio.ensure_future(client(f"http://127.0.0.1:{run.rest_port}"))
-            await wait_for(lambda: run.gateway._streams)
+            await wait_for(lambda: len(run.gateway.core.streams) > 0)
         await asyncio.wait_for(task, 10)
         assert received[-1] == "[DONE]"
         error = received[-2]["error"]

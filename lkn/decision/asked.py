@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from lkn.decision.interventions import NONE, Intervention
+from lkn.decision.strategies import OVERRIDE
 from lkn.types import Decision, JSONObject, Mode
 
 
@@ -42,9 +43,9 @@ def decision(asked: Intervention, shed: str | None) -> Decision:
     chosen = shed_to(asked, shed)
     mode = Mode.ANALITICO if chosen.active else Mode.FLUIDO
     if chosen == asked:
-        return Decision(mode, "override", signals=("override",), intervention=chosen.name,
+        return Decision(mode, OVERRIDE, signals=("override",), intervention=chosen.name,
                         policy="requested")
-    return Decision(mode, "override", signals=("override", "shed"), intervention=chosen.name,
+    return Decision(mode, OVERRIDE, signals=("override", "shed"), intervention=chosen.name,
                     policy=f"requested (shed: {asked.name} -> {chosen.name})", shed=shed,
                     fallback="shed: engines saturated")
 
@@ -53,11 +54,11 @@ def overridden(mode: Mode, shed: str | None) -> Decision:
     """The decision for the mode override (``X-LKN-Mode``, a ``+analitico`` model): ANALITICO
     is care, shed like the rest (its intervention is chosen after, by :mod:`.chooser`)."""
     if mode is Mode.FLUIDO or shed is None:
-        return Decision(mode, "override", signals=("override",))
+        return Decision(mode, OVERRIDE, signals=("override",))
     if shed == "fluido":
-        return Decision(Mode.FLUIDO, "override", signals=("override", "shed"),
+        return Decision(Mode.FLUIDO, OVERRIDE, signals=("override", "shed"),
                         fallback="shed: engines saturated", shed="fluido")
-    return Decision(mode, "override", signals=("override",), shed="cheaper")
+    return Decision(mode, OVERRIDE, signals=("override",), shed="cheaper")
 
 
 def weight(body: JSONObject, vote: int) -> int:

@@ -22,6 +22,7 @@ from lkn.decision.asked import cheaper
 from lkn.decision.care import CareSettings
 from lkn.decision.interventions import NONE, Intervention, parse
 from lkn.decision.policy import Policy
+from lkn.decision.strategies import client_chose, gets_care
 from lkn.types import Decision, JSONObject, Mode
 
 
@@ -62,12 +63,12 @@ class CareChooser:
 
         A policy measured on another model than the request's is not applied.
         """
-        if decision.strategy in ("housekeeping", "passthrough"):
+        if not gets_care(decision):
             return decision
         policy = self.policy_for(model)
         if decision.shed == "fluido":
             return self._default_only(decision, policy)
-        if policy is None or decision.strategy == "override":
+        if policy is None or client_chose(decision):
             if decision.mode is Mode.FLUIDO:
                 return decision
             chosen, why = self._shed(decision, self.default, "LKN_INTERVENTION")

@@ -1,7 +1,8 @@
 """The consistency vote: K answers from one ``n=K`` engine request, the agreed one returned.
 
-Each answer's *final answer* is read as the grader reads it (the last number stated after a
-marker such as "=" or "the answer is", else the last number, else its first line, folded).
+Each answer's *final answer* is read as the grader reads it (:mod:`.answers`: the last
+number stated after a marker such as "=" or "the answer is", else the last number, else its
+first line, folded).
 The final answer most answers share wins; a tie, or answers with nothing in common, go to
 the highest mean token logprob (the engine is asked for logprobs), then to the first.
 Malformed choices (no text) are left out; when no choice has text (tool calls, a grammar
@@ -18,8 +19,8 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from lkn.decision.answers import fold, marked_numbers, numbers
 from lkn.errors import EngineError
-from lkn.eval.grader import fold, marked_numbers, numbers
 from lkn.types import JSONObject, Route
 
 

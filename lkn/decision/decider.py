@@ -19,6 +19,7 @@ from lkn.decision import asked, rules
 from lkn.decision.homeostat import Homeostat, Shed
 from lkn.decision.chooser import CareChooser
 from lkn.decision.probe import run_probe
+from lkn.decision.strategies import HOUSEKEEPING, Probed, strategy_named
 from lkn.engines import EngineClient
 from lkn.metrics import Metrics
 from lkn.types import PASSTHROUGH, Decision, GenerateRequest, JSONObject, Mode
@@ -34,6 +35,8 @@ class Decider:
 
     def __init__(self, settings: DecisionSettings, metrics: Metrics) -> None:
         self.settings = settings
+        #: The configured strategy (``LKN_DECISION_STRATEGY``), chosen once.
+        self.strategy = strategy_named(settings.strategy)
         self._metrics = metrics
         self.homeostat = Homeostat(settings, metrics.registry)
         self.chooser = CareChooser(settings)
@@ -41,7 +44,7 @@ class Decider:
     @property
     def needs_engine(self) -> bool:
         """Whether decisions probe the engine (then they run on the generating engine)."""
-        return self.settings.mode != "passthrough" and self.settings.strategy != "rules"
+        return self.settings.mode != "passthrough" and self.strategy.probes
 
     async def decide(
         self,
@@ -76,59 +79,43 @@ class Decider:
     ) -> tuple[Decision, int | None]:
         applied = not self.settings.shadow
         if rules.is_housekeeping(request):
-            return Decision(Mode.FLUIDO, "housekeeping", signals=("housekeeping",),
+            return Decision(Mode.FLUIDO, HOUSEKEEPING, signals=("housekeeping",),
                             applied=applied), None
         forced, shed = _OVERRIDES.get((override or "").lower()), self.homeostat.level()
         if forced is not None:
             # An explicit client choice is not a homeostatic guess: shadow does not hold it
             # back; but it is care like any other, shed when the engines saturate.
             return asked.overridden(forced, _SHED_NAMES.get(shed)), None
-
-        strategy = self.settings.strategy
         if shed is Shed.FLUIDO:
-            return Decision(Mode.FLUIDO, strategy, signals=("shed",), applied=applied,
+            return Decision(Mode.FLUIDO, self.strategy.name, signals=("shed",), applied=applied,
                             fallback="shed: engines saturated", shed="fluido"), None
         verdict = rules.evaluate_request(request, self.settings.max_tokens_fluido)
-        by_rules = Decision(verdict.mode, strategy, signals=verdict.signals, applied=applied,
-                            shed="cheaper" if shed else None)
-        if strategy == "rules" or (strategy == "hybrid" and verdict.mode is Mode.ANALITICO):
-            self.homeostat.record_unscored(verdict.mode, strategy, shed)
-            return by_rules, verdict.estimated_tokens
-        if shed is Shed.CHEAPER:
-            return replace(by_rules, fallback="shed: probe skipped"), verdict.estimated_tokens
+        decision = await self._by_strategy(request, verdict, engine, deadline, shed)
+        return decision, verdict.estimated_tokens
 
+    async def _by_strategy(self, request: GenerateRequest, verdict: rules.RuleVerdict,
+                           engine: EngineClient | None, deadline: float | None,
+                           shed: Shed) -> Decision:  # fmt: skip
+        """The strategy's decision: the rules', or the probe's when it wants one (the rules'
+        when the probe is shed or fails)."""
+        strategy = self.strategy
+        by_rules = strategy.decide(verdict, None, not self.settings.shadow)
+        if not strategy.wants_probe(verdict):
+            if strategy.probes:  # a scored strategy's rate counts it too
+                self.homeostat.record_unscored(verdict.mode, shed)
+            return replace(by_rules, shed="cheaper" if shed else None)
+        if shed is Shed.CHEAPER:
+            return replace(by_rules, shed="cheaper", fallback="shed: probe skipped")
         outcome = await run_probe(request, engine, self.settings, deadline)
         result, reading = outcome.result, outcome.reading
         if reading is None or result is None:
             self._metrics.child(self._metrics.probe_fallbacks, outcome.reason or "failed").inc()
-            fallback = Decision(
-                verdict.mode, strategy, signals=verdict.signals, fallback=outcome.fallback,
-                applied=applied,
-                probe_latency_ms=result.latency_ms if result is not None else None,
-            )
-            return fallback, verdict.estimated_tokens
-
+            latency = result.latency_ms if result is not None else None
+            return replace(by_rules, fallback=outcome.fallback, probe_latency_ms=latency)
         self._metrics.probe_latency.observe(result.latency_ms / 1000.0)
         self._metrics.entropy.observe(reading.score)
         judged = self.homeostat.judge(reading.score, request, verdict.signals)
-        threshold, uncertain = judged.threshold, judged.uncertain
-        signals = verdict.signals if strategy == "hybrid" else ()
-        if uncertain:
-            signals = (*signals, "high_entropy")
-        return Decision(
-            Mode.ANALITICO if uncertain else Mode.FLUIDO,
-            strategy,
-            score=judged.score,
-            raw_score=reading.score,
-            score_group=judged.group,
-            threshold=threshold,
-            signals=signals,
-            entropies=reading.entropies,
-            tail_mass=reading.tail_mass,
-            top_tokens=result.positions,
-            probe_latency_ms=result.latency_ms,
-            applied=applied,
-        ), verdict.estimated_tokens
+        return strategy.decide(verdict, Probed(result, reading, judged), by_rules.applied)
 
     def _report(self, decision: Decision, request: GenerateRequest,
                 engine: EngineClient | None, tokens: int | None) -> None:  # fmt: skip

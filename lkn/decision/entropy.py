@@ -20,6 +20,7 @@ import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from lkn.types import TopToken
 
@@ -103,6 +104,22 @@ def top_margin(logprobs: Sequence[float | None]) -> float:
     return probs[0] - (probs[1] if len(probs) > 1 else 0.0)
 
 
+class _Position(NamedTuple):
+    entropy: float | None  # None: unusable
+    tail: float
+    margin: float
+    answer: bool
+
+
+def _position(position: Sequence[TopToken], chosen: str | None) -> _Position:
+    """One position read; ``chosen`` is its generated token (else the likeliest one)."""
+    logprobs = [t.logprob for t in position]
+    value = normalized_entropy(logprobs)
+    answer = value is not None and carries_answer(
+        chosen if chosen is not None else max(position, key=lambda t: t.logprob).token)
+    return _Position(value, tail_mass(logprobs), top_margin(logprobs), answer)
+
+
 def read_positions(
     positions: Sequence[Sequence[TopToken]],
     chosen: Sequence[str] | None = None,
@@ -115,35 +132,19 @@ def read_positions(
     """
     if feature not in FEATURES:
         raise ValueError(f"unknown score feature {feature!r}")
-    entropies: list[float] = []
-    tails: list[float] = []
-    margins: list[float] = []
-    usable: list[int] = []
-    answer: list[int] = []
-    for index, position in enumerate(positions):
-        logprobs = [t.logprob for t in position]
-        value = normalized_entropy(logprobs)
-        entropies.append(math.nan if value is None else value)
-        tails.append(tail_mass(logprobs))
-        margins.append(top_margin(logprobs))
-        if value is None:
-            continue
-        usable.append(index)
-        if chosen is not None and index < len(chosen):
-            token = chosen[index]
-        else:
-            token = max(position, key=lambda t: t.logprob).token
-        if carries_answer(token):
-            answer.append(index)
+    read = [_position(position, chosen[i] if chosen is not None and i < len(chosen) else None)
+            for i, position in enumerate(positions)]  # fmt: skip
+    usable = [i for i, r in enumerate(read) if r.entropy is not None]
     if not usable:
         return None
-    used = answer or usable
+    used = [i for i in usable if read[i].answer] or usable
+    entropies = tuple(math.nan if r.entropy is None else r.entropy for r in read)
     features = {
         "max": max(entropies[i] for i in used),
         "mean": sum(entropies[i] for i in used) / len(used),
-        "margin": 1.0 - min(margins[i] for i in used),
-        "tail": max(tails[i] for i in used),
+        "margin": 1.0 - min(read[i].margin for i in used),
+        "tail": max(read[i].tail for i in used),
     }
     return EntropyReading(
-        features[feature], tuple(entropies), tuple(tails), tuple(used), features
+        features[feature], entropies, tuple(r.tail for r in read), tuple(used), features
     )

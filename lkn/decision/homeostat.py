@@ -85,9 +85,9 @@ class Homeostat:
         self.rate.record(score, uncertain, comparable=not cold)
         return Judgement(score, group, threshold, uncertain)
 
-    def record_unscored(self, mode: Mode, strategy: str, shed: Shed) -> None:
-        """A scored strategy's decision made without a score (hybrid's rules ANALITICO)."""
-        if strategy != "rules" and shed is Shed.NONE:
+    def record_unscored(self, mode: Mode, shed: Shed) -> None:
+        """A probing strategy's decision made without a score (hybrid's rules ANALITICO)."""
+        if shed is Shed.NONE:
             self.rate.record(None, mode is Mode.ANALITICO)
 
     # ---- load, fed by the gateway ---------------------------------------------------

@@ -102,6 +102,33 @@ def _field(record: dict[str, Any], key: str, kind: type, where: str) -> Any:
     return value
 
 
+def _span(entropy: Any, where: str) -> tuple[float, float] | None:
+    """A rule's ``entropy`` range, checked."""
+    if entropy is None:
+        return None
+    if (not isinstance(entropy, list) or len(entropy) != 2
+            or not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in entropy)
+            or not 0.0 <= entropy[0] <= entropy[1] <= 1.0):
+        raise PolicyError(f"{where}: 'entropy' must be [low, high] within [0, 1]")
+    return float(entropy[0]), float(entropy[1])
+
+
+def _rule(raw: Any, where: str, placement: str, k: int) -> Rule:
+    """One entry of a policy's ``rules``, checked."""
+    if not isinstance(raw, dict):
+        raise PolicyError(f"{where} must be an object")
+    signals = _field(raw, "signals", list, where)
+    if not signals or not all(isinstance(s, str) and s for s in signals):
+        raise PolicyError(f"{where}: 'signals' must be a non-empty list of names")
+    try:
+        intervention = interventions.parse(_field(raw, "intervention", str, where),
+                                           placement, k)
+    except ValueError as exc:
+        raise PolicyError(f"{where}: {exc}") from None
+    span = _span(raw.get("entropy"), where)
+    return Rule(tuple(signals), intervention, span, str(raw.get("why", "")))
+
+
 def parse_policy(data: Any, source: str, placement: str = "system", k: int = 5) -> Policy:
     """Validate a decoded policy file; raises :class:`PolicyError` naming the bad field."""
     if not isinstance(data, dict):
@@ -109,37 +136,12 @@ def parse_policy(data: Any, source: str, placement: str = "system", k: int = 5) 
     if data.get("format") != FORMAT:
         raise PolicyError(f"{source}: 'format' must be {FORMAT!r}")
     raw_rules = _field(data, "rules", list, source)
-    rules: list[Rule] = []
-    for index, raw in enumerate(raw_rules):
-        where = f"{source}: rules[{index}]"
-        if not isinstance(raw, dict):
-            raise PolicyError(f"{where} must be an object")
-        signals = _field(raw, "signals", list, where)
-        if not signals or not all(isinstance(s, str) and s for s in signals):
-            raise PolicyError(f"{where}: 'signals' must be a non-empty list of names")
-        try:
-            intervention = interventions.parse(_field(raw, "intervention", str, where),
-                                               placement, k)
-        except ValueError as exc:
-            raise PolicyError(f"{where}: {exc}") from None
-        entropy = raw.get("entropy")
-        span: tuple[float, float] | None = None
-        if entropy is not None:
-            if (not isinstance(entropy, list) or len(entropy) != 2
-                    or not all(isinstance(x, (int, float)) and not isinstance(x, bool)
-                               for x in entropy)
-                    or not 0.0 <= entropy[0] <= entropy[1] <= 1.0):
-                raise PolicyError(f"{where}: 'entropy' must be [low, high] within [0, 1]")
-            span = (float(entropy[0]), float(entropy[1]))
-        why = raw.get("why", "")
-        rules.append(Rule(tuple(signals), intervention, span, str(why)))
+    rules = [_rule(raw, f"{source}: rules[{index}]", placement, k)
+             for index, raw in enumerate(raw_rules)]
     significance = data.get("significance", 0.05)
     if not isinstance(significance, (int, float)) or not 0.0 < significance < 1.0:
         raise PolicyError(f"{source}: 'significance' must be a number between 0 and 1")
-    summary: dict[str, Any] = {}
-    for key in ("measured", "rejected", "notes"):
-        if key in data:
-            summary[key] = data[key]
+    summary = {key: data[key] for key in ("measured", "rejected", "notes") if key in data}
     return Policy(
         name=str(data.get("name") or Path(source).stem), model=str(data.get("model", "")),
         source=source, significance=float(significance), rules=tuple(rules), summary=summary,

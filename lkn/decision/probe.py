@@ -70,13 +70,21 @@ async def run_probe(
         budget = min(budget, deadline - time.monotonic())
     if budget <= 0:
         return _TIMEOUT
-    rid = request.request_id + "-probe"
+    answer = await _ask(request, engine, settings, deadline, budget)
+    if isinstance(answer, ProbeOutcome):
+        return answer
+    return _read(request, engine, answer, settings.score_feature)
+
+
+async def _ask(request: GenerateRequest, engine: EngineClient, settings: DecisionSettings,
+               deadline: float | None, budget: float) -> ProbeResult | ProbeOutcome:  # fmt: skip
+    """The engine's answer to the probe, or the outcome of a probe that got none."""
     try:
         # wait_for enforces the budget: cancelling the call makes the client send an
         # explicit abort for the probe's rid (an HTTP timeout would only drop the socket).
-        result = await asyncio.wait_for(
+        return await asyncio.wait_for(
             engine.probe(
-                request.route, probe_body(request), rid,
+                request.route, probe_body(request), request.request_id + "-probe",
                 settings.probe_top_k, settings.probe_tokens, deadline,
             ),
             budget,
@@ -95,9 +103,12 @@ async def run_probe(
     except Exception as exc:  # a bug in the probe path must not fail the request
         log.exception("probe crashed rid=%s engine=%s", request.request_id, engine.name)
         return _failed(exc)
-    reading = read_positions(
-        result.positions, chosen=result.chosen or None, feature=settings.score_feature
-    )
+
+
+def _read(request: GenerateRequest, engine: EngineClient, result: ProbeResult,
+          feature: str) -> ProbeOutcome:  # fmt: skip
+    """The reading of the probe's logprobs, or why there is none."""
+    reading = read_positions(result.positions, chosen=result.chosen or None, feature=feature)
     if reading is None:
         log.warning(
             "probe unusable rid=%s engine=%s positions=%d",

@@ -23,13 +23,9 @@ import aiohttp
 from yarl import URL
 
 from lkn.config import EngineSpec, Settings
-from lkn.engines.wire import (
-    error_for_status,
-    error_message,
-    parse_chunk,
-    probe_positions,
-    raise_for_event,
-)
+from lkn.engines.lines import read_lines
+from lkn.engines.probes import probe_positions, probe_request
+from lkn.engines.wire import error_for_status, error_message, parse_chunk, raise_for_event
 from lkn.errors import EngineError, EngineTimeout, EngineUnavailable
 from lkn.types import Chunk, JSONObject, ProbeResult, Route
 
@@ -178,7 +174,7 @@ class HttpEngineClient:
         done = False
         try:
             with self._errors(rid, "mid-stream", abort=False):
-                async for line in _read_lines(response.content):
+                async for line in read_lines(response.content):
                     if not line.startswith(b"data:"):
                         continue
                     payload = line[5:].strip()
@@ -259,41 +255,10 @@ class HttpEngineClient:
         tokens: int,
         deadline: float | None = None,
     ) -> ProbeResult:
-        """Generate ``tokens`` tokens greedily and return the top-K logprobs per position.
-
-        Chat requests use the chat route (the engine applies the same template as for the
-        generation, so the radix cache reuses the prefill); raw prompts use SGLang's native
-        ``/generate`` (``max_new_tokens``, ``top_logprobs_num``) or ``/v1/completions``.
-        """
+        """Generate ``tokens`` tokens greedily and return the top-K logprobs per position
+        (the request: :func:`lkn.engines.probes.probe_request`)."""
         started = time.perf_counter()
-        probe: JSONObject
-        path: Route | str
-        if route is Route.CHAT:
-            probe = {
-                key: body[key]
-                for key in ("messages", "model", "tools", "chat_template_kwargs")
-                if key in body
-            }
-            probe.update(
-                max_tokens=tokens, temperature=0.0, logprobs=True, top_logprobs=top_k, stream=False
-            )
-            path = route
-        elif self.spec.kind == "sglang":
-            probe = {
-                "text": body.get("prompt", ""),
-                "sampling_params": {"max_new_tokens": tokens, "temperature": 0.0},
-                "return_logprob": True,
-                "top_logprobs_num": top_k,
-                "return_text_in_logprobs": True,
-                "stream": False,
-            }
-            path = "/generate"
-        else:
-            probe = {
-                key: body[key] for key in ("prompt", "model") if key in body
-            }
-            probe.update(max_tokens=tokens, temperature=0.0, logprobs=top_k, stream=False)
-            path = route
+        path, probe = probe_request(route, body, self.spec.kind, top_k, tokens)
         _, parsed = await self.complete(path, probe, rid, deadline)
         latency = (time.perf_counter() - started) * 1000.0
         return ProbeResult(positions=probe_positions(parsed), latency_ms=latency, engine=self.name)
@@ -378,40 +343,6 @@ class HttpEngineClient:
         tb: TracebackType | None,
     ) -> None:
         await self.close()
-
-
-async def _read_lines(content: aiohttp.StreamReader) -> AsyncIterator[bytes]:
-    """Lines of a response body, read in whatever pieces the socket delivers (one await
-    per network read, not per line).
-
-    If the connection breaks, the complete lines that had already arrived are still yielded
-    before the error: aiohttp raises before handing out data it has buffered, which would
-    lose the last tokens the engine sent.
-    """
-    pending = b""
-    while True:
-        try:
-            data = await content.readany()
-        except aiohttp.ClientPayloadError:
-            *lines, _ = (pending + _held_back(content)).split(b"\n")
-            for line in lines:
-                yield line
-            raise
-        if not data:
-            if pending:
-                yield pending
-            return
-        *lines, pending = (pending + data).split(b"\n")
-        for line in lines:
-            yield line
-
-
-def _held_back(content: aiohttp.StreamReader) -> bytes:
-    buffer = getattr(content, "_buffer", None)
-    offset = getattr(content, "_buffer_offset", 0)
-    if not buffer or not isinstance(offset, int):
-        return b""
-    return b"".join(buffer)[offset:]
 
 
 def _retry_after(value: str | None) -> float | None:

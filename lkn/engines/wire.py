@@ -1,4 +1,5 @@
-"""Engine wire format -> typed results: chunks, usage, probe logprobs and errors.
+"""Engine wire format -> typed results: chunks, usage and errors (probe logprobs:
+:mod:`lkn.engines.probes`, re-exported here).
 
 Every SGLang error form becomes one typed :class:`~lkn.errors.EngineError`:
 HTTP error statuses (with SGLang's flat or OpenAI's nested error bodies), the in-stream
@@ -11,6 +12,7 @@ from __future__ import annotations
 import json
 from typing import cast
 
+from lkn.engines.probes import probe_positions as probe_positions
 from lkn.errors import (
     EngineError,
     EngineOverloaded,
@@ -19,12 +21,12 @@ from lkn.errors import (
     EngineTimeout,
     EngineUnavailable,
 )
+from lkn.privacy import scrub
+from lkn.types import Chunk, JSONObject, JSONValue, ToolCallDelta, Usage
 
 #: Statuses that say "at capacity, come back later": 429 and 503 (SGLang's full queue and
 #: its request timeouts) and 529 (overloaded). They never count against an engine.
 OVERLOAD_STATUSES = frozenset({429, 503, 529})
-from lkn.privacy import scrub
-from lkn.types import Chunk, JSONObject, JSONValue, ToolCallDelta, TopToken, Usage
 
 #: Delta / message keys that carry reasoning text: SGLang and DeepSeek say
 #: ``reasoning_content``, vLLM and OpenRouter ``reasoning``.
@@ -243,64 +245,3 @@ def parse_completion(body: JSONObject) -> tuple[str, str | None, Usage | None]:
         reason = first.get("finish_reason")
         finish = reason if isinstance(reason, str) else None
     return text, finish, parse_usage(body.get("usage"))
-
-
-def _top_from_openai(entry: JSONValue) -> tuple[TopToken, ...]:
-    if not isinstance(entry, dict):
-        return ()
-    tops = entry.get("top_logprobs")
-    out: list[TopToken] = []
-    if isinstance(tops, list):
-        for top in tops:
-            if isinstance(top, dict):
-                out.append(TopToken(str(top.get("token", "")), _logprob(top.get("logprob"))))
-    return tuple(out)
-
-
-def _logprob(value: JSONValue) -> float:
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
-    return float("-inf")
-
-
-def probe_positions(body: JSONObject) -> tuple[tuple[TopToken, ...], ...]:
-    """Top-K alternatives per generated position, from any probe reply shape we use.
-
-    Accepts an OpenAI chat body (``choices[0].logprobs.content[i].top_logprobs``), an OpenAI
-    completions body (``choices[0].logprobs.top_logprobs[i]`` as ``{token: logprob}``) and a
-    native SGLang ``/generate`` body (``meta_info.output_top_logprobs[i]`` as
-    ``[logprob, token_id, text]`` triples).
-    """
-    meta = body.get("meta_info")
-    if isinstance(meta, dict):
-        positions: list[tuple[TopToken, ...]] = []
-        tops = meta.get("output_top_logprobs")
-        if isinstance(tops, list):
-            for position in tops:
-                row: list[TopToken] = []
-                if isinstance(position, list):
-                    for triple in position:
-                        if isinstance(triple, list) and len(triple) >= 2:
-                            text = triple[2] if len(triple) > 2 else None
-                            label = text if isinstance(text, str) else f"<{triple[1]}>"
-                            row.append(TopToken(label, _logprob(triple[0])))
-                positions.append(tuple(row))
-        return tuple(positions)
-    choices = body.get("choices")
-    if not (isinstance(choices, list) and choices and isinstance(choices[0], dict)):
-        return ()
-    logprobs = choices[0].get("logprobs")
-    if not isinstance(logprobs, dict):
-        return ()
-    content = logprobs.get("content")
-    if isinstance(content, list):
-        return tuple(_top_from_openai(entry) for entry in content)
-    legacy = logprobs.get("top_logprobs")
-    if isinstance(legacy, list):
-        return tuple(
-            tuple(TopToken(k, _logprob(v)) for k, v in entry.items())
-            if isinstance(entry, dict)
-            else ()
-            for entry in legacy
-        )
-    return ()

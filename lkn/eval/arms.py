@@ -39,7 +39,12 @@ class Arm:
 
     @property
     def same_shape_baseline(self) -> str:
-        return f"fluido@{self.shape}"
+        return same_shape_baseline(self.name)
+
+
+def same_shape_baseline(arm: str) -> str:
+    """FLUIDO in the client shape of the arm named ``arm`` (``x@webui`` -> ``fluido@webui``)."""
+    return "fluido@" + arm.partition("@")[2]
 
 
 def parse_arm(text: str) -> Arm:

@@ -23,6 +23,7 @@ from typing import Any
 
 from lkn.decision.interventions import NONE, parse
 from lkn.decision.policy import ALL, ANY, NO_SIGNAL
+from lkn.eval.arms import same_shape_baseline
 from lkn.eval.runner import Record
 from lkn.eval.stats import mcnemar, wilson
 
@@ -106,49 +107,9 @@ def choose_policy(records: Sequence[Record], *, model: str, alpha: float,
     rejected: list[dict[str, Any]] = []
     # Specific signals first, then any signal, none, all: the gateway takes the first match.
     for signal in sorted(groups, key=lambda s: (s == ALL, s == NO_SIGNAL, s == ANY, s)):
-        best: tuple[int, float, dict[str, Any], str] | None = None
-        for arm in candidates:
-            care, _, shape = arm.partition("@")
-            base = f"fluido@{shape}"
-            both = [i for i in groups[signal] if (i, arm) in by_key and (i, base) in by_key]
-            ids = [i for i in both if not by_key[(i, arm)].open]
-            if not ids:
-                continue
-            ev = _evidence(by_key, ids, arm, base)
-            loops = _loops(by_key, both, arm, base)
-            if loops is not None:
-                ev["open_chat"] = loops
-            kept = ev["wins"] > ev["losses"] and ev["p_value"] < alpha
-            if kept and loops is not None and loops["loops"] > loops["baseline_loops"]:
-                rejected.append({"signals": [signal], "intervention": parse(care).name,
-                                 "shape": shape, "evidence": ev,
-                                 "why": f"loops on more open chat prompts than FLUIDO "
-                                        f"({loops['loops']}/{loops['n']} against "
-                                        f"{loops['baseline_loops']}/{loops['n']}), although "
-                                        f"it wins short answers (+{ev['wins']}/-{ev['losses']}, "
-                                        f"p={ev['p_value']:.3g})"})
-                continue
-            if not kept:
-                rejected.append({"signals": [signal], "intervention": parse(care).name,
-                                 "shape": shape, "evidence": ev,
-                                 "why": f"not better than FLUIDO at p < {alpha:g} "
-                                        f"(+{ev['wins']}/-{ev['losses']}, "
-                                        f"p={ev['p_value']:.3g})"})
-                continue
-            key = (ev["wins"] - ev["losses"], -ev["mean_tokens"])
-            if best is None or key > (best[0], best[1]):
-                best = (key[0], key[1], ev, care)
-        if best is not None:
-            ev, care = best[2], best[3]
-            rules.append({
-                "signals": [signal], "intervention": parse(care).name,
-                "why": (f"{ev['arm']}: {ev['accuracy']:.1%} vs {ev['baseline_accuracy']:.1%} "
-                        f"for {ev['baseline']} on {ev['n']} items "
-                        f"(+{ev['wins']}/-{ev['losses']}, McNemar p={ev['p_value']:.3g}; "
-                        f"each group tested at p < {alpha:g}, no multiple-comparison "
-                        f"correction)"),
-                "evidence": ev,
-            })
+        rule = _rule_for(signal, groups[signal], candidates, by_key, alpha, rejected)
+        if rule is not None:
+            rules.append(rule)
     return {
         "format": "lkn-policy/1",
         "name": f"{model}-measured",
@@ -166,3 +127,65 @@ def choose_policy(records: Sequence[Record], *, model: str, alpha: float,
                   f"smaller a group, the less power its test has, so on a small set the "
                   f"whole-set group 'all' is the one that can reach it."),
     }
+
+
+def _rule_for(signal: str, group: list[str], candidates: list[str],
+              by_key: dict[tuple[str, str], Record], alpha: float,
+              rejected: list[dict[str, Any]]) -> dict[str, Any] | None:  # fmt: skip
+    """The rule for one group: its best kept candidate (most net wins, then fewest tokens),
+    or None; every candidate not kept is appended to ``rejected``."""
+    best: tuple[tuple[int, float], dict[str, Any], str] | None = None
+    for arm in candidates:
+        care, _, shape = arm.partition("@")
+        evidence = _candidate_evidence(by_key, group, arm, same_shape_baseline(arm))
+        if evidence is None:
+            continue
+        why = _why_rejected(evidence, alpha)
+        if why is not None:
+            rejected.append({"signals": [signal], "intervention": parse(care).name,
+                             "shape": shape, "evidence": evidence, "why": why})
+            continue
+        key = (evidence["wins"] - evidence["losses"], -evidence["mean_tokens"])
+        if best is None or key > best[0]:
+            best = (key, evidence, care)
+    if best is None:
+        return None
+    _, evidence, care = best
+    return {
+        "signals": [signal], "intervention": parse(care).name,
+        "why": (f"{evidence['arm']}: {evidence['accuracy']:.1%} vs "
+                f"{evidence['baseline_accuracy']:.1%} for {evidence['baseline']} on "
+                f"{evidence['n']} items (+{evidence['wins']}/-{evidence['losses']}, "
+                f"McNemar p={evidence['p_value']:.3g}; "
+                f"each group tested at p < {alpha:g}, no multiple-comparison "
+                f"correction)"),
+        "evidence": evidence,
+    }
+
+
+def _candidate_evidence(by_key: dict[tuple[str, str], Record], group: list[str], arm: str,
+                        base: str) -> dict[str, Any] | None:  # fmt: skip
+    """``arm`` against ``base`` on the group's short items both measured (None: there is
+    none), with its loops on the open chat prompts both answered under ``open_chat``."""
+    both = [i for i in group if (i, arm) in by_key and (i, base) in by_key]
+    ids = [i for i in both if not by_key[(i, arm)].open]
+    if not ids:
+        return None
+    evidence = _evidence(by_key, ids, arm, base)
+    loops = _loops(by_key, both, arm, base)
+    if loops is not None:
+        evidence["open_chat"] = loops
+    return evidence
+
+
+def _why_rejected(evidence: dict[str, Any], alpha: float) -> str | None:
+    """Why a candidate with this evidence is not kept (None: it is)."""
+    score = f"+{evidence['wins']}/-{evidence['losses']}, p={evidence['p_value']:.3g}"
+    if not (evidence["wins"] > evidence["losses"] and evidence["p_value"] < alpha):
+        return f"not better than FLUIDO at p < {alpha:g} ({score})"
+    loops = evidence.get("open_chat")
+    if loops is not None and loops["loops"] > loops["baseline_loops"]:
+        return (f"loops on more open chat prompts than FLUIDO ({loops['loops']}/{loops['n']} "
+                f"against {loops['baseline_loops']}/{loops['n']}), although it wins short "
+                f"answers ({score})")
+    return None

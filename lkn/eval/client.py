@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 import aiohttp
 
@@ -62,7 +63,6 @@ async def ask(
     if api_key:
         headers["Authorization"] = f"Bearer {api_key}"
     answer = Answer()
-    parts = answer.pieces
     started = time.monotonic()
     try:
         async with session.post(
@@ -75,32 +75,41 @@ async def ask(
             if response.status != 200:
                 answer.error = f"HTTP {response.status}: {(await response.text())[:200]}"
                 return answer
-            async for raw_line in response.content:
-                line = raw_line.strip()
-                if not line.startswith(b"data:"):
-                    continue  # keep-alive comments, blank separators
-                data = line[5:].strip()
-                if data == b"[DONE]":
-                    break
-                event = json.loads(data)
-                if "error" in event:
-                    answer.error = str(event["error"].get("message", event["error"]))
-                    break
-                usage = event.get("usage")
-                if usage:
-                    answer.completion_tokens = int(usage.get("completion_tokens") or 0)
-                for choice in event.get("choices") or ():
-                    delta = choice.get("delta") or {}
-                    content = delta.get("content")
-                    if content:
-                        if answer.ttft_s is None:
-                            answer.ttft_s = time.monotonic() - started
-                        parts.append(content)
-                    if choice.get("finish_reason"):
-                        answer.finish_reason = choice["finish_reason"]
+            await _read_stream(response.content, answer, started)
     except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
         answer.error = f"{type(exc).__name__}: {exc}"
     finally:
         answer.latency_s = time.monotonic() - started
-        answer.text = "".join(parts)
+        answer.text = "".join(answer.pieces)
     return answer
+
+
+async def _read_stream(stream: aiohttp.StreamReader, answer: Answer, started: float) -> None:
+    """The server-sent events into ``answer``, up to ``[DONE]`` or an error event."""
+    async for raw_line in stream:
+        line = raw_line.strip()
+        if not line.startswith(b"data:"):
+            continue  # keep-alive comments, blank separators
+        data = line[5:].strip()
+        if data == b"[DONE]" or not _take_event(json.loads(data), answer, started):
+            break
+
+
+def _take_event(event: Any, answer: Answer, started: float) -> bool:
+    """One streamed chunk into ``answer``; False for an error event (the stream ends)."""
+    if "error" in event:
+        answer.error = str(event["error"].get("message", event["error"]))
+        return False
+    usage = event.get("usage")
+    if usage:
+        answer.completion_tokens = int(usage.get("completion_tokens") or 0)
+    for choice in event.get("choices") or ():
+        delta = choice.get("delta") or {}
+        content = delta.get("content")
+        if content:
+            if answer.ttft_s is None:
+                answer.ttft_s = time.monotonic() - started
+            answer.pieces.append(content)
+        if choice.get("finish_reason"):
+            answer.finish_reason = choice["finish_reason"]
+    return True

@@ -12,8 +12,17 @@ from pathlib import Path
 from typing import Any
 
 from lkn.eval.arms import BASELINE, Arm, parse_arms
-from lkn.eval.items import ITEMS_FILE, OPEN_FILE, load_items, parse_slice, sliced
-from lkn.eval.report import cells, open_cells, open_table, signal_cells, signal_table, table
+from lkn.eval.items import ITEMS_FILE, OPEN_FILE, Item, load_items, parse_slice, sliced
+from lkn.eval.report import (
+    Cell,
+    OpenCell,
+    cells,
+    open_cells,
+    open_table,
+    signal_cells,
+    signal_table,
+    table,
+)
 from lkn.eval.runner import Record, run
 
 DEFAULT_ARMS = "fluido@greedy,gateway@greedy,fluido@webui,gateway@webui"
@@ -60,10 +69,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="--choose: significance an intervention must reach against FLUIDO")
 
 
-def _get_json(url: str, api_key: str | None) -> Any:
-    request = urllib.request.Request(url)
+def _authorised(request: urllib.request.Request, api_key: str | None) -> urllib.request.Request:
     if api_key:
         request.add_header("Authorization", f"Bearer {api_key}")
+    return request
+
+
+def _get_json(url: str, api_key: str | None) -> Any:
+    request = _authorised(urllib.request.Request(url), api_key)
     with urllib.request.urlopen(request, timeout=10) as response:
         return json.loads(response.read())
 
@@ -110,18 +123,13 @@ def _items_of(paths: list[Path]) -> set[str]:
 def _write(args: argparse.Namespace, records: list[Record], names: list[str], model: str,
            kind: str, stamp: str, extra: dict[str, Any],
            measured: list[Record] | None = None) -> None:  # fmt: skip
+    """The report printed and saved (JSON, text, plot) under ``args.out``, and with
+    ``--choose`` the policy chosen on ``measured`` (default: ``records``)."""
+    pooled = records if measured is None else measured
     all_cells = cells(records, names)
     sig_cells = signal_cells(records, names)
-    pooled = records if measured is None else measured
     chat_cells = open_cells(pooled, list(dict.fromkeys([*names, *(r.arm for r in pooled)])))
-    text = table(all_cells, names) + "\n\n" + signal_table(sig_cells, names)
-    if chat_cells:
-        text += "\n\n" + open_table(chat_cells)
-    shed = sum("shed" in r.headers.get("X-LKN-Policy", r.headers.get("x-lkn-policy", ""))
-               for r in records)
-    if shed:
-        text += (f"\n\n{shed} answers had their care shed by the gateway's homeostat (see "
-                 "X-LKN-Policy in the records): they were not measured as asked")
+    text = _report_text(records, names, all_cells, sig_cells, chat_cells)
     print(text)
     args.out.mkdir(parents=True, exist_ok=True)
     base = args.out / f"eval-{kind}-{stamp}"
@@ -135,26 +143,48 @@ def _write(args: argparse.Namespace, records: list[Record], names: list[str], mo
     json_path.write_text(json.dumps(result, ensure_ascii=False, indent=1), encoding="utf-8")
     base.with_suffix(".txt").write_text(text + "\n", encoding="utf-8")
     print(f"\nfigures: {json_path}", file=sys.stderr)
+    _plot(all_cells, names, base.with_suffix(".png"), f"{model}: {result['items']} items ({kind})")
+    if args.choose:
+        _write_policy(args, pooled, model, json_path.name)
+
+
+def _report_text(records: list[Record], names: list[str], all_cells: list[Cell],
+                 sig_cells: list[Cell], chat_cells: list[OpenCell]) -> str:  # fmt: skip
+    """The tables, and how many answers the homeostat shed (not measured as asked)."""
+    text = table(all_cells, names) + "\n\n" + signal_table(sig_cells, names)
+    if chat_cells:
+        text += "\n\n" + open_table(chat_cells)
+    shed = sum("shed" in r.headers.get("X-LKN-Policy", r.headers.get("x-lkn-policy", ""))
+               for r in records)
+    if shed:
+        text += (f"\n\n{shed} answers had their care shed by the gateway's homeostat (see "
+                 "X-LKN-Policy in the records): they were not measured as asked")
+    return text
+
+
+def _plot(all_cells: list[Cell], names: list[str], path: Path, title: str) -> None:
     try:
         from lkn.eval.plot import plot
 
-        png = plot(all_cells, names, base.with_suffix(".png"),
-                   f"{model}: {result['items']} items ({kind})")
+        png = plot(all_cells, names, path, title)
         print(f"plot:    {png}", file=sys.stderr)
     except ImportError:
         print("lkn eval: matplotlib is not installed, no plot (pip install matplotlib)",
               file=sys.stderr)
-    if args.choose:
-        from lkn.eval.choose import choose_policy
 
-        policy_path = args.policy_out or args.out / "policy.json"
-        source = " + ".join(p.name for p in args.from_runs) if args.from_runs else json_path.name
-        policy = choose_policy(records if measured is None else measured, model=model,
-                               alpha=args.alpha, source=source)
-        policy_path.parent.mkdir(parents=True, exist_ok=True)
-        policy_path.write_text(json.dumps(policy, ensure_ascii=False, indent=1) + "\n",
-                               encoding="utf-8")
-        print(f"policy:  {policy_path}", file=sys.stderr)
+
+def _write_policy(args: argparse.Namespace, measured: list[Record], model: str,
+                  json_name: str) -> None:  # fmt: skip
+    """``--choose``: the policy chosen on ``measured``, written to ``--policy-out``."""
+    from lkn.eval.choose import choose_policy
+
+    policy_path = args.policy_out or args.out / "policy.json"
+    source = " + ".join(p.name for p in args.from_runs) if args.from_runs else json_name
+    policy = choose_policy(measured, model=model, alpha=args.alpha, source=source)
+    policy_path.parent.mkdir(parents=True, exist_ok=True)
+    policy_path.write_text(json.dumps(policy, ensure_ascii=False, indent=1) + "\n",
+                           encoding="utf-8")
+    print(f"policy:  {policy_path}", file=sys.stderr)
 
 
 def _preflight(url: str, arms: list[Arm], model: str, ready: Any,
@@ -170,10 +200,9 @@ def _preflight(url: str, arms: list[Arm], model: str, ready: Any,
     if not named:
         return None
     body = {"model": model, "max_tokens": 1, "messages": [{"role": "user", "content": "Hi"}]}
-    request = urllib.request.Request(url + "/v1/chat/completions", json.dumps(body).encode(),
-                                     {"Content-Type": "application/json", **named[0].headers})
-    if api_key:
-        request.add_header("Authorization", f"Bearer {api_key}")
+    request = _authorised(urllib.request.Request(
+        url + "/v1/chat/completions", json.dumps(body).encode(),
+        {"Content-Type": "application/json", **named[0].headers}), api_key)
     try:
         with urllib.request.urlopen(request, timeout=600) as response:  # noqa: S310
             response.read()
@@ -188,56 +217,66 @@ def _preflight(url: str, arms: list[Arm], model: str, ready: Any,
 
 
 def main(args: argparse.Namespace, host: str, port: int, api_key: str | None) -> int:
-    import uvloop
-
     stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
     if args.from_runs:
-        try:
-            records, measured, names, model = _saved(args.from_runs)
-            if args.held_out_from:
-                seen = _items_of(args.held_out_from)
-                records = [r for r in records if r.item not in seen]
-                measured = [r for r in measured if r.item not in seen]
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            print(f"lkn eval: cannot read the saved runs ({exc})", file=sys.stderr)
-            return 2
-        if not records:
-            print("lkn eval: the saved runs share no complete item"
-                  + (" outside --held-out-from" if args.held_out_from else ""), file=sys.stderr)
-            return 2
-        if BASELINE not in names:
-            print(f"lkn eval: the saved runs have no {BASELINE} arm", file=sys.stderr)
-            return 2
-        _write(args, records, names, model, "saved", stamp,
-               {"from": [p.name for p in args.from_runs],
-                "held_out_from": [p.name for p in args.held_out_from]}, measured)
-        return 0
+        return _report_saved(args, stamp)
+    return _measure(args, host, port, api_key, stamp)
 
-    url = (args.gateway or f"http://{'127.0.0.1' if host in ('0.0.0.0', '') else host}:{port}")
-    url = url.rstrip("/")
+
+def _report_saved(args: argparse.Namespace, stamp: str) -> int:
+    """``--from``: the report (and ``--choose``) from saved runs, no request sent."""
     try:
-        arms = parse_arms(args.arms or (CHOOSE_ARMS if args.choose else DEFAULT_ARMS))
-        items = load_items(args.items, quick=args.quick)
-        if not args.no_open:
-            items += load_items(args.open_items, quick=args.quick)
-    except (OSError, ValueError) as exc:
-        print(f"lkn eval: {exc}", file=sys.stderr)
+        records, measured, names, model = _saved(args.from_runs)
+        if args.held_out_from:
+            seen = _items_of(args.held_out_from)
+            records = [r for r in records if r.item not in seen]
+            measured = [r for r in measured if r.item not in seen]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        print(f"lkn eval: cannot read the saved runs ({exc})", file=sys.stderr)
         return 2
+    if not records:
+        print("lkn eval: the saved runs share no complete item"
+              + (" outside --held-out-from" if args.held_out_from else ""), file=sys.stderr)
+        return 2
+    if BASELINE not in names:
+        print(f"lkn eval: the saved runs have no {BASELINE} arm", file=sys.stderr)
+        return 2
+    _write(args, records, names, model, "saved", stamp,
+           {"from": [p.name for p in args.from_runs],
+            "held_out_from": [p.name for p in args.held_out_from]}, measured)
+    return 0
+
+
+def _selection(args: argparse.Namespace) -> tuple[list[Arm], list[Item]]:
+    """The arms (FLUIDO first where not named) and the items asked for; ``ValueError`` or
+    ``OSError`` says why there are none."""
+    arms = parse_arms(args.arms or (CHOOSE_ARMS if args.choose else DEFAULT_ARMS))
+    items = load_items(args.items, quick=args.quick)
+    if not args.no_open:
+        items += load_items(args.open_items, quick=args.quick)
     if args.category:
         items = [i for i in items if i.category in set(args.category)]
     if args.slice:
-        try:
-            items = sliced(items, *parse_slice(args.slice))
-        except ValueError as exc:
-            print(f"lkn eval: {exc}", file=sys.stderr)
-            return 2
+        items = sliced(items, *parse_slice(args.slice))
     if args.limit > 0:
         items = items[: args.limit]
     if not items:
-        print("lkn eval: no item selected", file=sys.stderr)
-        return 2
+        raise ValueError("no item selected")
     if BASELINE not in {a.name for a in arms}:
         arms.insert(0, parse_arms(BASELINE)[0])
+    return arms, items
+
+
+def _measure(args: argparse.Namespace, host: str, port: int, api_key: str | None,
+             stamp: str) -> int:  # fmt: skip
+    """Every selected item through every arm against the gateway, then the report."""
+    url = (args.gateway or f"http://{'127.0.0.1' if host in ('0.0.0.0', '') else host}:{port}")
+    url = url.rstrip("/")
+    try:
+        arms, items = _selection(args)
+    except (OSError, ValueError) as exc:
+        print(f"lkn eval: {exc}", file=sys.stderr)
+        return 2
     try:
         ready = _get_json(url + "/ready", api_key)
         model = args.model or _get_json(url + "/v1/models", api_key)["data"][0]["id"]
@@ -248,7 +287,14 @@ def main(args: argparse.Namespace, host: str, port: int, api_key: str | None) ->
     if problem:
         print(f"lkn eval: {problem}", file=sys.stderr)
         return 1
-    names = [a.name for a in arms]
+    _run_and_write(args, url, arms, items, model, ready, api_key, stamp)
+    return 0
+
+
+def _run_and_write(args: argparse.Namespace, url: str, arms: list[Arm], items: list[Item],
+                   model: str, ready: Any, api_key: str | None, stamp: str) -> None:  # fmt: skip
+    import uvloop
+
     chats = sum(i.open for i in items)
     print(f"lkn eval: {len(items) - chats} short items (max_tokens={args.max_tokens}) and "
           f"{chats} open chat prompts (no max_tokens) x {len(arms)} arms against {url} "
@@ -259,14 +305,13 @@ def main(args: argparse.Namespace, host: str, port: int, api_key: str | None) ->
                              api_key=api_key, seed=args.seed))
     elapsed = time.time() - started
     kind = "quick" if args.quick else ("slice" if args.slice else "full")
-    _write(args, records, names, model, kind, stamp, {
+    _write(args, records, [a.name for a in arms], model, kind, stamp, {
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
         "elapsed_s": elapsed, "gateway": url, "ready": ready, "set": str(args.items),
         "subset": kind, "slice": args.slice, "max_tokens": args.max_tokens,
         "concurrency": args.concurrency,
     })
     print(f"({elapsed / 60:.1f} min)", file=sys.stderr)
-    return 0
 
 
 CHOOSE_ARMS = ("fluido@greedy,prompt@greedy,prompt:suffix@greedy,"

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from lkn.eval.arms import BASELINE
+from lkn.eval.arms import BASELINE, same_shape_baseline
 from lkn.eval.runner import Record
 from lkn.eval.stats import mcnemar, wilson
 
@@ -86,7 +86,7 @@ def group_cells(
                 continue
             correct = sum(r.correct for r in rows)
             low, high = wilson(correct, len(rows))
-            shape_base = "fluido@" + arm.partition("@")[2]
+            shape_base = same_shape_baseline(arm)
             out.append(Cell(
                 arm=arm, group=group, n=len(rows), correct=correct, low=low, high=high,
                 tokens=_mean(r.completion_tokens for r in rows) or 0.0,
@@ -163,22 +163,23 @@ def table(all_cells: Sequence[Cell], arms: Sequence[str]) -> str:
             f"{_paired_text(c.vs_baseline):>20} {_paired_text(c.vs_shape):>22} "
             f"{c.tokens:>6.1f} {ttft:>7} {c.latency_s:>9.2f} {ratio:>5} {c.errors:>4}"
         )
-    groups = [g for g in dict.fromkeys(c.group for c in all_cells) if g != ALL]
-    lines += ["", "accuracy per category (n items):",
-              f"{'category':<22} {'n':>4} " + " ".join(f"{a[:16]:>16}" for a in arms)]
-    for group in groups:
-        row = {c.arm: c for c in all_cells if c.group == group}
-        n = next(iter(row.values())).n
-        lines.append(f"{group:<22} {n:>4} " + " ".join(
-            f"{row[a].accuracy:>16.1%}" if a in row else f"{'-':>16}" for a in arms))
-    lines += ["", "mean latency per category (s):",
-              f"{'category':<22} {'n':>4} " + " ".join(f"{a[:16]:>16}" for a in arms)]
-    for group in groups:
-        row = {c.arm: c for c in all_cells if c.group == group}
-        n = next(iter(row.values())).n
-        lines.append(f"{group:<22} {n:>4} " + " ".join(
-            f"{row[a].latency_s:>16.2f}" if a in row else f"{'-':>16}" for a in arms))
+    lines += _per_category(all_cells, arms, "accuracy per category (n items):",
+                           lambda c: f"{c.accuracy:>16.1%}")
+    lines += _per_category(all_cells, arms, "mean latency per category (s):",
+                           lambda c: f"{c.latency_s:>16.2f}")
     return "\n".join(lines)
+
+
+def _per_category(all_cells: Sequence[Cell], arms: Sequence[str], title: str,
+                  figure: Callable[[Cell], str]) -> list[str]:  # fmt: skip
+    """A blank line, ``title`` and one row per category: ``figure`` of each arm's cell."""
+    lines = ["", title, f"{'category':<22} {'n':>4} " + " ".join(f"{a[:16]:>16}" for a in arms)]
+    for group in [g for g in dict.fromkeys(c.group for c in all_cells) if g != ALL]:
+        row = {c.arm: c for c in all_cells if c.group == group}
+        n = next(iter(row.values())).n
+        lines.append(f"{group:<22} {n:>4} " + " ".join(
+            figure(row[a]) if a in row else f"{'-':>16}" for a in arms))
+    return lines
 
 
 @dataclass(frozen=True)
@@ -227,7 +228,7 @@ def open_cells(records: Sequence[Record], arms: Sequence[str]) -> list[OpenCell]
             continue
         loops = sum(bool(r.looped) for r in mine)
         low, high = wilson(loops, len(mine))
-        base = "fluido@" + arm.partition("@")[2]
+        base = same_shape_baseline(arm)
         paired = None
         if base != arm and all((i, base) in by_key for i in ids):
             test = mcnemar([bool(by_key[(i, arm)].looped) for i in ids],
@@ -251,8 +252,7 @@ def open_table(cells_: Sequence[OpenCell]) -> str:
              f"{'loops vs fluido, same shape':>28} {'to budget':>9} {'tokens':>7} "
              f"{'latency s':>9} {'err':>4}"]
     for c in cells_:
-        paired = "-" if c.vs_shape is None else \
-            f"+{c.vs_shape[0]}/-{c.vs_shape[1]} p={c.vs_shape[2]:.3f}"
+        paired = _paired_text(c.vs_shape)
         lines.append(f"{c.arm:<26} {c.loops:>6} {c.loop_rate:>9.1%} "
                      f"{f'[{c.low:.1%}, {c.high:.1%}]':>15} {paired:>28} {c.to_budget:>9} "
                      f"{c.tokens:>7.1f} {c.latency_s:>9.2f} {c.errors:>4}")

@@ -103,12 +103,7 @@ async def run(
     progress: Progress | None = None,
 ) -> list[Record]:
     """Every (item, arm) answer, graded; the order of the result follows ``items``."""
-    rng = random.Random(seed)
-    jobs: list[tuple[Item, Arm]] = []
-    for item in items:
-        order = list(arms)
-        rng.shuffle(order)
-        jobs.extend((item, arm) for arm in order)
+    jobs = _jobs(items, arms, seed)
     gate = asyncio.Semaphore(concurrency)
     signals = {item.id: item_signals(item) for item in items}
     progress = progress or Progress(len(jobs))
@@ -121,24 +116,41 @@ async def run(
                 budget = max(max_tokens, int(item.answer.get("max_tokens", 0)))
                 answer: Answer = await ask(session, url, item, arm, model, budget, api_key)
             progress.step(answer.error is not None)
-            looped = to_budget = None
-            if item.open:
-                judged = judge(answer.pieces, answer.finish_reason)
-                looped, to_budget = judged.looped, judged.to_budget
-                correct = (answer.error is None and not looped and not to_budget
-                           and grade(answer.text, {**item.answer, "type": "open"}))
-            else:
-                correct = answer.error is None and grade(answer.text, item.answer,
-                                                         answer.finish_reason)
-            return Record(
-                item=item.id, category=item.category, lang=item.lang, arm=arm.name,
-                correct=correct, signals=signals[item.id], text=answer.text,
-                finish_reason=answer.finish_reason,
-                # An answer the loop guard ended has no usage chunk: its pieces are counted.
-                completion_tokens=answer.completion_tokens or len(answer.pieces),
-                ttft_s=answer.ttft_s,
-                latency_s=answer.latency_s, error=answer.error, headers=answer.headers,
-                looped=looped, to_budget=to_budget,
-            )
+            return _graded(item, arm, answer, signals[item.id])
 
         return list(await asyncio.gather(*(one(item, arm) for item, arm in jobs)))
+
+
+def _jobs(items: Sequence[Item], arms: Sequence[Arm], seed: int) -> list[tuple[Item, Arm]]:
+    """Every (item, arm) pair, item by item, each item's arms in a shuffled order."""
+    rng = random.Random(seed)
+    jobs: list[tuple[Item, Arm]] = []
+    for item in items:
+        order = list(arms)
+        rng.shuffle(order)
+        jobs.extend((item, arm) for arm in order)
+    return jobs
+
+
+def _graded(item: Item, arm: Arm, answer: Answer, signals: list[str]) -> Record:
+    """The record of ``arm``'s answer to ``item``: an open chat prompt is right when it is
+    whole (no error, no loop, not cut at the budget) and on topic."""
+    looped = to_budget = None
+    if item.open:
+        judged = judge(answer.pieces, answer.finish_reason)
+        looped, to_budget = judged.looped, judged.to_budget
+        correct = (answer.error is None and not looped and not to_budget
+                   and grade(answer.text, {**item.answer, "type": "open"}))
+    else:
+        correct = answer.error is None and grade(answer.text, item.answer,
+                                                 answer.finish_reason)
+    return Record(
+        item=item.id, category=item.category, lang=item.lang, arm=arm.name,
+        correct=correct, signals=signals, text=answer.text,
+        finish_reason=answer.finish_reason,
+        # An answer the loop guard ended has no usage chunk: its pieces are counted.
+        completion_tokens=answer.completion_tokens or len(answer.pieces),
+        ttft_s=answer.ttft_s,
+        latency_s=answer.latency_s, error=answer.error, headers=answer.headers,
+        looped=looped, to_budget=to_budget,
+    )

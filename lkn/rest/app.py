@@ -9,7 +9,7 @@ from aiohttp import web
 
 from lkn.errors import BadRequest, BodyTooLarge, LknError, NoEngineAvailable, NotFound
 from lkn.gateway import Gateway, new_request_id
-from lkn.lifecycle import Exchange
+from lkn.exchange import Exchange
 from lkn.metrics import CONTENT_TYPE
 from lkn.rest import access
 from lkn.rest.access import bearer_token

@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 
 from lkn.config import REASONING_FIELDS
+from lkn.decision.strategies import gets_care
 from lkn.engines.wire import REASONING_KEYS, deliver_reasoning, reasoning_of
 from lkn.errors import BadRequest
 from lkn.types import Chunk, Decision, JSONObject, JSONValue, Mode
@@ -51,7 +52,7 @@ def reasoning_field(header: str | None, default: str) -> str:
 
 def decision_note(decision: Decision) -> str | None:
     """The note for a reply, or None where none is added (housekeeping, no decision)."""
-    if decision.strategy in ("housekeeping", "passthrough"):
+    if not gets_care(decision):
         return None
     reasons = [_SIGNALS.get(s, s.replace("_", " ")) for s in decision.signals]
     if decision.score is not None and decision.threshold is not None:

@@ -82,36 +82,13 @@ class StatusWindow:
             self.samples.append(_totals(self.gateway))
 
     def report(self) -> JSONObject:
+        """What ``/lkn/status.json`` says: the window's series, mix, scores and errors, the
+        engines and the settings the page shows."""
         gateway = self.gateway
         now = _totals(gateway)
         points = [*self.samples, now]
-        series: list[JSONValue] = []
-        for before, after in zip(points, points[1:]):
-            series.append({
-                "t": round(after.at, 1),
-                "fluido": after.decisions.get("FLUIDO", 0.0) - before.decisions.get("FLUIDO", 0.0),
-                "analitico": (after.decisions.get("ANALITICO", 0.0)
-                              - before.decisions.get("ANALITICO", 0.0)),
-                "errors": sum(after.errors.values()) - sum(before.errors.values()),
-                "requests": after.requests - before.requests,
-            })  # fmt: skip
         first = points[0]
-        errors: JSONObject = {k: v - first.errors.get(k, 0.0) for k, v in now.errors.items()
-                              if v - first.errors.get(k, 0.0) > 0}  # fmt: skip
-        scores: list[JSONValue] = []
-        below = 0.0
-        for bound in sorted(now.scores):
-            total = now.scores[bound] - first.scores.get(bound, 0.0)
-            scores.append({"le": bound if bound != float("inf") else None,
-                           "count": total - below})  # fmt: skip
-            below = total
-        homeostat = gateway.decider.homeostat.state()
-        threshold = homeostat.get("threshold")
-        engines: list[JSONValue] = [
-            {"engine": e.name, "model": e.client.model_id, "ready": e.ready,
-             "breaker": e.breaker.state.name.lower(), "in_flight": e.in_flight}
-            for e in gateway.pool.engines
-        ]  # fmt: skip
+        threshold = gateway.decider.homeostat.state().get("threshold")
         return {
             "now": round(now.at, 1),
             "window_s": round(now.at - first.at, 1),
@@ -120,16 +97,52 @@ class StatusWindow:
             "strategy": gateway.settings.decision.strategy,
             "threshold": threshold if isinstance(threshold, (int, float)) else
             gateway.settings.decision.entropy_threshold,
-            "engines": engines,
-            "series": series,
+            "engines": _engines(gateway),
+            "series": _series(points),
             "mix": {mode: now.decisions.get(mode, 0.0) - first.decisions.get(mode, 0.0)
                     for mode in ("FLUIDO", "ANALITICO")},
-            "scores": scores,
-            "errors": errors,
+            "scores": _score_counts(first, now),
+            "errors": {k: v - first.errors.get(k, 0.0) for k, v in now.errors.items()
+                       if v - first.errors.get(k, 0.0) > 0},
             "loops_stopped": {k: v - first.loops.get(k, 0.0) for k, v in now.loops.items()},
             "loop_guard": gateway.settings.loop_guard,
             "in_flight": gateway.active,
-        }
+        }  # fmt: skip
+
+
+def _series(points: list[_Totals]) -> list[JSONValue]:
+    """Per sample interval: the decisions by mode, errors and requests it added."""
+    series: list[JSONValue] = []
+    for before, after in zip(points, points[1:]):
+        series.append({
+            "t": round(after.at, 1),
+            "fluido": after.decisions.get("FLUIDO", 0.0) - before.decisions.get("FLUIDO", 0.0),
+            "analitico": (after.decisions.get("ANALITICO", 0.0)
+                          - before.decisions.get("ANALITICO", 0.0)),
+            "errors": sum(after.errors.values()) - sum(before.errors.values()),
+            "requests": after.requests - before.requests,
+        })  # fmt: skip
+    return series
+
+
+def _score_counts(first: _Totals, now: _Totals) -> list[JSONValue]:
+    """The window's probe scores per histogram bucket (``le`` None: above the last bound)."""
+    scores: list[JSONValue] = []
+    below = 0.0
+    for bound in sorted(now.scores):
+        total = now.scores[bound] - first.scores.get(bound, 0.0)
+        scores.append({"le": bound if bound != float("inf") else None,
+                       "count": total - below})  # fmt: skip
+        below = total
+    return scores
+
+
+def _engines(gateway: Gateway) -> list[JSONValue]:
+    return [
+        {"engine": e.name, "model": e.client.model_id, "ready": e.ready,
+         "breaker": e.breaker.state.name.lower(), "in_flight": e.in_flight}
+        for e in gateway.pool.engines
+    ]  # fmt: skip
 
 
 WINDOW = web.AppKey("status_window", StatusWindow)

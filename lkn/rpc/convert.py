@@ -7,7 +7,7 @@ from typing import Union
 
 from lkn._proto.lkn.v1 import gateway_pb2 as pb
 from lkn.errors import BadRequest
-from lkn.lifecycle import Exchange
+from lkn.exchange import Exchange
 from lkn.types import Chunk, Decision, JSONObject, JSONValue, Mode, ModelCard, Route, Usage
 
 #: Both request messages carry the same input fields.
@@ -30,21 +30,7 @@ def request_body(message: InputMessage, stream: bool) -> tuple[Route, JSONObject
     which = message.WhichOneof("input")
     if which == "chat":
         route = Route.CHAT
-        messages: list[JSONValue] = []
-        for m in message.chat.messages:
-            item: JSONObject = {"role": m.role, "content": m.content}
-            if m.name:
-                item["name"] = m.name
-            if m.tool_call_id:
-                item["tool_call_id"] = m.tool_call_id
-            if m.tool_calls:
-                item["tool_calls"] = [
-                    {"id": c.id, "type": "function",
-                     "function": {"name": c.name, "arguments": c.arguments}}
-                    for c in m.tool_calls
-                ]  # fmt: skip
-            messages.append(item)
-        body["messages"] = messages
+        body["messages"] = _chat_messages(message.chat)
     elif which == "prompt":
         route = Route.COMPLETION
         body["prompt"] = message.prompt
@@ -56,18 +42,43 @@ def request_body(message: InputMessage, stream: bool) -> tuple[Route, JSONObject
         if route is not Route.CHAT:
             raise BadRequest("tools need a chat input", param="tools")
         body["tools"] = _tools(message)
-    sampling = message.sampling
-    for name in _SAMPLING:
-        if sampling.HasField(name):
-            value: int | float = getattr(sampling, name)
-            body[name] = value
-    if sampling.stop:
-        body["stop"] = list(sampling.stop)
+    body.update(_sampling(message.sampling))
     if stream:
         body["stream"] = True
         # Usage is always reported in the final message, whatever the client asked.
         body["stream_options"] = {"include_usage": True}
     return route, body
+
+
+def _chat_messages(chat: pb.Chat) -> list[JSONValue]:
+    """A chat's messages as OpenAI message objects (empty fields left out)."""
+    messages: list[JSONValue] = []
+    for m in chat.messages:
+        item: JSONObject = {"role": m.role, "content": m.content}
+        if m.name:
+            item["name"] = m.name
+        if m.tool_call_id:
+            item["tool_call_id"] = m.tool_call_id
+        if m.tool_calls:
+            item["tool_calls"] = [
+                {"id": c.id, "type": "function",
+                 "function": {"name": c.name, "arguments": c.arguments}}
+                for c in m.tool_calls
+            ]  # fmt: skip
+        messages.append(item)
+    return messages
+
+
+def _sampling(sampling: pb.SamplingParams) -> JSONObject:
+    """The sampling fields that are set, under their OpenAI names (``stop`` as a list)."""
+    fields: JSONObject = {}
+    for name in _SAMPLING:
+        if sampling.HasField(name):
+            value: int | float = getattr(sampling, name)
+            fields[name] = value
+    if sampling.stop:
+        fields["stop"] = list(sampling.stop)
+    return fields
 
 
 def mode_override(value: int) -> str | None:

@@ -11,7 +11,7 @@ from typing import Any, cast
 
 import pytest
 
-from lkn.config import DecisionSettings
+from lkn.config import DecisionSettings, HomeostatSettings
 from lkn.decision import Decider
 from lkn.engines import EngineClient
 from lkn.errors import EngineError, EngineTimeout
@@ -209,6 +209,15 @@ async def test_hybrid_probe_failure_keeps_the_rules_verdict() -> None:
     decision = await make(strategy="hybrid").decide(
         chat(SIMPLE), engine(error=EngineError("down", engine="x")), None)
     assert decision.mode is Mode.FLUIDO and decision.fallback is not None
+
+
+@pytest.mark.parametrize(("strategy", "counted"), [("rules", 0), ("hybrid", 1)])
+async def test_rules_analitico_counts_in_the_rate_only_under_a_probing_strategy(
+    strategy: str, counted: int
+) -> None:
+    d = make(strategy=strategy, homeostat=HomeostatSettings(target_rate=0.2))
+    assert (await d.decide(chat(HARD), engine(), None)).mode is Mode.ANALITICO
+    assert d.homeostat.rate.window == counted
 
 
 # ---- precedence, shadow, passthrough ---------------------------------------------------

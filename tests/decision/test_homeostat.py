@@ -385,12 +385,11 @@ def test_judge_without_normalising_keeps_the_raw_score() -> None:
     assert (judged.score, judged.group, judged.uncertain) == (0.7, None, True)
 
 
-def test_unscored_rules_analitico_counts_only_for_scored_strategies() -> None:
+def test_unscored_analitico_counts_only_when_nothing_is_shed() -> None:
     h = Homeostat(DecisionSettings(homeostat=HomeostatSettings(target_rate=0.2)), clock=Clock())
-    h.record_unscored(Mode.ANALITICO, "rules", Shed.NONE)
-    h.record_unscored(Mode.ANALITICO, "hybrid", Shed.CHEAPER)
+    h.record_unscored(Mode.ANALITICO, Shed.CHEAPER)
     assert h.rate.window == 0
-    h.record_unscored(Mode.ANALITICO, "hybrid", Shed.NONE)
+    h.record_unscored(Mode.ANALITICO, Shed.NONE)
     assert h.rate.window == 1 and h.rate.realised_rate == 1.0
 
 

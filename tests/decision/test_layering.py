@@ -1,4 +1,5 @@
-"""The decision package is core: no web framework, no gRPC, no front-end, no gateway."""
+"""The decision package is core: no web framework, no gRPC, no front-end, no gateway, and
+nothing of the evaluation harness (lkn.eval, the lab, imports the runtime, not the reverse)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import lkn.decision
 pytestmark = pytest.mark.fast
 
 FORBIDDEN = ("aiohttp.web", "grpc", "lkn.rest", "lkn.rpc", "lkn._proto", "lkn.gateway",
-             "lkn.server")
+             "lkn.server", "lkn.eval")
 
 
 def imported_modules(path: Path) -> set[str]:

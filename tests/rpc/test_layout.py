@@ -17,7 +17,7 @@ pytestmark = pytest.mark.fast
 ROOT = Path(__file__).resolve().parents[2]
 LKN = ROOT / "lkn"
 #: What the gRPC front-end may use: the gateway and the protocol-neutral modules.
-RPC_MAY_IMPORT = ("lkn.rpc", "lkn._proto", "lkn.gateway", "lkn.lifecycle", "lkn.requests",
+RPC_MAY_IMPORT = ("lkn.rpc", "lkn._proto", "lkn.gateway", "lkn.exchange", "lkn.requests",
                   "lkn.errors", "lkn.types", "lkn.config")  # fmt: skip
 
 

@@ -1,0 +1,3 @@
+from lkn.eval.build_set import main
+
+main()
