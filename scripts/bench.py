@@ -5,7 +5,7 @@ a minimal aiohttp pass-through proxy (scripts/passthrough_proxy.py) as a referen
     PYTHONPATH=. python scripts/bench.py [--quick] [--json-only]
 
 The double, the gateway and the proxy each run in their own process (``python -m
-tests.sglang_double``, ``python -m lkn serve`` at its default settings apart from ports and the
+scripts.lib.sglang_double``, ``python -m lkn serve`` at its default settings apart from ports and the
 engine URL: info logging, rules decisions, metrics); the load generator runs here, so its CPU
 never counts as theirs. CPU time is read from ``/proc/<pid>/stat``, peak RSS from ``VmHWM`` in
 ``/proc/<pid>/status`` (Linux only). Prints a table with the targets, then one JSON line with
@@ -36,10 +36,7 @@ import json
 import os
 import platform
 import resource
-import selectors
 import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -57,8 +54,10 @@ if str(ROOT) not in sys.path:
 
 from lkn._proto.lkn.v1 import gateway_pb2 as pb  # noqa: E402
 from lkn.rpc.client import stream_generate  # noqa: E402
+from scripts.lib.benchkit import (  # noqa: E402
+    CLK_TCK, Child, Gateway, child_env, launch_gateway, percentile, start_double,
+)
 
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 MIB = 1024 * 1024
 PROMPT = "Say hello to the world"
 REQUEST_TIMEOUT = 30.0
@@ -83,20 +82,6 @@ def log(message: str) -> None:
 
 
 # ---- child processes ------------------------------------------------------------------------
-
-
-def proc_cpu_seconds(pid: int) -> tuple[float, float]:
-    """User and system CPU of a whole process (every thread), from /proc/<pid>/stat."""
-    raw = Path(f"/proc/{pid}/stat").read_text()
-    fields = raw[raw.rindex(")") + 2 :].split()
-    return int(fields[11]) / CLK_TCK, int(fields[12]) / CLK_TCK
-
-
-def proc_status_kib(pid: int, key: str) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(key + ":"):
-            return int(line.split()[1])
-    raise KeyError(key)
 
 
 def machine_busy_seconds() -> float:
@@ -141,178 +126,34 @@ def pin_tested(pid: int) -> None:
             pass
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class Child:
-    """One started process; its output goes to a log file so a full pipe never blocks it."""
-
-    registry: list[Child] = []
-
-    def __init__(self, name: str, argv: list[str], env: dict[str, str], logdir: Path,
-                 stdout_pipe: bool = False) -> None:  # fmt: skip
-        self.name = name
-        self.log_path = logdir / f"{name}.log"
-        self._log = self.log_path.open("wb")
-        self.proc = subprocess.Popen(
-            argv, cwd=ROOT, env=env, stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE if stdout_pipe else self._log, stderr=self._log,
-        )  # fmt: skip
-        Child.registry.append(self)
-
-    @property
-    def pid(self) -> int:
-        return self.proc.pid
-
-    def alive(self) -> bool:
-        return self.proc.poll() is None
-
-    def cpu(self) -> float:
-        return sum(proc_cpu_seconds(self.pid))
-
-    def cpu_sys(self) -> float:
-        return proc_cpu_seconds(self.pid)[1]
-
-    def peak_rss_mib(self) -> float:
-        return proc_status_kib(self.pid, "VmHWM") / 1024
-
-    def log_tail(self, lines: int = 15) -> str:
-        try:
-            text = self.log_path.read_text(errors="replace")
-        except OSError:
-            return ""
-        return "\n".join(text.splitlines()[-lines:])
-
-    def stop(self, grace: float = 12.0) -> None:
-        if self.alive():
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(grace)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        if self.proc.stdout is not None:
-            self.proc.stdout.close()
-        self._log.close()
-        if self in Child.registry:
-            Child.registry.remove(self)
-
-    @classmethod
-    def stop_all(cls) -> None:
-        for child in list(cls.registry):
-            try:
-                child.stop(grace=5.0)
-            except Exception as exc:  # noqa: BLE001 - cleanup must go on for the others
-                log(f"could not stop {child.name} (pid {child.pid}): {exc!r}")
-
-
-def child_env() -> dict[str, str]:
-    """The caller's environment without any gateway or engine settings, and the repo importable."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("LKN_", "ENGINE_"))}
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)
-    env["PYTHONUNBUFFERED"] = "1"
-    return env
-
-
-def start_double(token_delay: float, name: str, logdir: Path) -> tuple[Child, str]:
-    argv = [sys.executable, "-m", "tests.sglang_double", "--port", "0",
-            "--token-delay", str(token_delay)]  # fmt: skip
-    return start_announcing(name, argv, logdir)
-
-
-def start_proxy(upstream: str, name: str, logdir: Path) -> tuple[Child, str]:
-    """The minimal pass-through reference in front of ``upstream``."""
+def start_proxy(upstream: str, name: str, logdir: Path) -> Gateway:
+    """The minimal pass-through reference in front of ``upstream``, pinned like the gateway."""
     argv = [sys.executable, str(ROOT / "scripts" / "passthrough_proxy.py"),
             "--upstream", upstream]  # fmt: skip
-    return start_announcing(name, argv, logdir, tested=True)
-
-
-def start_announcing(name: str, argv: list[str], logdir: Path,
-                     tested: bool = False) -> tuple[Child, str]:  # fmt: skip
-    """Start a process that prints ``READY <url>`` once it listens."""
-    child = Child(name, argv, child_env(), logdir, stdout_pipe=True)
-    if tested:
-        pin_tested(child.pid)
-    assert child.proc.stdout is not None
-    deadline = time.monotonic() + 20.0
-    buffer = b""
-    with selectors.DefaultSelector() as sel:
-        sel.register(child.proc.stdout, selectors.EVENT_READ)
-        while time.monotonic() < deadline and b"\n" not in buffer:
-            if not sel.select(timeout=0.2):
-                if not child.alive():
-                    break
-                continue
-            data = os.read(child.proc.stdout.fileno(), 4096)
-            if not data:
-                break
-            buffer += data
-    line = buffer.split(b"\n", 1)[0].decode(errors="replace").strip()
-    if not line.startswith("READY "):
-        child.stop()
-        raise RuntimeError(f"{name} did not start: {line!r}\n{child.log_tail()}")
-    if tested:
-        pin_tested(child.pid)
-    return child, line.split()[1]
-
-
-@dataclass
-class GatewayProc:
-    child: Child
-    url: str
-    grpc_target: str
-
-
-def launch_gateway(engine_url: str, name: str, logdir: Path, env_file: Path,
-                   log_level: str | None, profile: Path | None,
-                   extra: dict[str, str] | None = None) -> GatewayProc:  # fmt: skip
-    rest, rpc = free_port(), free_port()
-    env = child_env()
-    env.update(
-        LKN_ENV_FILE=str(env_file), LKN_ENGINE_URLS=engine_url, LKN_HOST="127.0.0.1",
-        LKN_PORT=str(rest), LKN_GRPC_PORT=str(rpc), LKN_GRPC_ENABLED="true",
-    )  # fmt: skip
-    if log_level is not None:
-        env["LKN_LOG_LEVEL"] = log_level
-    env.update(extra or {})
-    argv = [sys.executable]
-    if profile is not None:
-        argv += ["-m", "cProfile", "-o", str(profile)]
-    argv += ["-m", "lkn", "serve"]
-    child = Child(name, argv, env, logdir)
+    child = Child(name, argv, logdir, child_env(clean=True), stdout_pipe=True)
     pin_tested(child.pid)
-    return GatewayProc(child, f"http://127.0.0.1:{rest}", f"127.0.0.1:{rpc}")
-
-
-async def wait_ready(gw: GatewayProc, timeout: float = 30.0) -> bool:
-    """Poll ``/ready`` until 200; False if the process died or the time ran out."""
-    deadline = time.monotonic() + timeout
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2.0)) as session:
-        while time.monotonic() < deadline and gw.child.alive():
-            try:
-                async with session.get(gw.url + "/ready") as response:
-                    await response.read()
-                    if response.status == 200:
-                        return True
-            except (aiohttp.ClientError, asyncio.TimeoutError, OSError):
-                pass
-            await asyncio.sleep(0.1)
-    return False
+    url = child.announced()
+    pin_tested(child.pid)
+    return Gateway(child, url)
 
 
 async def start_gateway(engine_url: str, name: str, logdir: Path, env_file: Path,
                         log_level: str | None = None, profile: Path | None = None,
-                        extra: dict[str, str] | None = None) -> GatewayProc:  # fmt: skip
+                        extra: dict[str, str] | None = None) -> Gateway:  # fmt: skip
+    settings = {"LKN_HOST": "127.0.0.1", "LKN_GRPC_ENABLED": "true"}
+    if log_level is not None:
+        settings["LKN_LOG_LEVEL"] = log_level
+    settings.update(extra or {})
+    python_args = [] if profile is None else ["-m", "cProfile", "-o", str(profile)]
     for attempt in range(3):  # a free port can be taken between the probe and the bind
-        gw = launch_gateway(engine_url, name, logdir, env_file, log_level, profile, extra)
-        if await wait_ready(gw):
+        gw = launch_gateway(name, engine_url, logdir, env_file=env_file, settings=settings,
+                            env=child_env(clean=True), python_args=python_args)  # fmt: skip
+        pin_tested(gw.child.pid)
+        if await gw.wait_ready_async(timeout=30.0, interval=0.1):
             pin_tested(gw.child.pid)  # the threads it started meanwhile too
             return gw
         tail = gw.child.log_tail()
-        gw.child.stop()
+        gw.stop()
         log(f"{name} not ready (attempt {attempt + 1}):\n{tail}")
     raise RuntimeError(f"{name} never became ready")
 
@@ -526,21 +367,11 @@ class Report:
                 )
 
 
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    if not ordered:
-        return float("nan")
-    pos = (len(ordered) - 1) * q
-    low = int(pos)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (pos - low)
-
-
 def per_ms(seconds: float, count: int) -> float | None:
     return round(seconds * 1000.0 / count, 4) if count else None
 
 
-async def cpu_per_request(report: Report, plan: Plan, gw: GatewayProc, double: Child,
+async def cpu_per_request(report: Report, plan: Plan, gw: Gateway, double: Child,
                           key: str, label: str) -> None:  # fmt: skip
     """CPU of ``gw`` per non-streamed 16-token answer, token delay 0, concurrency 64; the median
     of three rounds so one burst of outside load does not decide the figure."""
@@ -563,7 +394,7 @@ async def cpu_per_request(report: Report, plan: Plan, gw: GatewayProc, double: C
     report.runs[label]["rounds_ms"] = [round(r, 4) for r in rounds]
 
 
-async def cpu_per_stream(report: Report, plan: Plan, gw: GatewayProc, double: Child,
+async def cpu_per_stream(report: Report, plan: Plan, gw: Gateway, double: Child,
                          channel: grpc.aio.Channel | None, prefix: str = "gateway") -> None:  # fmt: skip
     """CPU of ``gw`` per streamed answer of ``plan.tokens`` tokens (token delay 0, concurrency
     16); gRPC too when a channel is given."""
@@ -580,7 +411,7 @@ async def cpu_per_stream(report: Report, plan: Plan, gw: GatewayProc, double: Ch
             report.figures[f"{prefix}_cpu_ms_per_stream_{kind}"] = per_ms(run.cpu["gateway"], run.ok)
 
 
-async def saturation(report: Report, plan: Plan, gw: GatewayProc, double: Child,
+async def saturation(report: Report, plan: Plan, gw: Gateway, double: Child,
                      double_url: str) -> None:  # fmt: skip
     """Streams at concurrency 64 with no token delay, direct and through the gateway: which
     process saturates first."""
@@ -603,7 +434,7 @@ async def saturation(report: Report, plan: Plan, gw: GatewayProc, double: Child,
         )
 
 
-async def ttft(report: Report, plan: Plan, gw: GatewayProc, double: Child, double_url: str) -> None:
+async def ttft(report: Report, plan: Plan, gw: Gateway, double: Child, double_url: str) -> None:
     """Time to first content at concurrency 1, direct and through the gateway, alternating
     (ABBA) so drift in outside load hits both alike."""
     watched = {"gateway": gw.child, "double": double}
@@ -682,8 +513,8 @@ async def ttft_under_load(report: Report, plan: Plan, targets: dict[str, tuple[s
             report.figures[f"{prefix}added_ttft_p50_ms_c{LOAD_C}{suffix}"] = added
 
 
-async def throughput(report: Report, plan: Plan, gw: GatewayProc, double: Child, double_url: str,
-                     channel: grpc.aio.Channel, proxy: GatewayProc) -> None:  # fmt: skip
+async def throughput(report: Report, plan: Plan, gw: Gateway, double: Child, double_url: str,
+                     channel: grpc.aio.Channel, proxy: Gateway) -> None:  # fmt: skip
     """Streamed answers of ``plan.tokens`` tokens at ``plan.token_delay`` s/token: tokens per
     second through the gateway (REST, gRPC) over tokens per second direct, per concurrency.
     Each target runs ``plan.waves`` waves of ``c`` requests, split ABC then CBA against drift;
@@ -733,8 +564,10 @@ async def bench(plan: Plan, report: Report, workdir: Path, profile: Path | None)
     if profile is not None:
         report.notes.append(f"the delay-0 gateway ran under cProfile ({profile}): "
                             "its CPU figures are inflated")  # fmt: skip
-    double0, url0 = start_double(0.0, "double-delay0", workdir)
-    doubled, urld = start_double(plan.token_delay, "double-delayed", workdir)
+    clean = child_env(clean=True)
+    double0, url0 = start_double("double-delay0", workdir, "--token-delay", "0.0", env=clean)
+    doubled, urld = start_double("double-delayed", workdir, "--token-delay",
+                                 str(plan.token_delay), env=clean)  # fmt: skip
     for name, c in (("double (delay 0)", double0), ("double (delayed)", doubled)):
         log(f"{name} pid {c.pid}")
     gw_fast, gw_slow = await asyncio.gather(
@@ -746,9 +579,9 @@ async def bench(plan: Plan, report: Report, workdir: Path, profile: Path | None)
         log(f"{gw.child.name} ready at {gw.url}, grpc {gw.grpc_target} (pid {gw.child.pid})")
     proxies = []
     for name, url in (("passthrough-delay0", url0), ("passthrough-delayed", urld)):
-        child, proxy_url = start_proxy(url, name, workdir)
-        proxies.append(GatewayProc(child, proxy_url, ""))
-        log(f"{name} (reference) at {proxy_url} (pid {child.pid})")
+        proxy = start_proxy(url, name, workdir)
+        proxies.append(proxy)
+        log(f"{name} (reference) at {proxy.url} (pid {proxy.child.pid})")
     proxy_fast, proxy_slow = proxies
     idle = {g.child.name: g.child.cpu() for g in gateways}
     await asyncio.sleep(2.0)  # one health-check period of the default settings
@@ -807,7 +640,7 @@ async def bench(plan: Plan, report: Report, workdir: Path, profile: Path | None)
         max(p.child.peak_rss_mib() for p in proxies), 1
     )
     for g in gateways + proxies:
-        g.child.stop()
+        g.stop()
     double0.stop()
     doubled.stop()
 

@@ -64,6 +64,9 @@ from lkn.decision.homeostat import Homeostat  # noqa: E402
 from lkn.engines.wire import probe_positions  # noqa: E402
 from lkn.engines.rebuild import token_texts  # noqa: E402
 from lkn.types import GenerateRequest, Route  # noqa: E402
+from scripts.lib.benchkit import (  # noqa: E402
+    Gateway, StreamedAnswer, free_port, launch_gateway, percentile,
+)
 
 TIMEOUT = aiohttp.ClientTimeout(total=300)
 #: The engine's served model name (the gateway routes by it), learnt at start.
@@ -117,10 +120,8 @@ def auroc_ci(scores: Sequence[float], labels: Sequence[bool], rounds: int = 1000
 
 
 def pct(values: Sequence[float], q: float) -> float | None:
-    if not values:
-        return None
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))]
+    """The nearest-rank ``q`` quantile; None when there are no values."""
+    return percentile(values, q, "nearest_rank") if values else None
 
 
 def fmt(value: float | None, digits: int = 3) -> str:
@@ -135,7 +136,7 @@ class Stack:
     workdir: Path
     engine_url: str = ""
     started_engine: bool = False
-    gateways: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    gateways: dict[str, Gateway] = field(default_factory=dict)
     env_file: Path = field(init=False)
 
     def __post_init__(self) -> None:
@@ -159,14 +160,7 @@ class Stack:
         self.started_engine = True
 
     def stop_gateway(self, name: str) -> None:
-        proc = self.gateways.pop(name)
-        if proc.poll() is None:
-            proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        self.gateways.pop(name).stop(grace=10.0)
 
     def stop(self) -> None:
         for name in list(self.gateways):
@@ -177,27 +171,14 @@ class Stack:
                            env=self.engine_env(int(port)), check=False)
 
     async def gateway(self, name: str, port: int, **settings: str) -> str:
-        env = dict(os.environ)
-        env.update(LKN_ENV_FILE=str(self.env_file), LKN_ENGINE_URLS=self.engine_url,
-                   LKN_PORT=str(port), LKN_GRPC_ENABLED="false", PYTHONPATH=str(ROOT),
-                   **settings)  # fmt: skip
-        log = (self.workdir / f"gateway-{name}.log").open("ab")
-        proc = subprocess.Popen([sys.executable, "-m", "lkn", "serve"], cwd=ROOT, env=env,
-                                stdin=subprocess.DEVNULL, stdout=log, stderr=log)
-        self.gateways[name] = proc
-        url = f"http://127.0.0.1:{port}"
-        async with aiohttp.ClientSession() as session:
-            for _ in range(240):
-                try:
-                    async with session.get(url + "/ready") as response:
-                        if response.status == 200:
-                            return url
-                except aiohttp.ClientError:
-                    pass
-                if proc.poll() is not None:
-                    raise RuntimeError(f"gateway {name} exited; see {log.name}")
-                await asyncio.sleep(0.5)
-        raise RuntimeError(f"gateway {name} not ready; see {log.name}")
+        gateway = launch_gateway(f"gateway-{name}", self.engine_url, self.workdir,
+                                 env_file=self.env_file, settings=settings, port=port,
+                                 grpc_port=None, append=True)  # fmt: skip
+        self.gateways[name] = gateway
+        if await gateway.wait_ready_async(timeout=120.0, interval=0.5):
+            return gateway.url
+        state = "not ready" if gateway.child.alive() else "exited"
+        raise RuntimeError(f"gateway {name} {state}; see {gateway.child.log_path}")
 
 
 # ---- requests -----------------------------------------------------------------------
@@ -224,9 +205,7 @@ async def stream_chat(session: aiohttp.ClientSession, url: str, messages: list[A
     body = {"model": MODEL[0], "messages": messages, "max_tokens": max_tokens,
             "stream": True, "stream_options": {"include_usage": True},
             **({"temperature": 0} if greedy else {}), **(extra or {})}
-    started = time.perf_counter()
-    ttft: float | None = None
-    text, usage, times = "", {}, []
+    answer = StreamedAnswer()
     async with session.post(url + "/v1/chat/completions", json=body, timeout=TIMEOUT,
                             headers=headers or {}) as resp:  # fmt: skip
         mode = resp.headers.get("X-LKN-Mode", "-")
@@ -236,20 +215,9 @@ async def stream_chat(session: aiohttp.ClientSession, url: str, messages: list[A
             await resp.read()
             return Answer(None, mode, fallback, "", {}, [], resp.status, intervention)
         async for raw in resp.content:
-            line = raw.strip()
-            if not line.startswith(b"data:") or line == b"data: [DONE]":
-                continue
-            event = json.loads(line[5:])
-            if event.get("usage"):
-                usage = event["usage"]
-            for choice in event.get("choices") or []:
-                piece = (choice.get("delta") or {}).get("content")
-                if piece:
-                    now = time.perf_counter() - started
-                    ttft = now if ttft is None else ttft
-                    times.append(now)
-                    text += piece
-    return Answer(ttft, mode, fallback, text, usage, times, 200, intervention)
+            answer.feed(raw)
+    return Answer(answer.ttft, mode, fallback, answer.text, answer.usage, answer.times, 200,
+                  intervention)
 
 
 def load() -> str:
@@ -1028,7 +996,7 @@ async def main() -> int:
     report: dict[str, Any] = {"load_at_start": load(), "started": time.strftime("%FT%TZ",
                                                                               time.gmtime())}
     ports = ([int(p) for p in args.gateway_ports.split(",") if p]
-             or [_free_port() for _ in range(1 + len(TTFT_PATHS))])
+             or [free_port() for _ in range(1 + len(TTFT_PATHS))])
     say(f"{load()}; logs in {workdir}")
     # Stopped from outside (SIGTERM, or SIGINT where a shell ignores it): the engine and the
     # gateways it started are stopped all the same.
@@ -1040,7 +1008,7 @@ async def main() -> int:
         if args.engine_url:
             stack.engine_url = args.engine_url.rstrip("/")
         elif phases & {"auroc", "ttft", "overload", "restart"} or not args.records:
-            stack.start_engine(args.engine_port or _free_port())
+            stack.start_engine(args.engine_port or free_port())
         if stack.engine_url:
             async with aiohttp.ClientSession() as session:
                 async with session.get(stack.engine_url + "/v1/models") as response:
@@ -1085,14 +1053,6 @@ async def main() -> int:
     args.out.write_text(json.dumps(report, indent=1, default=str))
     say(f"figures written to {args.out}")
     return 0
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 if __name__ == "__main__":

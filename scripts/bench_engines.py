@@ -34,7 +34,13 @@ import urllib.parse
 import urllib.request
 import uuid
 from dataclasses import asdict, dataclass
-from typing import Any
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from scripts.lib.benchkit import StreamedAnswer  # noqa: E402
 
 #: Text the long prompt is made of (about 90 tokens a block with Qwen2.5's tokenizer).
 CODE_BLOCK = (
@@ -73,33 +79,21 @@ def stream_chat(url: str, model: str, content: str, max_tokens: int, timeout: fl
         "max_tokens": max_tokens, "temperature": 0, "ignore_eos": True, "stream": True,
         "stream_options": {"include_usage": True},
     })
-    t0 = time.monotonic()
+    answer = StreamedAnswer(reasoning=True)
     conn.request("POST", "/v1/chat/completions", body, {"Content-Type": "application/json"})
     resp = conn.getresponse()
     if resp.status != 200:
         raise RuntimeError(f"{url}: HTTP {resp.status}: {resp.read()[:300]!r}")
-    first = last = None
-    usage: dict[str, Any] = {}
     for raw in resp:
-        line = raw.strip()
-        if not line.startswith(b"data: ") or line == b"data: [DONE]":
-            continue
-        chunk = json.loads(line[6:])
-        if chunk.get("usage"):
-            usage = chunk["usage"]
-        for choice in chunk.get("choices") or ():
-            delta = choice.get("delta") or {}
-            if delta.get("content") or delta.get("reasoning_content"):
-                now = time.monotonic()
-                first = first or now
-                last = now
+        answer.feed(raw)
     end = time.monotonic()
     conn.close()
-    if first is None or last is None:
+    if not answer.times:
         raise RuntimeError(f"{url}: no content in the answer")
-    tokens = int(usage.get("completion_tokens", 0))
+    first, last = answer.times[0], answer.times[-1]
+    tokens = int(answer.usage.get("completion_tokens", 0))
     rate = (tokens - 1) / (last - first) if tokens > 1 and last > first else None
-    return Stream(first - t0, rate, tokens, int(usage.get("prompt_tokens", 0)), end)
+    return Stream(first, rate, tokens, int(answer.usage.get("prompt_tokens", 0)), end)
 
 
 def concurrent(url: str, model: str, content: str, max_tokens: int, n: int,

@@ -31,8 +31,6 @@ import asyncio
 import json
 import os
 import random
-import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -40,23 +38,23 @@ import time
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 
 ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from scripts.lib.benchkit import Gateway, StreamedAnswer, launch_gateway, percentile  # noqa: E402
+
+SYSTEM = "You are a concise assistant. Answer in one or two sentences."
+FOLLOW_UPS = ("Summarise that in five words.", "Now give one more detail.")
 WORDS = (
     "river stone market lantern harbor engine garden winter copper signal forest candle "
     "ladder orbit meadow thunder basket canyon violin glacier pepper tunnel marble falcon "
     "quiet bright narrow ancient rapid golden hollow gentle silver crooked distant humble"
 ).split()
-SYSTEM = "You are a concise assistant. Answer in one or two sentences."
-FOLLOW_UPS = ("Summarise that in five words.", "Now give one more detail.")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def document(seed: int, words: int) -> str:
@@ -82,33 +80,21 @@ class Run:
 
 
 async def one_turn(http: aiohttp.ClientSession, url: str, model: str,
-                   messages: list[dict[str, str]], max_tokens: int) -> tuple[str, str, dict, float]:
+                   messages: list[dict[str, str]],
+                   max_tokens: int) -> tuple[str, str, dict[str, Any], float]:
     body = {"model": model, "messages": messages, "max_tokens": max_tokens, "temperature": 0,
             "stream": True, "stream_options": {"include_usage": True}}
-    started = time.perf_counter()
-    ttft = 0.0
-    text: list[str] = []
-    usage: dict = {}
+    answer = StreamedAnswer()
     async with http.post(url + "/v1/chat/completions", json=body) as response:
         if response.status != 200:
             raise RuntimeError(f"HTTP {response.status}: {await response.text()}")
         engine = response.headers.get("X-LKN-Engine", "?")
         async for raw in response.content:
-            line = raw.strip()
-            if not line.startswith(b"data: ") or line == b"data: [DONE]":
-                continue
-            event = json.loads(line[6:])
-            if "error" in event:
+            event = answer.feed(raw)
+            if event is not None and "error" in event:
                 raise RuntimeError(f"error event: {event['error']}")
-            for choice in event.get("choices") or ():
-                piece = (choice.get("delta") or {}).get("content")
-                if piece:
-                    if not ttft:
-                        ttft = time.perf_counter() - started
-                    text.append(piece)
-            if event.get("usage"):
-                usage = event["usage"]
-    return engine, "".join(text), usage, ttft or (time.perf_counter() - started)
+    ttft = answer.ttft or (time.perf_counter() - answer.started)
+    return engine, answer.text, answer.usage, ttft
 
 
 def opening(index: int, doc_words: int) -> list[dict[str, str]]:
@@ -182,44 +168,16 @@ def flush(engines: list[str]) -> None:
             raise SystemExit(f"could not flush the cache of {engine}")
 
 
-def wait_http(url: str, timeout: float, process: subprocess.Popen[bytes] | None = None) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with urllib.request.urlopen(url, timeout=5) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            pass
-        if process is not None and process.poll() is not None:
-            raise SystemExit(f"process for {url} exited")
-        if time.monotonic() > deadline:
-            raise SystemExit(f"{url} not ready within {timeout:.0f} s")
-        time.sleep(0.5)
-
-
-def start_gateway(engines: list[str], policy: str, log_dir: Path,
-                  port: int) -> tuple[subprocess.Popen[bytes], str]:
-    port = port or free_port()
-    env = dict(os.environ, PYTHONPATH=str(ROOT), LKN_ENV_FILE=str(ROOT / "config/.env.example"),
-               LKN_ENGINE_URLS=",".join(engines), LKN_PORT=str(port), LKN_GRPC_ENABLED="false",
-               LKN_PLACEMENT=policy, LKN_MODE="passthrough", LKN_READ_TIMEOUT="300")
-    log = open(log_dir / f"gateway-{policy}.log", "ab")
-    process = subprocess.Popen([sys.executable, "-m", "lkn", "serve"], cwd=ROOT, env=env,
-                               stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    wait_http(url + "/ready", 60, process)
-    return process, url
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+def start_gateway(engines: list[str], policy: str, log_dir: Path, port: int) -> Gateway:
+    gateway = launch_gateway(
+        f"gateway-{policy}", ",".join(engines), log_dir, env_file=ROOT / "config/.env.example",
+        port=port, grpc_port=None, new_session=True, append=True,
+        settings={"LKN_PLACEMENT": policy, "LKN_MODE": "passthrough", "LKN_READ_TIMEOUT": "300"},
+    )  # fmt: skip
+    if not gateway.wait_ready(timeout=60.0, interval=0.5):
+        gateway.stop(grace=20.0)
+        raise SystemExit(f"the gateway for {policy} did not start; see {gateway.child.log_path}")
+    return gateway
 
 
 def start_engines(ports: list[int], log_dir: Path,
@@ -239,11 +197,6 @@ def start_engines(ports: list[int], log_dir: Path,
                 subprocess.run(["bash", "scripts/stop_engine.sh", "sglang"], cwd=ROOT, env=env)
             raise SystemExit("an engine did not start (see its log under --log-dir)")
     return started
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
 
 
 def report(run: Run) -> dict[str, float]:
@@ -266,7 +219,7 @@ def report(run: Run) -> dict[str, float]:
         "reuse_rate": len(reused) / len(later) if later else 0.0,
         "cached_share": cached / prompt if prompt else 0.0,
         "ttft_p50_ms": statistics.median(ttfts) if ttfts else float("nan"),
-        "ttft_p95_ms": percentile(ttfts, 0.95),
+        "ttft_p95_ms": percentile(ttfts, 0.95, "index"),
         "ttft_mean_ms": statistics.fmean(ttfts) if ttfts else float("nan"),
         "first_ttft_p50_ms": statistics.median([t.ttft * 1000 for t in run.turns if t.turn == 1]
                                                or [float("nan")]),
@@ -320,13 +273,13 @@ def main() -> int:
     try:
         for policy in args.policies.split(","):
             flush(engines)
-            gateway, url = start_gateway(engines, policy, args.log_dir, args.gateway_port)
+            gateway = start_gateway(engines, policy, args.log_dir, args.gateway_port)
             before = os.getloadavg()
             started_at = time.perf_counter()
             try:
-                run = asyncio.run(workload(url, policy, args))
+                run = asyncio.run(workload(gateway.url, policy, args))
             finally:
-                stop(gateway)
+                gateway.stop(grace=20.0)
             results[policy] = report(run)
             after = os.getloadavg()
             results[policy].update(load_before=before[0], load_after=after[0],

@@ -2,7 +2,7 @@
 
     PYTHONPATH=. python scripts/bench_workers.py [--workers 1,2] [--seconds 15] [--concurrency 64]
 
-The engine is the SGLang test double in its own process (``python -m tests.sglang_double``,
+The engine is the SGLang test double in its own process (``python -m scripts.lib.sglang_double``,
 no token delay, so the gateway is the bottleneck); for each worker count a gateway
 (``python -m lkn serve``, default settings apart from ports, engine URL and LKN_WORKERS) is
 started, warmed up, and driven for ``--seconds`` by ``--concurrency`` concurrent clients,
@@ -19,68 +19,28 @@ import argparse
 import asyncio
 import json
 import os
-import signal
-import socket
-import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import aiohttp
 
 ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from scripts.lib.benchkit import Gateway, launch_gateway, start_double  # noqa: E402
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def start_double() -> tuple[subprocess.Popen[str], str]:
-    process = subprocess.Popen([sys.executable, "-m", "tests.sglang_double", "--port", "0"],
-                               cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)),
-                               stdout=subprocess.PIPE, text=True)
-    assert process.stdout is not None
-    line = process.stdout.readline()
-    if not line.startswith("READY "):
-        raise SystemExit(f"the engine double did not start: {line!r}")
-    return process, line.split()[1]
-
-
-def start_gateway(engine: str, workers: int, log: Path) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    env = dict(os.environ, PYTHONPATH=str(ROOT), LKN_ENV_FILE=str(ROOT / "config/.env.example"),
-               LKN_ENGINE_URLS=engine, LKN_PORT=str(port), LKN_GRPC_PORT=str(free_port()),
-               LKN_WORKERS=str(workers))
-    with open(log, "wb") as out:
-        process = subprocess.Popen([sys.executable, "-m", "lkn", "serve"], cwd=ROOT, env=env,
-                                   stdout=out, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            with urllib.request.urlopen(url + "/ready", timeout=2) as r:
-                if r.status == 200:
-                    break
-        except OSError:
-            pass
-        if process.poll() is not None or time.monotonic() > deadline:
-            raise SystemExit(f"the gateway did not start; see {log}")
-        time.sleep(0.2)
+def start_gateway(engine: str, workers: int, log_dir: Path) -> Gateway:
+    gateway = launch_gateway(f"gateway-{workers}", engine, log_dir,
+                             env_file=ROOT / "config/.env.example",
+                             settings={"LKN_WORKERS": str(workers)})  # fmt: skip
+    if not gateway.wait_ready(timeout=60.0, interval=0.2):
+        gateway.stop(grace=30.0)
+        raise SystemExit(f"the gateway did not start; see {gateway.child.log_path}")
     time.sleep(1.0 if workers > 1 else 0.0)  # let every worker finish its first checks
-    return process, url
-
-
-def stop(process: subprocess.Popen[bytes] | subprocess.Popen[str]) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    return gateway
 
 
 async def drive(url: str, stream: bool, seconds: float, concurrency: int,
@@ -126,13 +86,17 @@ def main() -> int:
     parser.add_argument("--log-dir", type=Path, default=ROOT / "logs" / "bench_workers")
     args = parser.parse_args()
     args.log_dir.mkdir(parents=True, exist_ok=True)
-    double, engine = start_double()
+    try:
+        double, engine = start_double("double", args.log_dir)
+    except RuntimeError as exc:
+        raise SystemExit(f"the engine double did not start: {exc}") from None
     results: dict[str, dict[str, float]] = {}
     print(f"{os.cpu_count()} cores; engine double at {engine}; {args.concurrency} clients, "
           f"{args.seconds:.0f} s per run")
     try:
         for workers in (int(w) for w in args.workers.split(",")):
-            gateway, url = start_gateway(engine, workers, args.log_dir / f"gateway-{workers}.log")
+            gateway = start_gateway(engine, workers, args.log_dir)
+            url = gateway.url
             try:
                 asyncio.run(drive(url, False, 2.0, args.concurrency, args.reconnect))  # warm-up
                 for stream in (False, True):
@@ -144,9 +108,9 @@ def main() -> int:
                     print(f"LKN_WORKERS={workers}: {kind}: {rate:.0f} requests/s "
                           f"({done} in {elapsed:.1f} s, {errors} errors)", flush=True)
             finally:
-                stop(gateway)
+                gateway.stop(grace=30.0)
     finally:
-        stop(double)
+        double.stop(grace=30.0)
     print(json.dumps(results))
     return 0
 

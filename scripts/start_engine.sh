@@ -172,13 +172,8 @@ if [ "$check" = 0 ]; then
 
   # ---- already running? ------------------------------------------------------------
   if lkn_pid_matches "$name" "$pattern"; then
-    pid="$(cat "$pidfile")"
-    if curl -fsS -o /dev/null --max-time 5 "$ready_url" 2>/dev/null; then
-      lkn_say "$name is already running (pid $pid) and ready at $url; not starting another"
-      printf '%s\n' "$url"
-      exit 0
-    fi
-    lkn_say "$name is already running (pid $pid) but $ready_url is not ready (still starting, or unhealthy)."
+    lkn_exit_if_ready "$name" "$ready_url" "$url" "$name"
+    lkn_say "$name is already running (pid $(cat "$pidfile")) but $ready_url is not ready (still starting, or unhealthy)."
     lkn_say "see $logfile; stop it with: bash scripts/stop_engine.sh $ENGINE_KIND"
     exit 1
   fi
@@ -334,11 +329,7 @@ lkn_spawn "$pidfile" env "${engine_env[@]}" "${cmd[@]}" >> "$logfile" 2>&1 < /de
 pid="$(cat "$pidfile")"
 
 # ---- wait for readiness ------------------------------------------------------------------
-rc=0
-lkn_wait_ready "$ready_url" "$timeout" "$pid" "$what" || rc=$?
-if [ "$rc" -ne 0 ]; then
-  lkn_say "last 30 lines of $logfile:"
-  tail -n 30 "$logfile" >&2 || true
+if ! lkn_wait_started "$ready_url" "$timeout" "$pid" "$what" "$logfile"; then
   if kill -0 "$pid" 2>/dev/null; then
     lkn_stop_group "$name" "$pattern" 20 || true
   else

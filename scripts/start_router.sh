@@ -43,11 +43,7 @@ exec 8>"$LKN_LOG_DIR/$name.start.lock"
 flock -w 300 8 || lkn_die "another start of the router holds $LKN_LOG_DIR/$name.start.lock"
 
 if lkn_pid_matches "$name" router; then
-  if curl -fsS -o /dev/null --max-time 5 "$url/readiness" 2>/dev/null; then
-    lkn_say "the router is already running (pid $(cat "$pidfile")) and ready at $url"
-    printf '%s\n' "$url"
-    exit 0
-  fi
+  lkn_exit_if_ready "$name" "$url/readiness" "$url" "the router"
   lkn_die "the router is running (pid $(cat "$pidfile")) but not ready; see $logfile"
 fi
 if (exec 3<>"/dev/tcp/$probe_host/$port") 2>/dev/null; then
@@ -69,10 +65,7 @@ lkn_say "starting the router ($policy over ${worker_list[*]}) on $url (log: $log
 lkn_spawn "$pidfile" env NO_COLOR=1 "${cmd[@]}" >> "$logfile" 2>&1 < /dev/null 8>&- \
   || lkn_die "the router process did not start (no $pidfile); see $logfile"
 pid="$(cat "$pidfile")"
-rc=0
-lkn_wait_ready "$url/readiness" "$timeout" "$pid" "the router" || rc=$?
-if [ "$rc" -ne 0 ]; then
-  tail -n 30 "$logfile" >&2 || true
+if ! lkn_wait_started "$url/readiness" "$timeout" "$pid" "the router" "$logfile"; then
   if kill -0 "$pid" 2>/dev/null; then lkn_stop_group "$name" router 10 || true; else rm -f "$pidfile"; fi
   lkn_die "the router failed to start"
 fi

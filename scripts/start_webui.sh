@@ -57,13 +57,8 @@ datafile="$LKN_LOG_DIR/$name.datadir"
 
 # ---- already running? ------------------------------------------------------------------
 if lkn_pid_matches "$name" "$pattern"; then
-  pid="$(cat "$pidfile")"
-  if curl -fsS -o /dev/null --max-time 5 "$url/health" 2>/dev/null; then
-    lkn_say "Open WebUI is already running (pid $pid) at $url; not starting another"
-    printf '%s\n' "$url"
-    exit 0
-  fi
-  lkn_die "Open WebUI is already running (pid $pid) but $url/health does not answer yet; see $logfile or stop it: bash scripts/stop_webui.sh"
+  lkn_exit_if_ready "$name" "$url/health" "$url" "Open WebUI"
+  lkn_die "Open WebUI is already running (pid $(cat "$pidfile")) but $url/health does not answer yet; see $logfile or stop it: bash scripts/stop_webui.sh"
 fi
 if lkn_port_in_use "$probe_host" "$port"; then
   lkn_die "port $port on $probe_host is already in use by a process this script did not start; set WEBUI_PORT"
@@ -138,11 +133,7 @@ t0=$(date +%s)
   >> "$logfile" 2>&1 < /dev/null || lkn_die "Open WebUI did not start (no $pidfile); see $logfile"
 pid="$(cat "$pidfile")"
 
-rc=0
-lkn_wait_ready "$url/health" "${WEBUI_START_TIMEOUT:-240}" "$pid" "Open WebUI" || rc=$?
-if [ "$rc" -ne 0 ]; then
-  lkn_say "last 30 lines of $logfile:"
-  tail -n 30 "$logfile" >&2 || true
+if ! lkn_wait_started "$url/health" "${WEBUI_START_TIMEOUT:-240}" "$pid" "Open WebUI" "$logfile"; then
   bash scripts/stop_webui.sh || true
   lkn_die "Open WebUI failed to start"
 fi

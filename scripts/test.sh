@@ -22,8 +22,8 @@ if [ "${LKN_INSTALL:-1}" != 0 ]; then
   bash scripts/setup_test_deps.sh
 fi
 
-lkn_say "type check: mypy --strict lkn"
-"$PY" -m mypy --strict lkn
+lkn_say "type check: mypy --strict lkn scripts/lib"
+"$PY" -m mypy --strict lkn scripts/lib
 
 lkn_say "running pytest $*"
 set +e

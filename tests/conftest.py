@@ -20,8 +20,8 @@ from lkn.config import ClientLimits, DecisionSettings, EngineSpec, Settings
 from lkn.gateway import Gateway
 from lkn.logs import LogfmtFormatter
 from lkn.server import running
+from scripts.lib.sglang_double import SGLangDouble
 from tests.livestack import ROOT, LiveEngine
-from tests.sglang_double import SGLangDouble
 
 #: Test artefacts (screenshots, live process logs) land here; CI keeps this folder.
 ARTIFACTS = ROOT / "artifacts"

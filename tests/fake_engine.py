@@ -2,7 +2,7 @@
 
 It implements :class:`lkn.engines.EngineClient` and is scripted per generation call with
 :class:`Step` values; integration tests use the real-socket SGLang double instead
-(tests/sglang_double.py). :class:`FakeClock` is the time the pool and breakers read.
+(scripts/lib/sglang_double.py). :class:`FakeClock` is the time the pool and breakers read.
 """
 
 from __future__ import annotations

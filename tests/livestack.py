@@ -10,34 +10,18 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
-import sys
 import time
-import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from scripts.lib.benchkit import ROOT, Gateway, free_port, http_status, launch_gateway
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def http_status(url: str, timeout: float = 5.0) -> int:
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
-            return int(response.status)
-    except urllib.error.HTTPError as exc:
-        return int(exc.code)
-    except (urllib.error.URLError, OSError):
-        return 0
+__all__ = ["ROOT", "LiveEngine", "LiveGateway", "free_port", "get_json", "http_status",
+           "ready_gateway", "run_script", "script_env", "wait_status"]
 
 
 def get_json(url: str, timeout: float = 10.0) -> object:
@@ -165,7 +149,7 @@ class LiveGateway:
     extra_env: dict[str, str] = field(default_factory=dict)
     port: int = field(default_factory=free_port)
     grpc_port: int = field(default_factory=free_port)
-    process: subprocess.Popen[bytes] | None = None
+    gateway: Gateway | None = None
 
     @property
     def url(self) -> str:
@@ -176,35 +160,21 @@ class LiveGateway:
         return self.log_dir / "gateway.log"
 
     def start(self, timeout: float = 60.0) -> None:
-        env = script_env(
-            self.log_dir,
-            LKN_ENGINE_URLS=self.engine_urls,
-            LKN_PORT=str(self.port),
-            LKN_GRPC_PORT=str(self.grpc_port),
-            LKN_HEALTH_INTERVAL="0.5",
-            **self.extra_env,
-        )
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        with open(self.log_file, "ab") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "lkn", "serve"], cwd=ROOT, env=env,
-                stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-            )
-        deadline = time.monotonic() + timeout
-        while http_status(self.url + "/health") != 200:
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("the gateway did not start:\n" + self.log_text()[-3000:])
-            time.sleep(0.1)
+        self.gateway = launch_gateway(
+            "gateway", self.engine_urls, self.log_dir, env=script_env(self.log_dir),
+            env_file=ROOT / "config" / ".env.example", port=self.port, grpc_port=self.grpc_port,
+            settings={"LKN_HEALTH_INTERVAL": "0.5", **self.extra_env},
+            new_session=True, append=True,
+        )  # fmt: skip
+        if not self.gateway.wait_ready(timeout, interval=0.1, path="/health"):
+            self.stop()
+            raise RuntimeError("the gateway did not start:\n" + self.log_text()[-3000:])
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self.process = None
+        if self.gateway is not None:
+            self.gateway.stop(grace=20.0)
+        self.gateway = None
 
     def log_text(self) -> str:
         return self.log_file.read_text(errors="replace") if self.log_file.exists() else ""

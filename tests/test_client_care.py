@@ -11,8 +11,8 @@ import aiohttp
 import pytest
 
 from lkn.config import ClientLimits, HomeostatSettings
+from scripts.lib.sglang_double import Fault, SGLangDouble
 from tests.conftest import CARE_OPEN, GatewayFactory, GatewayUnderTest, make_settings
-from tests.sglang_double import Fault, SGLangDouble
 
 pytestmark = pytest.mark.fast
 

@@ -8,8 +8,8 @@ import aiohttp
 import pytest
 
 from lkn.config import ConfigError, load_settings
+from scripts.lib.sglang_double import SGLangDouble
 from tests.conftest import GatewayFactory, make_settings
-from tests.sglang_double import SGLangDouble
 
 pytestmark = pytest.mark.fast
 

@@ -13,9 +13,9 @@ import pytest
 
 from lkn.config import ConfigError, Settings, load_settings
 from lkn.care.policy import load_policy
+from scripts.lib.sglang_double import SGLangDouble
 from tests.conftest import GatewayFactory, GatewayUnderTest, make_settings
 from tests.livestack import ROOT
-from tests.sglang_double import SGLangDouble
 
 pytestmark = pytest.mark.fast
 

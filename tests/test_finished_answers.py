@@ -14,8 +14,8 @@ import pytest
 
 from lkn._proto.lkn.v1 import gateway_pb2 as pb
 from lkn._proto.lkn.v1 import gateway_pb2_grpc as pb_grpc
+from scripts.lib.sglang_double import Fault, SGLangDouble
 from tests.conftest import GatewayFactory, make_settings
-from tests.sglang_double import Fault, SGLangDouble
 from tests.test_rest_gateway import content_of, sse_events
 from tests.test_resume import STREAM, chat_requests, metric, pair, resuming_gateway
 

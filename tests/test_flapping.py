@@ -15,8 +15,8 @@ import pytest
 
 from lkn.breaker import BreakerState
 from lkn.config import EngineSpec, Settings
+from scripts.lib.sglang_double import SGLangDouble
 from tests.conftest import GatewayFactory
-from tests.sglang_double import SGLangDouble
 from tests.test_rest_gateway import CHAT
 
 pytestmark = pytest.mark.timeout(240)

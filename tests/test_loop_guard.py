@@ -12,9 +12,9 @@ import pytest
 
 from lkn.config import load_settings
 from lkn.loopguard import LoopGuard, LoopSettings
+from scripts.lib.sglang_double import SGLangDouble
 from tests.conftest import GatewayFactory, make_settings
 from tests.test_rest_failures import wait_for
-from tests.sglang_double import SGLangDouble
 
 pytestmark = pytest.mark.fast
 

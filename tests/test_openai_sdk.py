@@ -7,8 +7,8 @@ import asyncio
 import openai
 import pytest
 
+from scripts.lib.sglang_double import Fault, SGLangDouble
 from tests.conftest import GatewayFactory, GatewayUnderTest, make_settings
-from tests.sglang_double import Fault, SGLangDouble
 
 pytestmark = pytest.mark.fast
 

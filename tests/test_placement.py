@@ -13,8 +13,8 @@ import pytest
 from lkn.config import ConfigError, PlacementSettings, load_settings
 from lkn.placement import PlacementRecord, Prefix, prefix_of
 from lkn.types import JSONObject
+from scripts.lib.sglang_double import SGLangDouble
 from tests.conftest import GatewayFactory, make_settings
-from tests.sglang_double import SGLangDouble
 
 pytestmark = pytest.mark.fast
 

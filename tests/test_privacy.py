@@ -15,9 +15,9 @@ from lkn._proto.lkn.v1 import gateway_pb2 as pb
 from lkn._proto.lkn.v1 import gateway_pb2_grpc
 from lkn.logs import LogfmtFormatter, escape
 from lkn.privacy import scrub
+from scripts.lib.sglang_double import Fault, SGLangDouble
 from tests.conftest import GatewayFactory, make_settings
 from tests.rpc.conftest import chat
-from tests.sglang_double import Fault, SGLangDouble
 
 pytestmark = pytest.mark.fast
 

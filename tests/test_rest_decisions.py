@@ -16,8 +16,8 @@ from multidict import CIMultiDict
 
 from lkn.config import DEFAULT_INTERVENTION
 from lkn.care.bodies import model_system_prompt
+from scripts.lib.sglang_double import Fault, Received, SGLangDouble
 from tests.conftest import GatewayFactory, GatewayUnderTest, make_settings
-from tests.sglang_double import Fault, Received, SGLangDouble
 
 pytestmark = pytest.mark.fast
 

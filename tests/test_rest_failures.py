@@ -12,9 +12,9 @@ import aiohttp
 import pytest
 
 from lkn.breaker import BreakerState
+from scripts.lib.sglang_double import Fault, SGLangDouble
 from tests.clock import FakeClock
 from tests.conftest import GatewayFactory, GatewayUnderTest, make_settings
-from tests.sglang_double import Fault, SGLangDouble
 from tests.test_rest_gateway import CHAT, content_of, sse_events
 
 pytestmark = pytest.mark.fast

@@ -11,8 +11,8 @@ import aiohttp
 import pytest
 
 from lkn.breaker import BreakerState
+from scripts.lib.sglang_double import Fault, SGLangDouble
 from tests.conftest import GatewayFactory, GatewayUnderTest, make_settings
-from tests.sglang_double import Fault, SGLangDouble
 
 pytestmark = pytest.mark.fast
 

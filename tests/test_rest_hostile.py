@@ -9,8 +9,8 @@ import aiohttp
 import pytest
 
 from lkn.rest.body import MAX_DEPTH
+from scripts.lib.sglang_double import SGLangDouble
 from tests.conftest import GatewayFactory, GatewayUnderTest, make_settings
-from tests.sglang_double import SGLangDouble
 
 pytestmark = pytest.mark.fast
 

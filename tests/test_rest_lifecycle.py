@@ -12,8 +12,8 @@ import pytest
 
 from lkn.breaker import BreakerState
 from lkn.server import running
+from scripts.lib.sglang_double import Fault, SGLangDouble
 from tests.conftest import GatewayFactory, make_settings
-from tests.sglang_double import Fault, SGLangDouble
 from tests.test_rest_gateway import CHAT, sse_events
 
 pytestmark = pytest.mark.fast

@@ -16,8 +16,8 @@ from lkn.config import EngineSpec, PlacementSettings
 from lkn.engines.client import HttpEngineClient
 from lkn.exchange.continuation import continuation_body, delivered_tokens, resumable
 from lkn.types import GenerateRequest, Route
+from scripts.lib.sglang_double import Fault, SGLangDouble
 from tests.conftest import GatewayFactory, GatewayUnderTest, make_settings
-from tests.sglang_double import Fault, SGLangDouble
 from tests.test_rest_gateway import content_of, sse_events
 
 pytestmark = pytest.mark.fast

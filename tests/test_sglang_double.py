@@ -18,7 +18,7 @@ import pytest_asyncio
 from openai import AsyncOpenAI
 from openai.types.chat import ChatCompletionMessageParam
 
-from tests.sglang_double import Fault, SGLangDouble
+from scripts.lib.sglang_double import Fault, SGLangDouble
 
 pytestmark = pytest.mark.asyncio
 
@@ -500,7 +500,7 @@ async def test_openai_sdk_reads_stream_and_non_stream(double: SGLangDouble) -> N
 async def test_cli_prints_ready_and_stops_on_sigterm(http: aiohttp.ClientSession) -> None:
     root = Path(__file__).resolve().parent.parent
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "tests.sglang_double", "--port", "0", "--token-delay", "0", "--model", "m",
+        sys.executable, "-m", "scripts.lib.sglang_double", "--port", "0", "--token-delay", "0", "--model", "m",
         cwd=root, stdout=asyncio.subprocess.PIPE, env={**os.environ, "PYTHONPATH": str(root)},
     )  # fmt: skip
     try:

@@ -18,8 +18,8 @@ from lkn.engines import HttpEngineClient as EngineClient
 from lkn.metrics import Metrics
 from lkn.speculative import HELD_SUFFIX, RESTART_SUFFIX, HeldGeneration
 from lkn.types import Chunk, Decision, GenerateRequest, JSONObject, Mode, Route
+from scripts.lib.sglang_double import Fault, SGLangDouble
 from tests.conftest import make_settings
-from tests.sglang_double import Fault, SGLangDouble
 
 pytestmark = pytest.mark.fast
 

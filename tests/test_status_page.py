@@ -10,8 +10,8 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from scripts.lib.sglang_double import SGLangDouble
 from tests.conftest import GatewayFactory, make_settings
-from tests.sglang_double import SGLangDouble
 
 pytestmark = pytest.mark.fast
 

@@ -17,6 +17,7 @@ import pytest
 
 from lkn._proto.lkn.v1 import gateway_pb2 as pb
 from lkn._proto.lkn.v1 import gateway_pb2_grpc as pb_grpc
+from scripts.lib.benchkit import start_double
 from tests.livestack import ROOT, free_port, http_status, script_env
 
 pytestmark = pytest.mark.fast
@@ -26,18 +27,11 @@ CHAT = b'{"model":"smollm2","messages":[{"role":"user","content":"hi"}],"max_tok
 
 @pytest.fixture
 def double_url(tmp_path: Path) -> Iterator[str]:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "tests.sglang_double", "--port", "0"], cwd=ROOT,
-        env=script_env(tmp_path), stdout=subprocess.PIPE, text=True,
-    )
-    assert process.stdout is not None
-    line = process.stdout.readline()
-    assert line.startswith("READY "), line
+    double, url = start_double("double", tmp_path, env=script_env(tmp_path))
     try:
-        yield line.split()[1]
+        yield url
     finally:
-        process.terminate()
-        process.wait(10)
+        double.stop(grace=10.0)
 
 
 def children(pid: int) -> list[int]:

@@ -120,17 +120,9 @@ lkn_load_env() {
   eval "$exports"
 }
 
-# lkn_wait_http URL TIMEOUT_S [WHAT] : wait until URL answers 200.
+# lkn_wait_http URL TIMEOUT_S [WHAT] : wait until URL answers 200 (1 on timeout).
 lkn_wait_http() {
-  local url="$1" timeout="$2" what="${3:-$1}" start
-  start=$(date +%s)
-  until curl -fsS -o /dev/null --max-time 5 "$url" 2>/dev/null; do
-    if [ $(( $(date +%s) - start )) -ge "$timeout" ]; then
-      lkn_say "$what did not become ready within ${timeout}s ($url)"
-      return 1
-    fi
-    sleep 1
-  done
+  lkn_wait_ready "$1" "$2" "" "${3:-$1}"
 }
 
 # PID files: lkn_pid_alive NAME -> 0 if logs/NAME.pid holds a live process.
@@ -170,12 +162,13 @@ lkn_stop_pid() {
 }
 
 # lkn_wait_ready URL TIMEOUT_S PID [WHAT] : like lkn_wait_http, but gives up at once
-# when process PID exits. Returns 0 when URL answers 200, 1 on timeout, 2 if PID died.
+# when process PID exits (PID empty: no process to watch). Returns 0 when URL answers 200,
+# 1 on timeout, 2 if PID died.
 lkn_wait_ready() {
   local url="$1" timeout="$2" pid="$3" what="${4:-$1}" start
   start=$(date +%s)
   until curl -fsS -o /dev/null --max-time 5 "$url" 2>/dev/null; do
-    if ! kill -0 "$pid" 2>/dev/null; then
+    if [ -n "$pid" ] && ! kill -0 "$pid" 2>/dev/null; then
       lkn_say "$what (pid $pid) exited before it became ready"
       return 2
     fi
@@ -185,6 +178,31 @@ lkn_wait_ready() {
     fi
     sleep 1
   done
+}
+
+# lkn_wait_started URL TIMEOUT_S PID WHAT LOGFILE : lkn_wait_ready for a process just
+# started; when it fails, the last 30 lines of LOGFILE go to stderr. Returns its status.
+lkn_wait_started() {
+  local rc=0
+  lkn_wait_ready "$1" "$2" "$3" "$4" || rc=$?
+  if [ "$rc" -ne 0 ]; then
+    lkn_say "last 30 lines of $5:"
+    tail -n 30 "$5" >&2 || true
+  fi
+  return "$rc"
+}
+
+# lkn_exit_if_ready NAME READY_URL URL WHAT : for a start that finds the process of
+# logs/NAME.pid already running: when READY_URL answers 200, says so, prints URL (what the
+# start prints) and exits 0; otherwise returns, for the caller to report.
+lkn_exit_if_ready() {
+  local pid
+  pid="$(cat "$LKN_LOG_DIR/$1.pid")"
+  if curl -fsS -o /dev/null --max-time 5 "$2" 2>/dev/null; then
+    lkn_say "$4 is already running (pid $pid) and ready at $3; not starting another"
+    printf '%s\n' "$3"
+    exit 0
+  fi
 }
 
 # lkn_pid_matches NAME PATTERN : 0 if logs/NAME.pid holds a live process whose command

@@ -15,9 +15,9 @@ from typing import Any
 import aiohttp
 import pytest
 
+from scripts.lib.sglang_double import Fault, SGLangDouble
 from tests.browser.conftest import BROWSER_DIR, SCREENSHOTS
 from tests.conftest import GatewayFactory, make_settings
-from tests.sglang_double import Fault, SGLangDouble
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(900)]
 

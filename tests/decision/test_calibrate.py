@@ -25,8 +25,8 @@ from lkn.decision.calibrate import (
 from lkn.decision.entropy import normalized_entropy
 from lkn.decision.survey import load_prompts, survey, survey_settings
 from lkn.types import Route
+from scripts.lib.sglang_double import Fault, SGLangDouble
 from tests.conftest import make_settings
-from tests.sglang_double import Fault, SGLangDouble
 
 pytestmark = pytest.mark.fast
 

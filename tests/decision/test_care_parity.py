@@ -15,8 +15,8 @@ from lkn._proto.lkn.v1 import gateway_pb2 as pb
 from lkn._proto.lkn.v1 import gateway_pb2_grpc
 from lkn.config import load_settings
 from lkn.care.policy import load_policy
+from scripts.lib.sglang_double import SGLangDouble
 from tests.conftest import CARE_OPEN, GatewayFactory, GatewayUnderTest, make_settings
-from tests.sglang_double import SGLangDouble
 
 pytestmark = pytest.mark.fast
 

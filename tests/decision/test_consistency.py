@@ -13,8 +13,8 @@ from lkn.decision.vote_stream import as_chunks
 from lkn.breaker import BreakerState
 from lkn.errors import EngineError
 from lkn.types import Route, Usage
+from scripts.lib.sglang_double import Fault, SGLangDouble
 from tests.conftest import CARE_OPEN, GatewayFactory, make_settings
-from tests.sglang_double import Fault, SGLangDouble
 
 pytestmark = pytest.mark.fast
 

@@ -15,9 +15,9 @@ from lkn.eval.choose import as_measured
 from lkn.eval.client import request_body
 from lkn.eval.items import load_items, parse_slice, sliced
 from lkn.eval.runner import Record
+from scripts.lib.sglang_double import SGLangDouble
 from tests.conftest import CARE_OPEN, GatewayFactory, make_settings
 from tests.livestack import ROOT
-from tests.sglang_double import SGLangDouble
 
 pytestmark = pytest.mark.fast
 

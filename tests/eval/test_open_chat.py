@@ -15,9 +15,9 @@ from lkn.eval.degeneration import judge
 from lkn.eval.items import OPEN_FILE, load_items
 from lkn.eval.report import open_cells, open_table
 from lkn.eval.runner import Record
+from scripts.lib.sglang_double import SGLangDouble
 from tests.conftest import GatewayFactory, make_settings
 from tests.eval.test_harness import _lkn
-from tests.sglang_double import SGLangDouble
 
 pytestmark = pytest.mark.fast
 

@@ -13,8 +13,8 @@ from grpc_health.v1 import health_pb2_grpc
 
 from lkn._proto.lkn.v1 import gateway_pb2 as pb
 from lkn._proto.lkn.v1 import gateway_pb2_grpc
+from scripts.lib.sglang_double import SGLangDouble
 from tests.conftest import GatewayFactory, GatewayUnderTest, make_settings
-from tests.sglang_double import SGLangDouble
 
 
 @dataclass

@@ -13,10 +13,10 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2
 
+from scripts.lib.sglang_double import SGLangDouble
 from tests.conftest import GatewayFactory, GatewayUnderTest, make_settings
 from lkn._proto.lkn.v1 import gateway_pb2_grpc
 from tests.rpc.conftest import RpcClient
-from tests.sglang_double import SGLangDouble
 
 pytestmark = pytest.mark.fast
 

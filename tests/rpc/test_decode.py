@@ -10,9 +10,9 @@ import grpc
 import pytest
 
 from lkn._proto.lkn.v1 import gateway_pb2 as pb
+from scripts.lib.sglang_double import SGLangDouble
 from tests.conftest import GatewayFactory, GatewayUnderTest, make_settings
 from tests.rpc.conftest import RpcClient, chat
-from tests.sglang_double import SGLangDouble
 
 pytestmark = pytest.mark.fast
 

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
+from scripts.lib.sglang_double import SGLangDouble
 from tests.conftest import GatewayFactory, GatewayUnderTest, make_settings
-from tests.sglang_double import SGLangDouble
 
 pytestmark = pytest.mark.grpcurl
 

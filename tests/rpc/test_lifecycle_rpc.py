@@ -12,10 +12,10 @@ import pytest
 from lkn._proto.lkn.v1 import gateway_pb2 as pb
 from lkn._proto.lkn.v1 import gateway_pb2_grpc
 from lkn.server import running
+from scripts.lib.sglang_double import Fault, SGLangDouble
 from tests.conftest import GatewayFactory, make_settings
 from tests.rpc.conftest import RpcClient, chat, wait_for
 from tests.rpc.test_servicer import Connector
-from tests.sglang_double import Fault, SGLangDouble
 
 pytestmark = pytest.mark.fast
 

@@ -7,9 +7,9 @@ from collections.abc import Callable
 import aiohttp
 import pytest
 
+from scripts.lib.sglang_double import SGLangDouble
 from tests.conftest import GatewayFactory, GatewayUnderTest, make_settings
 from tests.rpc.conftest import RpcClient, chat
-from tests.sglang_double import SGLangDouble
 from tests.test_loop_guard import CHAT, LOOP, events_of, text_of
 
 pytestmark = pytest.mark.fast

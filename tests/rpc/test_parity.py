@@ -32,8 +32,8 @@ from lkn.errors import (
     NoEngineAvailable,
 )
 from lkn.config import HomeostatSettings
+from scripts.lib.sglang_double import Fault, SGLangDouble
 from tests.conftest import CARE_OPEN, GatewayFactory, GatewayUnderTest, make_settings
-from tests.sglang_double import Fault, SGLangDouble
 
 pytestmark = pytest.mark.fast
 

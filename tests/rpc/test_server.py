@@ -15,9 +15,9 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from lkn._proto.lkn.v1 import gateway_pb2 as pb
 from lkn.rpc import chat_request, stream_generate
 from lkn.server import running
+from scripts.lib.sglang_double import SGLangDouble
 from tests.conftest import GatewayFactory, GatewayUnderTest, make_settings
 from tests.rpc.conftest import RpcClient, chat, wait_for
-from tests.sglang_double import SGLangDouble
 
 pytestmark = pytest.mark.fast
 

@@ -1,6 +1,6 @@
 """A test double of an SGLang 0.5.23 HTTP server: a real aiohttp server on 127.0.0.1 that speaks
 SGLang's wire format (the SGLang wire reference), records every request
-and injects scripted faults. Also runnable: ``python -m tests.sglang_double --port 0``."""
+and injects scripted faults. Also runnable: ``python -m scripts.lib.sglang_double --port 0``."""
 
 from __future__ import annotations
 
@@ -633,16 +633,22 @@ class SGLangDouble:
         return _Plan(self._tokens(json.dumps(args).split(" ")), "tool_calls", None, str(fn.get("name", "tool")))
 
     # -- generation core ------------------------------------------------------------------------
+    async def _bad_request(self, request: web.Request, r: _Renderer, stream: bool, message: str,
+                           kind: str) -> web.StreamResponse:  # fmt: skip
+        """A request SGLang refuses as it reads it: a 400 JSON error when not streamed, an error
+        event (then ``[DONE]``) on a 200 stream otherwise."""
+        if not stream:
+            return r.error(400, message, kind)
+        resp = web.StreamResponse(headers=_SSE_HEADERS)
+        await resp.prepare(request)
+        await resp.write(r.error_event(message) + _DONE)
+        await resp.write_eof()
+        return resp
+
     async def _run(self, request: web.Request, rid: str, plan: _Plan, r: _Renderer, stream: bool) -> web.StreamResponse:
         if rid in self._jobs:
             message = f"Duplicate request ID detected: {rid}"
-            if not stream:
-                return r.error(400, message, "BadRequestError")
-            resp = web.StreamResponse(headers=_SSE_HEADERS)
-            await resp.prepare(request)
-            await resp.write(r.error_event(message) + _DONE)
-            await resp.write_eof()
-            return resp
+            return await self._bad_request(request, r, stream, message, "BadRequestError")
         if self.refuse_with is not None:
             return r.error(self.refuse_with, QUEUE_FULL, str(self.refuse_with))
         fault = self._take_fault(request.path)
@@ -651,13 +657,7 @@ class SGLangDouble:
             message = ("1 validation error for ChatCompletionRequest\nbody\n  Value error, "
                        f"unsupported input [type=value_error, input_value={body!r}, "
                        "input_type=dict]")
-            if not stream:
-                return r.error(400, message, "Bad Request")
-            resp = web.StreamResponse(headers=_SSE_HEADERS)
-            await resp.prepare(request)
-            await resp.write(r.error_event(message) + _DONE)
-            await resp.write_eof()
-            return resp
+            return await self._bad_request(request, r, stream, message, "Bad Request")
         if fault is Fault.HTTP_500:
             return r.error(500, "Internal server error: injected by SGLangDouble", "InternalServerError")
         if fault is Fault.HTTP_503:
@@ -773,6 +773,12 @@ class SGLangDouble:
         return web.json_response({"tokens": ids, "count": len(ids), "max_model_len": MAX_MODEL_LEN})
 
     # -- generation routes ----------------------------------------------------------------------
+    async def _openai_intake(self, request: web.Request) -> tuple[Any, web.Response | None]:
+        """The request's body, and the error SGLang answers an OpenAI route with before it
+        looks at the fields (None when there is none)."""
+        body = await self._intake(request)
+        return body, self._openai_preamble(request, body)
+
     def _openai_preamble(self, request: web.Request, body: Any) -> web.Response | None:
         if request.content_type != "application/json":
             return _openai_error(400, "Unsupported Media Type: Only 'application/json' is allowed", "Bad Request")
@@ -797,8 +803,7 @@ class SGLangDouble:
         return None
 
     async def _chat(self, request: web.Request) -> web.StreamResponse:
-        body = await self._intake(request)
-        bad = self._openai_preamble(request, body)
+        body, bad = await self._openai_intake(request)
         if bad is not None:
             return bad
         messages = body.get("messages")
@@ -834,8 +839,7 @@ class SGLangDouble:
         return await self._run(request, rid, plan, renderer, bool(body.get("stream")))
 
     async def _completions(self, request: web.Request) -> web.StreamResponse:
-        body = await self._intake(request)
-        bad = self._openai_preamble(request, body)
+        body, bad = await self._openai_intake(request)
         if bad is not None:
             return bad
         prompt = body.get("prompt")
@@ -998,7 +1002,7 @@ async def _serve(args: argparse.Namespace) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m tests.sglang_double", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m scripts.lib.sglang_double", description=__doc__)
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--token-delay", type=float, default=0.0)
     parser.add_argument("--prefill-delay", type=float, default=0.0)
