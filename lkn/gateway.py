@@ -22,8 +22,8 @@ from lkn.exchange import Core, Exchange, Shape
 from lkn.metrics import Metrics
 from lkn.pool import EnginePool
 from lkn.queues import QueueWatcher
-from lkn.requests import parse_request, requested_intervention
-from lkn.types import GenerateRequest, JSONValue, Mode, ModelCard, Route
+from lkn.client_request import parse_request, requested_intervention
+from lkn.values import GenerateRequest, JSONValue, Mode, ModelCard, Route
 
 
 def _same(token: str | None, key: str | None) -> bool:
@@ -98,9 +98,9 @@ class Gateway:
         """``async with gateway.complete(request) as answer: answer.completion``."""
         return Exchange(self.core, request, frontend, Shape.COMPLETE)
 
-    def probe(self, request: GenerateRequest, frontend: str = "rest") -> Exchange:
+    def decision_only(self, request: GenerateRequest, frontend: str = "rest") -> Exchange:
         """The decision a request would get, without generating: ``answer.decision``."""
-        return Exchange(self.core, request, frontend, Shape.PROBE)
+        return Exchange(self.core, request, frontend, Shape.DECISION)
 
     def reject(self, frontend: str, route: str, error: BaseException, rid: str = "-") -> None:
         """Count and log a request refused before its exchange began (bad body, bad key,

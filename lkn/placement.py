@@ -38,7 +38,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from lkn.config import PlacementSettings
-from lkn.types import JSONObject, JSONValue
+from lkn.values import JSONObject, JSONValue
 
 @dataclass(frozen=True)
 class Prefix:

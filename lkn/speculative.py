@@ -14,7 +14,7 @@ while the decider decides: when the decider probes, it holds the generation's fi
   ANALITICO request is started, with the instruction placed after the conversation so the
   engine's cached prefix (everything the first request prefilled) stays valid: by default
   as the start of the answer, which the engine continues; where the engine rejects a body
-  (a 4xx before any token), the next placement (see :func:`lkn.care.restart.restart_bodies`).
+  (a 4xx before any token), the next placement (see :func:`lkn.care.restart_bodies.restart_bodies`).
 
 A decision the decider makes without probing (housekeeping, override, shedding, hybrid's
 rules) starts nothing early: the request then goes out as it always did. Logprobs the client
@@ -38,9 +38,9 @@ from lkn.engines import EngineClient
 from lkn.engines.base import DelegatingEngine
 from lkn.engines.wire import probe_positions
 from lkn.errors import EngineRejected, LknError
-from lkn.care.restart import PlacedBody, restart_bodies
+from lkn.care.restart_bodies import PlacedBody, restart_bodies
 from lkn.engines.rebuild import assemble, strip_logprobs, token_texts
-from lkn.types import (
+from lkn.values import (
     Chunk, Decision, GenerateRequest, JSONObject, Mode, ProbeResult, Route, TopToken,
 )
 

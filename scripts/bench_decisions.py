@@ -63,7 +63,7 @@ from lkn.decision.entropy import FEATURES, read_positions  # noqa: E402
 from lkn.decision.homeostat import Homeostat  # noqa: E402
 from lkn.engines.wire import probe_positions  # noqa: E402
 from lkn.engines.rebuild import token_texts  # noqa: E402
-from lkn.types import GenerateRequest, Route  # noqa: E402
+from lkn.values import GenerateRequest, Route  # noqa: E402
 from scripts.lib.benchkit import (  # noqa: E402
     Gateway, StreamedAnswer, free_port, launch_gateway, percentile,
 )
@@ -270,7 +270,7 @@ async def answer_items(engine: str, items: list[dict[str, Any]], max_tokens: int
 
 
 def item_score(record: dict[str, Any], tokens: int | None, feature: str, skip: bool) -> float:
-    from lkn.types import TopToken
+    from lkn.values import TopToken
 
     positions = [tuple(TopToken(t, lp) for t, lp in p) for p in record["positions"]]
     chosen = list(record["chosen"]) if skip else ["x"] * len(positions)

@@ -20,7 +20,7 @@ from lkn.engines.wire import parse_chunk
 from lkn.gateway import Gateway
 from lkn.metrics import Metrics
 from lkn.pool import EnginePool
-from lkn.types import Chunk, JSONObject, ProbeResult, Route, TopToken
+from lkn.values import Chunk, JSONObject, ProbeResult, Route, TopToken
 
 __all__ = ["FakeClock", "FakeEngine", "Step", "fake_gateway", "Verdict"]
 

@@ -8,7 +8,7 @@ import pytest
 
 from lkn.engines import HttpEngineClient as EngineClient
 from lkn.errors import EngineError, EngineRejected, EngineUnavailable
-from lkn.types import Route
+from lkn.values import Route
 from scripts.lib.sglang_double import Fault, SGLangDouble
 from tests.conftest import make_settings
 

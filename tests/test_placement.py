@@ -12,7 +12,7 @@ import pytest
 
 from lkn.config import ConfigError, PlacementSettings, load_settings
 from lkn.placement import PlacementRecord, Prefix, prefix_of
-from lkn.types import JSONObject
+from lkn.values import JSONObject
 from scripts.lib.sglang_double import SGLangDouble
 from tests.conftest import GatewayFactory, make_settings
 

@@ -8,7 +8,7 @@ import pytest
 
 from lkn.care.instruction import append_instruction
 from lkn.engines.rebuild import assemble, strip_logprobs, token_texts
-from lkn.types import Chunk, GenerateRequest, Route
+from lkn.values import Chunk, GenerateRequest, Route
 
 pytestmark = pytest.mark.fast
 
@@ -87,8 +87,8 @@ def test_assemble_completions_with_logprobs() -> None:
 
 def test_restart_keeps_an_intervention_that_is_not_the_seed_instruction() -> None:
     from lkn.config import DecisionSettings
-    from lkn.care.restart import restart_bodies
-    from lkn.types import Decision, Mode
+    from lkn.care.restart_bodies import restart_bodies
+    from lkn.values import Decision, Mode
 
     request = GenerateRequest(Route.CHAT, {"messages": [{"role": "user", "content": "Q"}]}, "r")
     other = {"messages": [{"role": "user", "content": "Q"}], "temperature": 0.7}
@@ -113,8 +113,8 @@ def test_instruction_as_a_message_of_its_own() -> None:
 def test_restart_bodies_per_placement() -> None:
     from lkn.config import DecisionSettings
     from lkn.care.instruction import add_instruction
-    from lkn.care.restart import restart_bodies
-    from lkn.types import Decision, Mode
+    from lkn.care.restart_bodies import restart_bodies
+    from lkn.values import Decision, Mode
 
     settings = DecisionSettings(restart_placement="message")
     chat = GenerateRequest(Route.CHAT, {"messages": [{"role": "user", "content": "Q"}]}, "r")

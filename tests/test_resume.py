@@ -15,7 +15,7 @@ from lkn._proto.lkn.v1 import gateway_pb2_grpc as pb_grpc
 from lkn.config import EngineSpec, PlacementSettings
 from lkn.engines.client import HttpEngineClient
 from lkn.exchange.continuation import continuation_body, delivered_tokens, resumable
-from lkn.types import GenerateRequest, Route
+from lkn.values import GenerateRequest, Route
 from scripts.lib.sglang_double import Fault, SGLangDouble
 from tests.conftest import GatewayFactory, GatewayUnderTest, make_settings
 from tests.test_rest_gateway import content_of, sse_events

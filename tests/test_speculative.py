@@ -17,7 +17,7 @@ from lkn.decision import Decider
 from lkn.engines import HttpEngineClient as EngineClient
 from lkn.metrics import Metrics
 from lkn.speculative import HELD_SUFFIX, RESTART_SUFFIX, HeldGeneration
-from lkn.types import Chunk, Decision, GenerateRequest, JSONObject, Mode, Route
+from lkn.values import Chunk, Decision, GenerateRequest, JSONObject, Mode, Route
 from scripts.lib.sglang_double import Fault, SGLangDouble
 from tests.conftest import make_settings
 

@@ -1,7 +1,7 @@
 """Care a client names itself (``X-LKN-Intervention``): what it costs, and how it is shed.
 
 Only clients allowed to (``LKN_CLIENT_INTERVENTIONS``, ``LKN_CARE_API_KEY``) name their care,
-bounded by ``LKN_MAX_VOTE`` (:mod:`lkn.requests`). Such care is shed like the gateway's own
+bounded by ``LKN_MAX_VOTE`` (:mod:`lkn.client_request`). Such care is shed like the gateway's own
 when the engines saturate: at the ``fluido`` level sampling alone stays (it costs nothing)
 and an instruction or a vote goes; at ``cheaper`` the vote becomes the instruction after the
 conversation (:func:`cheaper`). In admission a request holds one slot per answer it
@@ -13,8 +13,8 @@ from __future__ import annotations
 from dataclasses import replace
 
 from lkn.care.specs import NONE, Intervention
-from lkn.types import OVERRIDE
-from lkn.types import Decision, JSONObject, Mode
+from lkn.values import OVERRIDE
+from lkn.values import Decision, JSONObject, Mode
 
 
 def cheaper(chosen: Intervention) -> Intervention:

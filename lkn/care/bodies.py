@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from lkn.care.instruction import add_instruction, append_instruction
 from lkn.care.specs import SAMPLING_KEYS, Intervention
-from lkn.types import JSONObject, JSONValue
+from lkn.values import JSONObject, JSONValue
 
 _SEPARATOR = "\n\n"
 

@@ -22,7 +22,7 @@ from lkn.care.asked import cheaper
 from lkn.care.bodies import CareSettings
 from lkn.care.specs import NONE, Intervention, parse
 from lkn.care.policy import Policy
-from lkn.types import Decision, JSONObject, Mode
+from lkn.values import Decision, JSONObject, Mode
 
 
 class CareChooser:

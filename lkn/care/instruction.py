@@ -7,7 +7,7 @@ prompt is prefixed. Only the containers on the path to the change are copied.
 
 from __future__ import annotations
 
-from lkn.types import JSONObject, JSONValue
+from lkn.values import JSONObject, JSONValue
 
 _SEPARATOR = "\n\n"
 _SYSTEM_ROLES = ("system", "developer")

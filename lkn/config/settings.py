@@ -124,7 +124,7 @@ class DecisionSettings:
 
 @dataclass(frozen=True)
 class ClientLimits:
-    """What a client may ask of the engines (lkn.requests checks it; 400 or 403 beyond)."""
+    """What a client may ask of the engines (lkn.client_request checks it; 400 or 403 beyond)."""
 
     #: Whether any client may name its own care (``X-LKN-Intervention``).
     interventions: bool = False

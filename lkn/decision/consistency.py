@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from lkn.decision.answers import fold, marked_numbers, numbers
 from lkn.errors import EngineError
-from lkn.types import JSONObject, Route
+from lkn.values import JSONObject, Route
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ from lkn.decision.probe import run_probe
 from lkn.decision.strategies import Probed, strategy_named
 from lkn.engines import EngineClient
 from lkn.metrics import Metrics
-from lkn.types import HOUSEKEEPING, PASSTHROUGH, Decision, GenerateRequest, JSONObject, Mode
+from lkn.values import HOUSEKEEPING, PASSTHROUGH, Decision, GenerateRequest, JSONObject, Mode
 
 log = logging.getLogger("lkn.decision")
 

@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from lkn.types import TopToken
+from lkn.values import TopToken
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ from lkn.decision.language import language_of
 from lkn.decision.normalise import RAW, ScoreNormaliser, category_of
 from lkn.decision.rate import RateController
 from lkn.decision.shedding import Load, LoadShedder, Shed
-from lkn.types import GenerateRequest, JSONObject, Mode
+from lkn.values import GenerateRequest, JSONObject, Mode
 
 __all__ = ["Homeostat", "Judgement", "Load", "Shed"]
 

@@ -16,7 +16,7 @@ from lkn.config import DecisionSettings
 from lkn.decision.entropy import EntropyReading, read_positions
 from lkn.engines import EngineClient
 from lkn.errors import EngineTimeout, LknError
-from lkn.types import GenerateRequest, JSONObject, ProbeResult, Route
+from lkn.values import GenerateRequest, JSONObject, ProbeResult, Route
 
 log = logging.getLogger("lkn.decision")
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from lkn.decision import signals_code, signals_maths, signals_steps
 from lkn.decision.scan import Scan
-from lkn.types import GenerateRequest, JSONValue, Mode, Route
+from lkn.values import GenerateRequest, JSONValue, Mode, Route
 
 #: Very long prompts are cut to their head and tail before matching, to bound the cost.
 SCAN_LIMIT = 8000

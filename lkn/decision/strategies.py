@@ -19,7 +19,7 @@ from typing import Protocol
 from lkn.decision.entropy import EntropyReading
 from lkn.decision.homeostat import Judgement
 from lkn.decision.rules import RuleVerdict
-from lkn.types import Decision, Mode, ProbeResult
+from lkn.values import Decision, Mode, ProbeResult
 
 PASSTHROUGH = "passthrough"
 

@@ -18,8 +18,8 @@ from lkn.decision.probe import ProbeOutcome, run_probe
 from lkn.errors import LknError
 from lkn.metrics import Metrics
 from lkn.pool import EnginePool, Lease, Outcome
-from lkn.requests import parse_request
-from lkn.types import GenerateRequest, Route
+from lkn.client_request import parse_request
+from lkn.values import GenerateRequest, Route
 
 log = logging.getLogger(__name__)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from lkn.engines.wire import REASONING_KEYS, parse_chunk
-from lkn.types import Chunk, JSONObject, JSONValue, Route, Usage
+from lkn.values import Chunk, JSONObject, JSONValue, Route, Usage
 
 
 def _event(parsed: JSONObject, route: Route, delta: JSONObject, finish: str | None,

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 from typing import Protocol
 
-from lkn.types import Chunk, JSONObject, ProbeResult, Route
+from lkn.values import Chunk, JSONObject, ProbeResult, Route
 
 
 class EngineClient(Protocol):

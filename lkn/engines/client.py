@@ -27,7 +27,7 @@ from lkn.engines.lines import read_lines
 from lkn.engines.probes import probe_positions, probe_request
 from lkn.engines.wire import error_for_status, error_message, parse_chunk, raise_for_event
 from lkn.errors import EngineError, EngineTimeout, EngineUnavailable
-from lkn.types import Chunk, JSONObject, ProbeResult, Route
+from lkn.values import Chunk, JSONObject, ProbeResult, Route
 
 log = logging.getLogger(__name__)
 

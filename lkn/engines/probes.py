@@ -8,7 +8,7 @@ generation, so the radix cache reuses the prefill); raw prompts use SGLang's nat
 
 from __future__ import annotations
 
-from lkn.types import JSONObject, JSONValue, Route, TopToken
+from lkn.values import JSONObject, JSONValue, Route, TopToken
 
 #: Keys of a chat request a probe keeps (what decides the prompt and its template).
 _CHAT_KEYS = ("messages", "model", "tools", "chat_template_kwargs")

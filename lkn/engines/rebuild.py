@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 
-from lkn.types import Chunk, GenerateRequest, JSONObject, JSONValue, Route
+from lkn.values import Chunk, GenerateRequest, JSONObject, JSONValue, Route
 
 
 def _dumps(value: JSONValue) -> bytes:

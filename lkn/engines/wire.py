@@ -22,7 +22,7 @@ from lkn.errors import (
     EngineUnavailable,
 )
 from lkn.privacy import scrub
-from lkn.types import Chunk, JSONObject, JSONValue, ToolCallDelta, Usage
+from lkn.values import Chunk, JSONObject, JSONValue, ToolCallDelta, Usage
 
 #: Statuses that say "at capacity, come back later": 429 and 503 (SGLang's full queue and
 #: its request timeouts) and 529 (overloaded). They never count against an engine.

@@ -19,7 +19,7 @@ from lkn.exchange.events import close, replay
 from lkn.loopguard import LoopGuard
 from lkn.engines.rebuild import assemble
 from lkn.speculative import HeldGeneration
-from lkn.types import Chunk, Decision, GenerateRequest, JSONObject, ProbeResult, Route
+from lkn.values import Chunk, Decision, GenerateRequest, JSONObject, ProbeResult, Route
 
 BodyFor = Callable[[Decision], JSONObject]
 

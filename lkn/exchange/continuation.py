@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from lkn.engines import EngineClient
 from lkn.errors import LknError
-from lkn.types import GenerateRequest, JSONObject, JSONValue, Route
+from lkn.values import GenerateRequest, JSONObject, JSONValue, Route
 
 #: Body fields that constrain the output with a grammar the continuation would restart.
 _CONSTRAINED = ("regex", "ebnf", "json_schema", "structural_tag")

@@ -18,7 +18,7 @@ from lkn.exchange.events import close, cut_at_shutdown, loop_tail, replay
 from lkn.exchange.resume import Resume
 from lkn.loopguard import LoopGuard
 from lkn.pool import Lease
-from lkn.types import Chunk, Decision, GenerateRequest, JSONObject, Usage
+from lkn.values import Chunk, Decision, GenerateRequest, JSONObject, Usage
 
 
 class Delivery:

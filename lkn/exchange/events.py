@@ -7,7 +7,7 @@ import json
 from collections.abc import AsyncIterator
 
 from lkn.errors import ShuttingDown
-from lkn.types import Chunk, JSONObject, Route, Usage
+from lkn.values import Chunk, JSONObject, Route, Usage
 
 
 def cut_at_shutdown() -> ShuttingDown:

@@ -6,7 +6,7 @@ Every front-end uses it the same way::
         async for chunk in answer: ...
     async with gateway.complete(request, "grpc") as answer:  # non-streamed
         answer.completion
-    async with gateway.probe(request, "rest") as answer:     # decision only
+    async with gateway.decision_only(request, "rest") as answer:     # decision only
         answer.decision
 
 On entry: admission (``LKN_MAX_CONCURRENCY``, by cost), the model's engines, then pool
@@ -49,7 +49,7 @@ from lkn.loopguard import LoopGuard
 from lkn.outcome import CLIENT_GONE_ERRORS, Outcome, classify
 from lkn.pool import Lease
 from lkn.speculative import HeldGeneration, hold
-from lkn.types import PASSTHROUGH, Chunk, Completion, Decision, GenerateRequest, JSONObject, Usage
+from lkn.values import PASSTHROUGH, Chunk, Completion, Decision, GenerateRequest, JSONObject, Usage
 
 
 class Exchange(Delivery):
@@ -82,7 +82,7 @@ class Exchange(Delivery):
     @property
     def route(self) -> str:
         """The route label it is counted under (``probe`` for a decision only)."""
-        return "probe" if self.shape is Shape.PROBE else self.request.route.label
+        return "probe" if self.shape is Shape.DECISION else self.request.route.label
 
     @property
     def deadline(self) -> float | None:
@@ -97,7 +97,7 @@ class Exchange(Delivery):
                 core.decider.chooser.weight(self.request.body, self.request.intervention))
             core.report.prompt(self.request)
             model = core.models.engine_model(self.request)
-            if self.shape is Shape.PROBE and not core.decider.needs_engine:
+            if self.shape is Shape.DECISION and not core.decider.needs_engine:
                 core.pool.candidates(model)  # an unknown model is still 404
                 self.decision = await self.decide(None)
                 return self
@@ -113,7 +113,7 @@ class Exchange(Delivery):
         return self
 
     def _observe_first_byte(self) -> None:
-        if self.shape is Shape.PROBE:
+        if self.shape is Shape.DECISION:
             return
         core = self.core
         ttft = core.clock() - self.started
@@ -145,7 +145,7 @@ class Exchange(Delivery):
         """One try on one engine, up to the first byte; raises only before it."""
         client: EngineClient = lease.engine.client
         self._engine = client.name
-        if self.shape is Shape.PROBE:
+        if self.shape is Shape.DECISION:
             self._probe = ObservedEngine(client)
             self.decision = await self.decide(self._probe)
             return

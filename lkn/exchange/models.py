@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from lkn.engines import EngineClient
-from lkn.types import GenerateRequest, ModelCard
+from lkn.values import GenerateRequest, ModelCard
 
 VARIANT_SUFFIXES = {"+fluido": "fluido", "+analitico": "analitico"}
 

@@ -15,7 +15,7 @@ from typing import Protocol
 from lkn.errors import is_counted, mark_counted
 from lkn.metrics import Metrics
 from lkn.outcome import Kind, Outcome, classify
-from lkn.types import Decision, GenerateRequest, Usage
+from lkn.values import Decision, GenerateRequest, Usage
 
 log = logging.getLogger("lkn.gateway")
 

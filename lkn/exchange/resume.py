@@ -47,7 +47,7 @@ from lkn.exchange.events import close, prepend
 from lkn.metrics import Metrics
 from lkn.outcome import classify
 from lkn.pool import Engine, EnginePool, Lease
-from lkn.types import Chunk, Decision, GenerateRequest, JSONObject, Route
+from lkn.values import Chunk, Decision, GenerateRequest, JSONObject, Route
 
 log = logging.getLogger("lkn.resume")
 

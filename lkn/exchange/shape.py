@@ -6,13 +6,13 @@ from __future__ import annotations
 import enum
 from dataclasses import replace
 
-from lkn.types import GenerateRequest, JSONObject
+from lkn.values import GenerateRequest, JSONObject
 
 
 class Shape(enum.Enum):
     STREAM = "stream"
     COMPLETE = "complete"
-    PROBE = "probe"
+    DECISION = "decision"
 
 
 def with_default_budget(request: GenerateRequest, budget: int) -> GenerateRequest:
@@ -29,7 +29,7 @@ def guardable(request: GenerateRequest, shape: Shape) -> bool:
     non-streamed one is read as a stream, so none with tools or echo, which the rebuilt
     answer would not carry)."""
     body = request.body
-    if shape is Shape.PROBE or body.get("n") not in (None, 1):
+    if shape is Shape.DECISION or body.get("n") not in (None, 1):
         return False
     return shape is Shape.STREAM or not (body.get("tools") or body.get("functions")
                                          or body.get("echo"))

@@ -31,7 +31,7 @@ from lkn.rest.reasoning import Delivery, decision_note, reasoning_field
 from lkn.rest.render import decision_headers, decision_json, file_names_only, model_json
 from lkn.rest import status_page
 from lkn.rest.sse import EventStream
-from lkn.types import GenerateRequest, JSONObject, JSONValue, Route
+from lkn.values import GenerateRequest, JSONObject, JSONValue, Route
 
 log = logging.getLogger(__name__)
 
@@ -134,7 +134,7 @@ async def probe(request: web.Request) -> web.StreamResponse:
     body = await _read_json(request)
     is_prompt = isinstance(body, dict) and "messages" not in body and "prompt" in body
     req = _to_request(request, Route.COMPLETION if is_prompt else Route.CHAT, body)
-    async with gateway.probe(req) as answer:
+    async with gateway.decision_only(req) as answer:
         decision = answer.decision
         response = web.json_response(
             {**decision_json(decision, req.request_id),

@@ -22,7 +22,7 @@ from typing import NoReturn
 from aiohttp import web
 
 from lkn.errors import BadRequest, BodyTooLarge
-from lkn.types import JSONValue
+from lkn.values import JSONValue
 
 #: Deepest nesting of objects and arrays a request may have (OpenAI bodies need about 6).
 MAX_DEPTH = 64

@@ -23,7 +23,7 @@ import json
 from lkn.config import REASONING_FIELDS
 from lkn.engines.wire import REASONING_KEYS, deliver_reasoning, reasoning_of
 from lkn.errors import BadRequest
-from lkn.types import Chunk, Decision, JSONObject, JSONValue, Mode
+from lkn.values import Chunk, Decision, JSONObject, JSONValue, Mode
 
 HEADER = "X-LKN-Reasoning-Field"
 

@@ -7,7 +7,7 @@ import time
 from collections.abc import Iterable
 from pathlib import PurePath
 
-from lkn.types import Decision, JSONObject, JSONValue, ModelCard
+from lkn.values import Decision, JSONObject, JSONValue, ModelCard
 
 _CREATED = int(time.time())
 

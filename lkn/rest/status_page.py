@@ -26,7 +26,7 @@ from aiohttp import web
 
 from lkn.gateway import Gateway
 from lkn.rest.errors import GATEWAY
-from lkn.types import JSONObject, JSONValue
+from lkn.values import JSONObject, JSONValue
 
 SAMPLE_SECONDS = 5.0
 WINDOW_SAMPLES = 120

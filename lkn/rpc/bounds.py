@@ -29,7 +29,7 @@ import grpc
 from lkn.config import Settings
 from lkn.errors import LknError
 from lkn.gateway import Gateway
-from lkn.rpc.status import bearer_token, status_of
+from lkn.rpc.errors import bearer_token, status_of
 
 REFLECTION = "/grpc.reflection."
 

@@ -8,7 +8,7 @@ from typing import Union
 from lkn._proto.lkn.v1 import gateway_pb2 as pb
 from lkn.errors import BadRequest
 from lkn.exchange import Exchange
-from lkn.types import Chunk, Decision, JSONObject, JSONValue, Mode, ModelCard, Route, Usage
+from lkn.values import Chunk, Decision, JSONObject, JSONValue, Mode, ModelCard, Route, Usage
 
 #: Both request messages carry the same input fields.
 InputMessage = Union[pb.GenerateRequest, pb.ProbeRequest]

@@ -18,7 +18,7 @@ import grpc
 
 from lkn.errors import LknError
 from lkn.gateway import Gateway
-from lkn.rpc.status import bearer_token, status_of
+from lkn.rpc.errors import bearer_token, status_of
 
 log = logging.getLogger(__name__)
 

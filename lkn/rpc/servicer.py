@@ -11,9 +11,9 @@ import grpc
 from lkn._proto.lkn.v1 import gateway_pb2 as pb
 from lkn._proto.lkn.v1 import gateway_pb2_grpc
 from lkn.gateway import Gateway, new_request_id
-from lkn.rpc import convert, status
-from lkn.rpc.status import bearer_token
-from lkn.types import GenerateRequest
+from lkn.rpc import convert, errors
+from lkn.rpc.errors import bearer_token
+from lkn.values import GenerateRequest
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +45,7 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
     def gateway(self) -> Gateway:
         return self._gateway
 
-    @status.stream
+    @errors.stream
     async def Generate(
         self,
         request: pb.GenerateRequest,
@@ -60,14 +60,14 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
                     yield convert.delta(chunk)
             yield convert.finish(answer)
 
-    @status.unary
+    @errors.unary
     async def Probe(
         self,
         request: pb.ProbeRequest,
         context: grpc.aio.ServicerContext[pb.ProbeRequest, pb.ProbeResponse],
     ) -> pb.ProbeResponse:
         req = _to_request(self._gateway, request, context, stream=False)
-        async with self._gateway.probe(req, FRONTEND) as answer:
+        async with self._gateway.decision_only(req, FRONTEND) as answer:
             reply = pb.ProbeResponse(
                 request_id=request.request_id,
                 gateway_request_id=req.request_id,
@@ -76,7 +76,7 @@ class GatewayServicer(gateway_pb2_grpc.GatewayServicer):
             )
         return reply
 
-    @status.unary
+    @errors.unary
     async def ListModels(
         self,
         request: pb.ListModelsRequest,

@@ -24,7 +24,7 @@ from lkn.decision.calibrate import (
 )
 from lkn.decision.entropy import normalized_entropy
 from lkn.decision.survey import load_prompts, survey, survey_settings
-from lkn.types import Route
+from lkn.values import Route
 from scripts.lib.sglang_double import Fault, SGLangDouble
 from tests.conftest import make_settings
 

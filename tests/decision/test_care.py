@@ -6,7 +6,7 @@ import pytest
 
 from lkn.care.bodies import CareSettings, apply, model_system_prompt
 from lkn.care.specs import NONE, Intervention, parse
-from lkn.types import JSONObject
+from lkn.values import JSONObject
 
 pytestmark = pytest.mark.fast
 

@@ -12,7 +12,7 @@ from lkn.decision.consistency import decide, final_answer, samples, vote
 from lkn.decision.vote_stream import as_chunks
 from lkn.breaker import BreakerState
 from lkn.errors import EngineError
-from lkn.types import Route, Usage
+from lkn.values import Route, Usage
 from scripts.lib.sglang_double import Fault, SGLangDouble
 from tests.conftest import CARE_OPEN, GatewayFactory, make_settings
 

@@ -16,7 +16,7 @@ from lkn.decision import Decider
 from lkn.engines import EngineClient
 from lkn.errors import EngineError, EngineTimeout
 from lkn.metrics import Metrics
-from lkn.types import PASSTHROUGH, GenerateRequest, JSONObject, Mode, ProbeResult, Route, TopToken
+from lkn.values import PASSTHROUGH, GenerateRequest, JSONObject, Mode, ProbeResult, Route, TopToken
 
 pytestmark = pytest.mark.fast
 

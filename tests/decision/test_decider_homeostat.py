@@ -12,7 +12,7 @@ from lkn.config import DecisionSettings, HomeostatSettings
 from lkn.decision import Decider
 from lkn.decision.homeostat import Load
 from lkn.metrics import Metrics
-from lkn.types import Mode, TopToken
+from lkn.values import Mode, TopToken
 from tests.decision.test_decider import FLAT, PEAKED, FakeEngine, chat, engine
 
 pytestmark = pytest.mark.fast

@@ -7,7 +7,7 @@ import math
 import pytest
 
 from lkn.decision.entropy import normalized_entropy, read_positions, tail_mass
-from lkn.types import TopToken
+from lkn.values import TopToken
 
 pytestmark = pytest.mark.fast
 

@@ -14,7 +14,7 @@ from lkn.config import DecisionSettings, HomeostatSettings
 from lkn.decision.homeostat import Homeostat, Load, Shed
 from lkn.decision.rate import RateController
 from lkn.decision.shedding import LoadShedder
-from lkn.types import GenerateRequest, Mode, Route
+from lkn.values import GenerateRequest, Mode, Route
 
 pytestmark = pytest.mark.fast
 

@@ -12,7 +12,7 @@ from lkn.decision import Decider
 from lkn.care.instruction import add_instruction
 from lkn.metrics import Metrics
 from lkn.config import DecisionSettings
-from lkn.types import Decision, JSONObject, Mode
+from lkn.values import Decision, JSONObject, Mode
 
 pytestmark = pytest.mark.fast
 

@@ -10,7 +10,7 @@ import pytest
 from lkn.config import ConfigError, load_settings
 from lkn.care.chooser import CareChooser
 from lkn.care.policy import PolicyError, load_policy, parse_policy
-from lkn.types import Decision, Mode
+from lkn.values import Decision, Mode
 
 pytestmark = pytest.mark.fast
 

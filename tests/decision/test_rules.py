@@ -7,7 +7,7 @@ import time
 import pytest
 
 from lkn.decision import rules
-from lkn.types import GenerateRequest, JSONObject, Mode, Route
+from lkn.values import GenerateRequest, JSONObject, Mode, Route
 
 pytestmark = pytest.mark.fast
 

@@ -9,7 +9,7 @@ from lkn.decision import Decider
 from lkn.decision.rules import RuleVerdict
 from lkn.decision.strategies import strategy_named
 from lkn.metrics import Metrics
-from lkn.types import PASSTHROUGH, Decision, Mode
+from lkn.values import PASSTHROUGH, Decision, Mode
 
 pytestmark = pytest.mark.fast
 

@@ -17,8 +17,8 @@ pytestmark = pytest.mark.fast
 ROOT = Path(__file__).resolve().parents[2]
 LKN = ROOT / "lkn"
 #: What the gRPC front-end may use: the gateway and the protocol-neutral modules.
-RPC_MAY_IMPORT = ("lkn.rpc", "lkn._proto", "lkn.gateway", "lkn.exchange", "lkn.requests",
-                  "lkn.errors", "lkn.types", "lkn.config")  # fmt: skip
+RPC_MAY_IMPORT = ("lkn.rpc", "lkn._proto", "lkn.gateway", "lkn.exchange", "lkn.client_request",
+                  "lkn.errors", "lkn.values", "lkn.config")  # fmt: skip
 
 
 def imports_of(path: Path) -> set[str]:

@@ -16,7 +16,7 @@ from lkn.breaker import BreakerState
 from lkn.config import Settings
 from lkn.errors import EngineError, NoEngineAvailable, TooManyRequests
 from lkn.rpc import chat_request, stream_generate
-from lkn.types import GenerateRequest
+from lkn.values import GenerateRequest
 from scripts.lib.sglang_double import Fault, SGLangDouble
 from tests.conftest import GatewayFactory, GatewayUnderTest, make_settings
 from tests.rpc.conftest import RpcClient, chat, wait_for

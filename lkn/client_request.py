@@ -1,4 +1,4 @@
-"""Validation of OpenAI request bodies into :class:`~lkn.types.GenerateRequest`.
+"""Validation of OpenAI request bodies into :class:`~lkn.values.GenerateRequest`.
 
 Checks what the gateway and the engine rely on (required fields, types, bounds) and keeps
 every other field as it is, so new OpenAI or SGLang options pass through.
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from lkn.config import ClientLimits
 from lkn.errors import BadRequest, Forbidden
-from lkn.types import GenerateRequest, JSONObject, JSONValue, Route
+from lkn.values import GenerateRequest, JSONObject, JSONValue, Route
 
 _ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
 OVERRIDES = frozenset({"fluido", "analitico", "auto"})

@@ -18,7 +18,7 @@ from dataclasses import replace
 
 from lkn.care.instruction import add_instruction, append_instruction
 from lkn.config import DecisionSettings
-from lkn.types import Decision, GenerateRequest, JSONObject, Mode
+from lkn.values import Decision, GenerateRequest, JSONObject, Mode
 
 
 def continue_answer(body: JSONObject, prefix: str) -> JSONObject | None:

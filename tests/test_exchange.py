@@ -22,9 +22,9 @@ from lkn.errors import (
 )
 from lkn.gateway import Gateway
 from lkn.outcome import Kind, classify
-from lkn.requests import parse_request
+from lkn.client_request import parse_request
 from lkn.rest import create_app
-from lkn.types import GenerateRequest, Route
+from lkn.values import GenerateRequest, Route
 from tests.conftest import make_settings
 from tests.fake_engine import FakeClock, FakeEngine, Step, fake_gateway
 
@@ -155,7 +155,7 @@ async def test_probe_requests_count_against_the_concurrency_limit() -> None:
     first = asyncio.ensure_future(gw.complete(req()).__aenter__())
     await asyncio.sleep(0)
     with pytest.raises(TooManyRequests):
-        async with gw.probe(req()):
+        async with gw.decision_only(req()):
             pass
     assert counted(gw, "429", route="probe") == 1
     hold.set()
@@ -166,15 +166,15 @@ async def test_probe_requests_count_against_the_concurrency_limit() -> None:
 async def test_a_failed_probe_counts_against_the_engine_and_a_timeout_does_not() -> None:
     engine = FakeEngine("a:1", probe_error=EngineError("probe 500", engine="a:1"))
     gw = gateway_of(engine, decision={"strategy": "entropy"}, breaker_failures=5)
-    async with gw.probe(req()) as answer:
+    async with gw.decision_only(req()) as answer:
         assert answer.decision.fallback is not None
     assert gw.pool.engines[0].breaker.consecutive_failures == 1
     engine.probe_error = EngineTimeout("probe slow", engine="a:1")
-    async with gw.probe(req()):
+    async with gw.decision_only(req()):
         pass
     assert gw.pool.engines[0].breaker.consecutive_failures == 1
     engine.probe_error = None
-    async with gw.probe(req()):
+    async with gw.decision_only(req()):
         pass
     assert gw.pool.engines[0].breaker.consecutive_failures == 0
 
@@ -185,12 +185,12 @@ async def test_a_failed_probe_never_closes_a_half_open_breaker() -> None:
     gw = fake_gateway(make_settings("http://127.0.0.1:1", breaker_failures=1,
                                     decision={"strategy": "entropy"}), [engine], clock)
     gw.pool.record_check(gw.pool.engines[0], True)
-    async with gw.probe(req()):
+    async with gw.decision_only(req()):
         pass
     breaker = gw.pool.engines[0].breaker
     assert breaker.state is BreakerState.OPEN
     clock.now += 31
-    async with gw.probe(req()):
+    async with gw.decision_only(req()):
         pass
     assert breaker.state is BreakerState.OPEN
 

@@ -7,7 +7,7 @@ import pytest
 
 from lkn import errors
 from lkn.errors import LknError, NoEngineAvailable, TooManyRequests
-from lkn.rpc.status import status_of
+from lkn.rpc.errors import status_of
 
 pytestmark = pytest.mark.fast
 
