@@ -77,7 +77,7 @@ def _calibrate(args: argparse.Namespace, settings: Settings) -> int:
     import uvloop
 
     from lkn.decision.calibrate import calibrate, report
-    from lkn.decision.survey import load_prompts, survey, survey_settings
+    from lkn.survey import load_prompts, survey, survey_settings
 
     if not 0.0 <= args.target_rate <= 1.0:
         print("lkn calibrate: --target-rate must be between 0 and 1", file=sys.stderr)

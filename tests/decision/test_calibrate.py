@@ -23,7 +23,7 @@ from lkn.decision.calibrate import (
     threshold_for_rate,
 )
 from lkn.decision.entropy import normalized_entropy
-from lkn.decision.survey import load_prompts, survey, survey_settings
+from lkn.survey import load_prompts, survey, survey_settings
 from lkn.values import Route
 from scripts.lib.sglang_double import Fault, SGLangDouble
 from tests.conftest import make_settings
