@@ -21,7 +21,7 @@
 from __future__ import annotations
 
 import inspect
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import grpc
@@ -29,7 +29,7 @@ import grpc
 from lkn.config import Settings
 from lkn.errors import LknError
 from lkn.gateway import Gateway
-from lkn.rpc.errors import bearer_token, status_of
+from lkn.rpc.errors import Continuation, Handler, bearer_token, status_of
 
 REFLECTION = "/grpc.reflection."
 
@@ -64,11 +64,8 @@ class ReflectionKey(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
     def __init__(self, gateway: Gateway) -> None:
         self._gateway = gateway
 
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any]]],
-        details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler[Any, Any]:
+    async def intercept_service(self, continuation: Continuation,
+                                details: grpc.HandlerCallDetails) -> Handler:  # fmt: skip
         handler = await continuation(details)
         if (handler is None or handler.stream_stream is None
                 or self._gateway.settings.api_key is None

@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import inspect
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any, NoReturn
 
 import grpc
 
 from lkn.errors import LknError
 from lkn.gateway import Gateway
-from lkn.rpc.errors import bearer_token, status_of
+from lkn.rpc.errors import Continuation, Handler, bearer_token, status_of
 
 log = logging.getLogger(__name__)
 
@@ -55,11 +55,8 @@ class DecodeGuard(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
                             "the request message could not be decoded (not a valid "
                             "protobuf message of the method's request type)")
 
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler[Any, Any]]],
-        details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler[Any, Any]:
+    async def intercept_service(self, continuation: Continuation,
+                                details: grpc.HandlerCallDetails) -> Handler:  # fmt: skip
         handler = await continuation(details)
         if handler is None or handler.request_deserializer is None:
             return handler

@@ -14,7 +14,7 @@ import logging
 import math
 from contextlib import aclosing
 from collections.abc import AsyncGenerator, Awaitable, Callable
-from typing import NoReturn, Protocol, TypeVar
+from typing import Any, NoReturn, Protocol, TypeAlias, TypeVar
 
 import grpc
 
@@ -27,6 +27,9 @@ Req = TypeVar("Req")
 Resp = TypeVar("Resp")
 Context = grpc.aio.ServicerContext[Req, Resp]
 Metadata = tuple[tuple[str, str], ...]
+#: What a server interceptor gets and returns.
+Handler: TypeAlias = "grpc.RpcMethodHandler[Any, Any]"
+Continuation: TypeAlias = Callable[[grpc.HandlerCallDetails], Awaitable[Handler]]
 
 
 class Servicer(Protocol):
