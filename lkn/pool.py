@@ -279,14 +279,19 @@ class EnginePool:
         deadline: float | None = None,
         model: str | None = None,
         prefix: Prefix = NO_PREFIX,
+        *,
+        exclude: Sequence[Engine] = (),
+        tries: int | None = None,
     ) -> tuple[Lease, T]:
-        """Run ``attempt`` on an engine serving ``model``; while it fails with a retryable
-        error, once more on each other candidate.
+        """Run ``attempt`` on an engine serving ``model`` (none of ``exclude``); while it
+        fails with a retryable error, once more on each other candidate, ``tries`` times at
+        most (None: every candidate).
 
         ``attempt`` must raise only before anything reached the client. The returned lease
         is still held: the caller settles it when the request ends.
         """
-        tried: list[Engine] = []
+        tried: list[Engine] = list(exclude)
+        left = tries
         while True:
             lease = await self.acquire_waiting(model, tried, deadline, prefix)
             try:
@@ -294,7 +299,8 @@ class EnginePool:
             except EngineError as exc:
                 self.settle(lease, outcome_of(exc))
                 tried.append(lease.engine)
-                if not exc.retryable or not self._has_other(model, tried):
+                left = None if left is None else left - 1
+                if not exc.retryable or left == 0 or not self._has_other(model, tried):
                     raise
                 self._metrics.retries.inc()
                 log.warning(

@@ -21,16 +21,9 @@ from lkn.gateway import Gateway
 from lkn.metrics import Metrics
 from lkn.pool import EnginePool
 from lkn.values import Chunk, JSONObject, ProbeResult, Route, TopToken
+from tests.clock import FakeClock
 
 __all__ = ["FakeClock", "FakeEngine", "Step", "fake_gateway", "Verdict"]
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @dataclass

@@ -13,7 +13,8 @@ from lkn.errors import EngineOverloaded, ModelNotFound, NoEngineAvailable, Engin
 from lkn.metrics import Metrics
 from lkn.pool import EnginePool, outcome_of
 from tests.conftest import make_settings
-from tests.fake_engine import FakeClock, FakeEngine
+from tests.clock import FakeClock
+from tests.fake_engine import FakeEngine
 
 pytestmark = pytest.mark.fast
 
@@ -121,6 +122,24 @@ def test_a_stale_outcome_of_a_lease_from_before_the_breaker_opened_is_ignored() 
     assert pool.engines[0].breaker.trial_in_flight
     pool.settle(trial, Verdict.SUCCESS)
     assert pool.engines[0].breaker.state is BreakerState.CLOSED
+
+
+async def test_run_leaves_out_excluded_engines_and_stops_after_its_tries() -> None:
+    a, b, c = FakeEngine("a:1"), FakeEngine("b:1"), FakeEngine("c:1")
+    pool, _ = pool_of(a, b, c)
+    tried: list[str] = []
+
+    async def failing(lease: object) -> str:
+        tried.append(lease.engine.name)  # type: ignore[attr-defined]
+        raise errors.EngineError("down", engine=tried[-1])
+
+    with pytest.raises(errors.EngineError):
+        await pool.run(failing, exclude=[pool.engines[0]], tries=1)
+    assert tried == ["b:1"] or tried == ["c:1"]
+    tried.clear()
+    with pytest.raises(errors.EngineError):
+        await pool.run(failing, exclude=[pool.engines[0]])
+    assert sorted(tried) == ["b:1", "c:1"]
 
 
 async def test_engine_overload_is_retried_elsewhere_and_never_opens_the_breaker() -> None:

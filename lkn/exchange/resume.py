@@ -39,8 +39,7 @@ from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import dataclass, replace
 from typing import Protocol
 
-from lkn.breaker import Verdict
-from lkn.errors import EngineError, LknError, NoEngineAvailable, ShuttingDown
+from lkn.errors import EngineError, LknError, ShuttingDown
 from lkn.exchange.continuation import continuation_body, delivered_tokens, resumable
 from lkn.exchange.core import Core
 from lkn.exchange.events import close, prepend
@@ -129,59 +128,70 @@ class Resume:
 
     async def resume(self, stream: Resumed, error: LknError) -> AsyncIterator[Chunk] | None:
         """Settle the failed engine's lease, then open the continuation on another engine
-        (returns its chunks, the stream's lease moved to it), or None if none could."""
+        through the pool's attempts (returns its chunks, the stream's lease moved to it), or
+        None if none could."""
+        context = self._context
         failed, stream.lease = stream.lease, None
         if failed is not None:
-            self._context.pool.settle(failed, classify(error).verdict)
+            context.pool.settle(failed, classify(error).verdict)
             self._tried.append(failed.engine)
         text, base = "".join(self._text), stream.engine_body(stream.decision)
         if continuation_body(stream.request.route, base, text, self._chunks) is None:
             self._spent()
             return None
         failed_name = failed.engine.name if failed is not None else "-"
-        while self._attempts_left > 0:
-            self._attempts_left -= 1
-            try:
-                lease = await self._context.pool.acquire_waiting(
-                    self._context.model, self._tried, stream.deadline)
-            except NoEngineAvailable:
-                break
-            opened = await self._continue_on(stream, lease, base, text)
-            if opened is _SPENT:
-                return None
-            if isinstance(opened, Chunks):
-                self._resumed(stream, lease, failed_name, opened.tokens, error)
-                return opened.chunks
-        self._attempts_left = 0
-        self._context.metrics.child(self._context.metrics.resumes, "failed").inc()
-        log.warning("stream not resumed rid=%s failed_engine=%s: no engine could continue",
-                    stream.request_id, failed_name)
-        return None
+        try:
+            lease, opened = await context.pool.run(
+                lambda lease: self._continue_on(stream, lease, base, text), stream.deadline,
+                context.model, exclude=self._excluded(stream.request), tries=self._attempts_left)
+        except _BudgetSpent:
+            self._spent()
+            return None
+        except LknError:
+            self._attempts_left = 0
+            context.metrics.child(context.metrics.resumes, "failed").inc()
+            log.warning("stream not resumed rid=%s failed_engine=%s: no engine could continue",
+                        stream.request_id, failed_name)
+            return None
+        self._resumed(stream, lease, failed_name, opened.tokens, error)
+        return opened.chunks
+
+    def _excluded(self, request: GenerateRequest) -> list[Engine]:
+        """Engines never asked: those that failed this stream, and for chat those that
+        cannot prefill an assistant message (only SGLang can)."""
+        if request.route is not Route.CHAT:
+            return list(self._tried)
+        context = self._context
+        return [*self._tried, *(engine for engine in context.pool.candidates(context.model)
+                                if engine.name not in context.prefills)]
 
     async def _continue_on(self, stream: Resumed, lease: Lease, base: JSONObject,
-                           text: str) -> Chunks | object | None:  # fmt: skip
-        """The continuation on ``lease``: its chunks, ``_SPENT`` (budget spent), or None
-        (this engine could not: the next one is tried)."""
-        pool, request = self._context.pool, stream.request
-        if request.route is Route.CHAT and lease.engine.name not in self._context.prefills:
-            self._tried.append(lease.engine)
-            pool.settle(lease, Verdict.NEUTRAL)  # no assistant prefill on this engine
-            self._attempts_left += 1
-            return None
-        deadline = self._context.clock() + self._context.count_timeout
+                           text: str) -> Chunks:  # fmt: skip
+        """One attempt: the delivered tokens counted by this engine, then the continuation
+        opened up to its first chunk (raises :class:`_BudgetSpent` when nothing is left of
+        the client's budget, an engine error for the pool to try the next engine)."""
+        self._attempts_left -= 1
+        self._tried.append(lease.engine)
+        context, request = self._context, stream.request
+        deadline = context.clock() + context.count_timeout
         tokens = await delivered_tokens(lease.engine.client, text, self._chunks,
                                         stream.request_id, deadline if stream.deadline is None
                                         else min(deadline, stream.deadline))  # fmt: skip
         body = continuation_body(request.route, base, text, tokens)
         if body is None:
-            pool.settle(lease, Verdict.NEUTRAL)
-            self._spent()
-            return _SPENT
-        chunks = await self._open(stream, lease, body)
-        if chunks is None:
-            self._tried.append(lease.engine)
-            return None
-        return Chunks(chunks, tokens)
+            raise _BudgetSpent
+        chunks = self._relabel(lease.engine.client.stream(
+            request.route, body, stream.request_id, stream.deadline))
+        try:
+            first = await chunks.__anext__()
+        except StopAsyncIteration:
+            raise EngineError(f"engine {lease.engine.name} sent an empty continuation",
+                              engine=lease.engine.name) from None
+        except BaseException:
+            await chunks.aclose()
+            raise
+        context.pool.confirm(lease)
+        return Chunks(prepend(first, chunks), tokens)
 
     def _resumed(self, stream: Resumed, lease: Lease, failed: str, tokens: int,
                  error: LknError) -> None:  # fmt: skip
@@ -196,27 +206,6 @@ class Resume:
         """The client's budget is spent: nothing to continue (the original failure stands)."""
         self._attempts_left = 0
         self._context.metrics.child(self._context.metrics.resumes, "budget_spent").inc()
-
-    async def _open(self, stream: Resumed, lease: Lease, body: JSONObject
-                    ) -> AsyncIterator[Chunk] | None:  # fmt: skip
-        """The continuation's stream on ``lease``, once its first chunk is in."""
-        pool = self._context.pool
-        chunks = self._relabel(lease.engine.client.stream(
-            stream.request.route, body, stream.request_id, stream.deadline))
-        try:
-            first = await chunks.__anext__()
-        except StopAsyncIteration:
-            pool.settle(lease, Verdict.FAILURE)
-            return None
-        except LknError as exc:
-            pool.settle(lease, classify(exc).verdict)
-            return None
-        except BaseException:
-            await chunks.aclose()
-            pool.settle(lease, Verdict.NEUTRAL)
-            raise
-        pool.confirm(lease)
-        return prepend(first, chunks)
 
     async def _relabel(self, stream: AsyncIterator[Chunk]) -> AsyncGenerator[Chunk, None]:
         """The continuation's chunks as parts of the same answer: its opening role chunk is
@@ -254,7 +243,8 @@ class Chunks:
     tokens: int
 
 
-_SPENT = object()
+class _BudgetSpent(Exception):
+    """Nothing is left of the client's budget to continue with (counted by this engine)."""
 
 
 def _id_of(raw: bytes | None) -> str | None:
