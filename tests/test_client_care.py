@@ -13,6 +13,7 @@ import pytest
 from lkn.config import ClientLimits, HomeostatSettings
 from scripts.lib.sglang_double import Fault, SGLangDouble
 from tests.conftest import CARE_OPEN, GatewayFactory, GatewayUnderTest, make_settings
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.fast
 
@@ -31,12 +32,6 @@ def engine_bodies(double: SGLangDouble) -> list[Any]:
     return [r.body for r in double.requests_to("/v1/chat/completions")]
 
 
-async def until(predicate: Any, what: str) -> None:
-    for _ in range(1000):
-        if predicate():
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError(f"never happened: {what}")
 
 
 @pytest.fixture
@@ -49,7 +44,7 @@ async def stalled(double: SGLangDouble) -> AsyncIterator[Any]:
         before = gw.gateway.active
         double.script(Fault.STALL)
         tasks.append(asyncio.create_task(post(gw, {**CHAT, "n": n} if n > 1 else CHAT)))
-        await until(lambda: gw.gateway.active > before, "the held request admitted")
+        await wait_for(lambda: gw.gateway.active > before, what="the held request admitted")
 
     yield hold
     for task in tasks:

@@ -99,7 +99,7 @@ async def test_shutdown_while_a_stream_is_resumed_ends_it_with_an_error_event_an
     still gets the shutdown error and [DONE], and the continuation is aborted at once."""
     from lkn.config import PlacementSettings
     from lkn.server import running
-    from tests.test_rest_failures import wait_for
+    from tests.waiting import wait_for
     from tests.test_resume import MESSAGES
 
     async with SGLangDouble(reply="one two three four five six") as a, \
@@ -137,7 +137,7 @@ async def test_shutdown_during_a_vote_ends_the_stream_cleanly_and_aborts_the_vot
     that had nothing yet gets a 503; either way the engine request is aborted at once."""
     from lkn.server import running
     from tests.conftest import CARE_OPEN
-    from tests.test_rest_failures import wait_for
+    from tests.waiting import wait_for
 
     async with SGLangDouble(prefill_delay=30.0) as double:
         settings = make_settings(double.url, grpc_enabled=False, shutdown_grace=0.5,

@@ -14,7 +14,7 @@ from lkn.config import load_settings
 from lkn.loopguard import LoopGuard, LoopSettings
 from scripts.lib.sglang_double import SGLangDouble
 from tests.conftest import GatewayFactory, make_settings
-from tests.test_rest_failures import wait_for
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.fast
 

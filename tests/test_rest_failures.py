@@ -16,17 +16,13 @@ from scripts.lib.sglang_double import Fault, SGLangDouble
 from tests.clock import FakeClock
 from tests.conftest import GatewayFactory, GatewayUnderTest, make_settings
 from tests.test_rest_gateway import CHAT, content_of, sse_events
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.fast
 
 STREAM = {**CHAT, "max_tokens": 12, "stream": True}
 
 
-async def wait_for(predicate: Any, timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        await asyncio.sleep(0.01)
 
 
 @pytest.fixture

@@ -15,17 +15,13 @@ from lkn.server import running
 from scripts.lib.sglang_double import Fault, SGLangDouble
 from tests.conftest import GatewayFactory, make_settings
 from tests.test_rest_gateway import CHAT, sse_events
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.fast
 
 STREAM = {**CHAT, "max_tokens": 12, "stream": True}
 
 
-async def wait_for(predicate: Any, timeout: float = 10.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not predicate():
-        assert asyncio.get_running_loop().time() < deadline, "condition not reached in time"
-        await asyncio.sleep(0.01)
 
 
 @pytest.fixture

@@ -20,6 +20,7 @@ from lkn.speculative import HELD_SUFFIX, RESTART_SUFFIX, HeldGeneration
 from lkn.values import Chunk, Decision, GenerateRequest, JSONObject, Mode, Route
 from scripts.lib.sglang_double import Fault, SGLangDouble
 from tests.conftest import make_settings
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.fast
 
@@ -361,7 +362,7 @@ async def test_client_gone_before_the_first_held_token_aborts_the_engine_request
         request = chat()
         held = HeldGeneration(client, request, d.settings, None)
         task = asyncio.ensure_future(d.decide(request, held, None))  # type: ignore[arg-type]
-        await asyncio.sleep(0.2)
+        await wait_for(lambda: len(generations(double)) == 1)  # in the engine's prefill
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
@@ -377,7 +378,7 @@ async def test_client_gone_during_the_held_tokens_aborts_the_engine_request() ->
         request = chat()
         held = HeldGeneration(client, request, d.settings, None)
         task = asyncio.ensure_future(d.decide(request, held, None))  # type: ignore[arg-type]
-        await asyncio.sleep(0.8)  # two or three tokens are held
+        await wait_for(lambda: len(held._held) >= 2)  # tokens are held, the probe not complete
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task

@@ -15,6 +15,7 @@ from lkn._proto.lkn.v1 import gateway_pb2 as pb
 from lkn._proto.lkn.v1 import gateway_pb2_grpc
 from scripts.lib.sglang_double import SGLangDouble
 from tests.conftest import GatewayFactory, GatewayUnderTest, make_settings
+from tests.waiting import wait_for
 
 
 @dataclass

@@ -14,7 +14,8 @@ from lkn._proto.lkn.v1 import gateway_pb2_grpc
 from lkn.server import running
 from scripts.lib.sglang_double import Fault, SGLangDouble
 from tests.conftest import GatewayFactory, make_settings
-from tests.rpc.conftest import RpcClient, chat, wait_for
+from tests.rpc.conftest import RpcClient, chat
+from tests.waiting import wait_for
 from tests.rpc.test_servicer import Connector
 
 pytestmark = pytest.mark.fast

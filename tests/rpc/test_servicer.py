@@ -19,7 +19,8 @@ from lkn.rpc import chat_request, stream_generate
 from lkn.values import GenerateRequest
 from scripts.lib.sglang_double import Fault, SGLangDouble
 from tests.conftest import GatewayFactory, GatewayUnderTest, make_settings
-from tests.rpc.conftest import RpcClient, chat, wait_for
+from tests.rpc.conftest import RpcClient, chat
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.fast
 
