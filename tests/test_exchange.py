@@ -27,6 +27,7 @@ from lkn.rest import create_app
 from lkn.values import GenerateRequest, Route
 from tests.conftest import make_settings
 from tests.fake_engine import FakeClock, FakeEngine, Step, fake_gateway
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.fast
 
@@ -271,13 +272,9 @@ async def test_a_client_leaving_before_the_first_byte_is_counted_499_not_500(
     async with aiohttp.ClientSession() as http:
         task = asyncio.ensure_future(http.post(url + "/v1/chat/completions",
                                                json={"messages": HELLO}))
-        while not engine.calls:
-            await asyncio.sleep(0.01)
+        await wait_for(lambda: engine.calls)
         task.cancel()
-    for _ in range(200):
-        if counted(gw, "499"):
-            break
-        await asyncio.sleep(0.01)
+    await wait_for(lambda: counted(gw, "499"))
     assert counted(gw, "499") == 1 and counted(gw, "500") == 0
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
 
@@ -295,10 +292,7 @@ async def test_a_client_leaving_mid_stream_is_499_without_a_traceback(
                              json={"messages": HELLO, "stream": True}) as r:
             await r.content.readline()
     hold.set()
-    for _ in range(200):
-        if counted(gw, "499"):
-            break
-        await asyncio.sleep(0.01)
+    await wait_for(lambda: counted(gw, "499"))
     assert counted(gw, "499") == 1 and gw.active == 0
     assert engine.aborts, "the engine is told to drop the request"
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]

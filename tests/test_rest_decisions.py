@@ -18,6 +18,7 @@ from lkn.config import DEFAULT_INTERVENTION
 from lkn.care.bodies import model_system_prompt
 from scripts.lib.sglang_double import Fault, Received, SGLangDouble
 from tests.conftest import GatewayFactory, GatewayUnderTest, make_settings
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.fast
 
@@ -171,10 +172,7 @@ async def test_stalled_probe_times_out_and_only_the_probe_is_aborted(
         assert loop.time() - started < 2.0
         assert headers["X-LKN-Fallback"] == "probe_timeout" and headers["X-LKN-Mode"] == "FLUIDO"
         rid = headers["X-Request-Id"]
-        for _ in range(50):
-            if double.aborts:
-                break
-            await asyncio.sleep(0.02)
+        await wait_for(lambda: double.aborts)
         assert double.aborts == [rid + "-probe"] and rid not in double.cancelled_rids
         async with http.get(gw.url + "/metrics") as r:
             assert 'lkn_probe_fallbacks_total{reason="timeout"} 1.0' in await r.text()

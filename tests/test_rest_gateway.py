@@ -13,6 +13,7 @@ import pytest
 from lkn.breaker import BreakerState
 from scripts.lib.sglang_double import Fault, SGLangDouble
 from tests.conftest import GatewayFactory, GatewayUnderTest, make_settings
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.fast
 
@@ -286,8 +287,7 @@ async def test_over_the_concurrency_limit_is_429(
         body = {**CHAT, "max_tokens": 8}
         first = [asyncio.create_task(http.post(gw.v1 + "/chat/completions", json=body))
                  for _ in range(2)]
-        while gw.gateway.active < 2:
-            await asyncio.sleep(0.005)
+        await wait_for(lambda: gw.gateway.active >= 2)
         async with http.post(gw.v1 + "/chat/completions", json=body) as r:
             assert r.status == 429
             assert r.headers["Retry-After"] == "1"

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
@@ -61,10 +59,3 @@ def chat(text: str = "hello there", **sampling: object) -> pb.GenerateRequest:
         chat=pb.Chat(messages=[pb.ChatMessage(role="user", content=text)]),
         sampling=pb.SamplingParams(**sampling),  # type: ignore[arg-type]
     )
-
-
-async def wait_for(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        await asyncio.sleep(0.01)
