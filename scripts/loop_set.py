@@ -8,7 +8,7 @@
       kept as the list of its streamed pieces (one token each on SGLang and llama.cpp),
       labelled ``loop`` when it ran to the cap with its tail one period repeated
       (:func:`label`), for a person to review. Writes tests/data/loop_answers.jsonl.
-  python scripts/loop_set.py measure [--window W --repeats R --min-chars C]
+  python scripts/loop_set.py measure [--window W --repeats R --min-chars C --counting-repeats N]
       The guard replayed, piece by piece, on the collected answers and on the hand-made
       legitimate repetitions of tests/data/loop_legit.jsonl: detection rate, tokens from
       the loop's start to its detection, and false positives, printed.
@@ -229,7 +229,7 @@ def relabel(args: argparse.Namespace) -> int:
 
 def measure(args: argparse.Namespace) -> int:
     settings = LoopSettings()
-    for name in ("window", "repeats", "min_chars"):
+    for name in ("window", "repeats", "min_chars", "counting_repeats"):
         value = getattr(args, name)
         if value is not None:
             settings = replace(settings, **{name: value})
@@ -250,7 +250,7 @@ def main() -> int:
     c.add_argument("--append", action="store_true")
     sub.add_parser("relabel")
     m = sub.add_parser("measure")
-    for name in ("window", "repeats", "min_chars"):
+    for name in ("window", "repeats", "min_chars", "counting_repeats"):
         m.add_argument(f"--{name.replace('_', '-')}", dest=name, type=int, default=None)
     args = parser.parse_args()
     if args.command == "collect":
