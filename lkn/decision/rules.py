@@ -11,7 +11,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from lkn.decision import signals_code, signals_maths, signals_steps
+from lkn.decision import signals_code, signals_logic, signals_maths, signals_steps
 from lkn.decision.scan import Scan
 from lkn.values import GenerateRequest, JSONValue, Mode, Route
 
@@ -35,6 +35,15 @@ SIGNALS: tuple[tuple[str, Callable[[Scan], bool]], ...] = (
     ("proof", signals_maths.proof),
     ("counting_probability", signals_maths.counting_probability),
     ("reasoning_cue", signals_steps.reasoning_cue),
+    # Reasoning asked for in words: comparisons, deductions, calendars, number properties,
+    # conversions, exact targets, a program's behaviour.
+    ("comparison", signals_logic.comparison),
+    ("deduction", signals_logic.deduction),
+    ("calendar", signals_logic.calendar),
+    ("number_property", signals_logic.number_property),
+    ("conversion", signals_logic.conversion),
+    ("exact_target", signals_logic.exact_target),
+    ("code_behaviour", signals_logic.code_behaviour),
 )
 #: Every signal the rules can report (``long_prompt`` comes from the token estimate).
 SIGNAL_NAMES: tuple[str, ...] = ("long_prompt", *(name for name, _ in SIGNALS))

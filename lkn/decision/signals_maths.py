@@ -25,7 +25,7 @@ _MATH_WORDS = words(
     r"teorema\b", r"probabilidad\b", r"factoriza\w*")
 #: A quantitative word problem: two numbers or more, a unit / rate / money / time, a question.
 _NUMBER_START = re.compile(r"\d(?<![\w.,]\d)")  # the first digit of a number ("1.5" is one)
-_UNIT = (
+UNIT = (
     r"%|[$€£]|(?:km|kms|m|cm|mm|kg|g|mg|l|ml|h|hr|hrs|min|mins|s|mph|kph|km/h|m/s|ft|in|lb"
     r"|lbs|oz|mi|ha|kw|kwh|w|v|gb|mb|tb"
     r"|(?:kilo|centi|milli)?(?:met(?:er|re)s?|grams?|lit(?:er|re)s?)|miles?|feet|foot"
@@ -35,7 +35,7 @@ _UNIT = (
     r"|litros?|millas?|pies|pulgadas?|libras?|toneladas?|grados?|horas?|minutos?|segundos?"
     r"|d[ií]as?|semanas?|meses|mes|años?|c[eé]ntimos?|por ?ciento)\b")
 _QUANTITY = (
-    re.compile(rf"[$€£\d](?:(?<=[$€£])\s?\d|(?<=\d)(?![\d.,]?\d)\s?(?:{_UNIT}))"),
+    re.compile(rf"[$€£\d](?:(?<=[$€£])\s?\d|(?<=\d)(?![\d.,]?\d)\s?(?:{UNIT}))"),
     words(r"per\b", r"each\b", r"every\b", r"an hour\b", r"a day\b", r"a week\b",
            r"a month\b", r"a year\b", r"rate\b", r"speed\b", r"costs?\b", r"price\b",
            r"por\b", r"cada\b", r"al d[ií]a\b", r"a la hora\b", r"velocidad\b", r"precio\b",
@@ -82,12 +82,31 @@ _COUNTING = (
     re.compile(r"\d(?<!\w\d)\d* dados?\b"),
 )
 
+#: Numbers written as words count as numbers ("forty dollars", "veinte por ciento"); not
+#: "one"/"un", mostly articles, nor "once", an English word too.
+_NUMBER_WORD = words(
+    r"two\b", r"three\b", r"four\b", r"five\b", r"six\b", r"seven\b", r"eight\b",
+    r"nine\b", r"ten\b", r"eleven\b", r"twelve\b", r"twenty\b", r"thirty\b", r"forty\b",
+    r"fifty\b", r"sixty\b", r"seventy\b", r"eighty\b", r"ninety\b", r"hundred\b",
+    r"thousand\b", r"half\b", r"quarter\b", r"dozen\b", r"dos\b", r"tres\b", r"cuatro\b",
+    r"cinco\b", r"seis\b", r"siete\b", r"ocho\b", r"nueve\b", r"diez\b", r"doce\b", r"veinte\b", r"treinta\b", r"cuarenta\b", r"cincuenta\b", r"sesenta\b",
+    r"setenta\b", r"ochenta\b", r"noventa\b", r"cien\b", r"ciento\b", r"mil\b",
+    r"mitad\b", r"docena\b")
+
+
+def count_numbers(low: str, enough: int) -> int:
+    """Numbers in the text, in digits or in words, counted up to ``enough``."""
+    found = 0
+    for pattern in (_NUMBER_START, _NUMBER_WORD):
+        for _ in pattern.finditer(low):
+            found += 1
+            if found >= enough:
+                return found
+    return found
+
+
 def word_problem(scan: Scan) -> bool:
-    numbers = 0
-    for numbers, _ in enumerate(_NUMBER_START.finditer(scan.low), start=1):
-        if numbers == 2:
-            break
-    if numbers < 2:
+    if count_numbers(scan.low, 2) < 2:
         return False
     if _QUANTITY_QUESTION.search(scan.low) is not None:
         return True

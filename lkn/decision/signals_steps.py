@@ -6,11 +6,21 @@ import re
 
 from lkn.decision.scan import Scan, any_match, words
 
+#: A plan asked for (not "plans" in chat: "any plans for the weekend?").
+_PLAN_REQUESTS = (
+    *(rf"{verb} (?:me )?(?:a |an |my |our |the )?(?:\w+ )?plan\b"
+      for verb in ("make", "create", "write", "draw up", "build", "give", "prepare", "need",
+                   "design")),
+    r"plan (?:a|an|my|our|the) \w+", r"planning (?:a|an|my|our|the) \w+",
+    r"planific\w*", r"planea\w*", r"planee\w*",
+    *(rf"{verb}(?:me)? un plan\b" for verb in ("haz", "crea", "prepara", "dise[nñ]a",
+                                                "escribe", "dame", "necesito")),
+    r"un plan de\b")
 _MULTI_STEP = (
     words(r"step[- ]by[- ]step\b", r"paso a paso\b",
            r"compar(?:e|es|ed|ing|ison|a|ar|aci[oó]n|ando|emos)\b", r"versus\b",
            r"vs(?!\w)", r"pros and cons\b", r"ventajas y desventajas\b", r"trade-?offs?\b",
-           r"plan(?:s|ea\w*|ific\w*|ning)?\b", r"break (?:it |this )?down\b", r"desgl[oó]sa\w*"),
+           *_PLAN_REQUESTS, r"break (?:it |this )?down\b", r"desgl[oó]sa\w*"),
     re.compile(r"\n[^\S\n]*\d+[.)][^\S\n][^\n]*\n[^\S\n]*\d+[.)]\s"),
 )
 #: "first ... then" within ``_SEQUENCE_WINDOW`` characters, by one pass over the cue words.

@@ -111,6 +111,76 @@ CASES: list[tuple[str, Mode, str | None]] = [
 #: The widened view of risk: each signal with prompts that must fire it (English and Spanish)
 #: and near misses that must not.
 WIDENED: dict[str, tuple[list[str], list[str]]] = {
+    "comparison": ([
+        "Which is greater, 2/3 or 0.6?",
+        "Is 1.25 kg heavier than 1200 g?",
+        "Which number is smaller: 0.09 or 0.1?",
+        "¿Qué número es mayor, 0,35 o 1/3?",
+        "¿Cuál es mayor: 2 elevado a 10 o 10 al cubo, 1000?",
+    ], [
+        "Which is bigger, a whale or an elephant?",
+        "¿Qué es mayor, un océano o un mar?",
+    ]),
+    "deduction": ([
+        "All roses are flowers and some flowers fade quickly. Can we conclude that some roses fade quickly?",
+        "If no reptiles have fur and a snake is a reptile, does a snake have fur?",
+        "Kim is taller than Jo, and Jo is taller than Sam. Who is the tallest?",
+        "Si todos los perros ladran y Toby es un perro, ¿ladra Toby?",
+        "Pedro es más rápido que Juan y Juan es más rápido que Ana. ¿Quién es el más lento?",
+    ], [
+        "My sister is older than me.",
+        "Todos los días camino al trabajo.",
+    ]),
+    "calendar": ([
+        "What day of the week was 1 January 2000?",
+        "Is 1900 a leap year?",
+        "What day will it be 30 days after a Friday?",
+        "¿Qué día de la semana cae el 25 de diciembre de 2030?",
+        "Hoy es lunes. ¿Qué día será dentro de 10 días?",
+    ], [
+        "What day is it today?",
+        "Los domingos descanso.",
+    ]),
+    "number_property": ([
+        "Is 97 prime?",
+        "List the factors of 36.",
+        "What is the greatest common divisor of 48 and 180?",
+        "¿Es 57 divisible por 3?",
+        "Calcula el mínimo común múltiplo de 4 y 6.",
+    ], [
+        "Who was the prime minister in 1990?",
+        "Los números primos son interesantes.",
+    ]),
+    "conversion": ([
+        "Convert 30 degrees Celsius to Fahrenheit.",
+        "How many ounces are in a pound?",
+        "What is 3.5 miles in kilometres?",
+        "Convierte 100 grados a fahrenheit.",
+        "¿Cuántos centímetros hay en una pulgada?",
+    ], [
+        "Convert this essay into a poem.",
+        "Convierte esta frase en una pregunta.",
+    ]),
+    "exact_target": ([
+        "With a 7-minute and an 11-minute hourglass, how do I time exactly 15 minutes?",
+        "Can you make exactly 30 cents with nickels and dimes only?",
+        "How can I measure exactly half a cup with a 3/4 cup?",
+        "¿Cómo puedo medir exactamente 2 litros con jarras de 3 y 5?",
+        "Necesito exactamente 7 minutos con relojes de arena de 3 y 5.",
+    ], [
+        "That is exactly what I meant.",
+        "Eso es exactamente lo que quería.",
+    ]),
+    "code_behaviour": ([
+        "My function returns an empty string when the input has spaces.",
+        "This script crashes when the file is missing. Why?",
+        "Our query gives duplicate rows after the join.",
+        "Mi programa imprime los números al revés.",
+        "Este código falla cuando la lista está vacía.",
+    ], [
+        "My phone crashes sometimes.",
+        "Mi perro da saltos de alegría.",
+    ]),
     "code_request": ([
         "Write a function that reverses a string.",
         "Fix my query, it returns duplicate rows.",
