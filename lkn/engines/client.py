@@ -178,15 +178,18 @@ class HttpEngineClient:
         done = False
         try:
             with self._errors(rid, "mid-stream", abort=False):
-                async for line in _read_lines(response.content):
-                    if not line.startswith(b"data:"):
-                        continue
-                    payload = line[5:].strip()
-                    if payload == _DONE:
-                        done = True
+                async for lines in _read_lines(response.content):
+                    for line in lines:
+                        if not line.startswith(b"data:"):
+                            continue
+                        payload = line[5:].strip()
+                        if payload == _DONE:
+                            done = True
+                            break
+                        if payload:
+                            yield parse_chunk(payload, self.name)
+                    if done:
                         break
-                    if payload:
-                        yield parse_chunk(payload, self.name)
         finally:
             if done:
                 response.release()
@@ -380,9 +383,9 @@ class HttpEngineClient:
         await self.close()
 
 
-async def _read_lines(content: aiohttp.StreamReader) -> AsyncIterator[bytes]:
-    """Lines of a response body, read in whatever pieces the socket delivers (one await
-    per network read, not per line).
+async def _read_lines(content: aiohttp.StreamReader) -> AsyncIterator[list[bytes]]:
+    """The lines of a response body, in the batches the socket delivers them (one await and
+    one batch per network read, not per line).
 
     If the connection breaks, the complete lines that had already arrived are still yielded
     before the error: aiohttp raises before handing out data it has buffered, which would
@@ -394,16 +397,16 @@ async def _read_lines(content: aiohttp.StreamReader) -> AsyncIterator[bytes]:
             data = await content.readany()
         except aiohttp.ClientPayloadError:
             *lines, _ = (pending + _held_back(content)).split(b"\n")
-            for line in lines:
-                yield line
+            if lines:
+                yield lines
             raise
         if not data:
             if pending:
-                yield pending
+                yield [pending]
             return
         *lines, pending = (pending + data).split(b"\n")
-        for line in lines:
-            yield line
+        if lines:
+            yield lines
 
 
 def _held_back(content: aiohttp.StreamReader) -> bytes:
