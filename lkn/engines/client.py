@@ -179,15 +179,15 @@ class HttpEngineClient:
         try:
             with self._errors(rid, "mid-stream", abort=False):
                 async for lines in _read_lines(response.content):
-                    for line in lines:
-                        if not line.startswith(b"data:"):
-                            continue
-                        payload = line[5:].strip()
+                    payloads = _payloads(lines)
+                    last = len(payloads) - 1
+                    for i, payload in enumerate(payloads):
                         if payload == _DONE:
                             done = True
                             break
-                        if payload:
-                            yield parse_chunk(payload, self.name)
+                        chunk = parse_chunk(payload, self.name)
+                        chunk.more = i < last
+                        yield chunk
                     if done:
                         break
         finally:
@@ -407,6 +407,12 @@ async def _read_lines(content: aiohttp.StreamReader) -> AsyncIterator[list[bytes
         *lines, pending = (pending + data).split(b"\n")
         if lines:
             yield lines
+
+
+def _payloads(lines: list[bytes]) -> list[bytes]:
+    """The non-empty ``data:`` payloads among SSE lines (comments and other fields dropped)."""
+    return [payload for line in lines
+            if line.startswith(b"data:") and (payload := line[5:].strip())]
 
 
 def _held_back(content: aiohttp.StreamReader) -> bytes:
