@@ -192,7 +192,7 @@ class HttpEngineClient:
                         break
         finally:
             if done:
-                response.release()
+                _release_at_end(response)
             else:
                 response.close()
                 self.abort(rid)
@@ -407,6 +407,19 @@ async def _read_lines(content: aiohttp.StreamReader) -> AsyncIterator[list[bytes
         *lines, pending = (pending + data).split(b"\n")
         if lines:
             yield lines
+
+
+def _release_at_end(response: aiohttp.ClientResponse) -> None:
+    """Give a finished stream's connection back to the pool. The end of the body often comes
+    just after ``[DONE]``: released before it, the connection would be closed (and the next
+    request would open another), so it is released when the end comes, and closed if it has
+    not come within a second."""
+    content = response.content
+    if content.is_eof():
+        response.release()
+        return
+    content.on_eof(response.release)
+    asyncio.get_running_loop().call_later(1.0, response.close)
 
 
 def _payloads(lines: list[bytes]) -> list[bytes]:
