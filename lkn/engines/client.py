@@ -29,6 +29,7 @@ from lkn.engines.wire import (
     parse_chunk,
     probe_positions,
     raise_for_event,
+    sse_payloads,
 )
 from lkn.errors import EngineError, EngineTimeout, EngineUnavailable
 from lkn.types import Chunk, JSONObject, ProbeResult, Route
@@ -179,7 +180,7 @@ class HttpEngineClient:
         try:
             with self._errors(rid, "mid-stream", abort=False):
                 async for lines in _read_lines(response.content):
-                    payloads = _payloads(lines)
+                    payloads = sse_payloads(lines)
                     last = len(payloads) - 1
                     for i, payload in enumerate(payloads):
                         if payload == _DONE:
@@ -420,12 +421,6 @@ def _release_at_end(response: aiohttp.ClientResponse) -> None:
         return
     content.on_eof(response.release)
     asyncio.get_running_loop().call_later(1.0, response.close)
-
-
-def _payloads(lines: list[bytes]) -> list[bytes]:
-    """The non-empty ``data:`` payloads among SSE lines (comments and other fields dropped)."""
-    return [payload for line in lines
-            if line.startswith(b"data:") and (payload := line[5:].strip())]
 
 
 def _held_back(content: aiohttp.StreamReader) -> bytes:

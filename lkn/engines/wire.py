@@ -161,11 +161,20 @@ def _plain_chunk(raw: bytes) -> Chunk | None:
     return Chunk(raw=raw, text=delta, usage=Usage(int(prompt), int(completion), int(total)))
 
 
+def sse_payloads(lines: list[bytes]) -> list[bytes]:
+    """The non-empty ``data:`` payloads among SSE lines (comments and other fields dropped)."""
+    return [payload for line in lines
+            if line.startswith(b"data:") and (payload := line[5:].strip())]
+
+
 def parse_chunk(raw: bytes, engine: str) -> Chunk:
     """Parse one SSE ``data:`` payload of an OpenAI-style stream (chat or completions)."""
     plain = _plain_chunk(raw)
-    if plain is not None:
-        return plain
+    return plain if plain is not None else _parse_event(raw, engine)
+
+
+def _parse_event(raw: bytes, engine: str) -> Chunk:
+    """Any stream event, parsed in full."""
     try:
         event = json.loads(raw.decode())
     except ValueError:
