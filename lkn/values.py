@@ -157,6 +157,9 @@ class Chunk:
     tool_call: bool = False
     #: Tool-call pieces of this chunk, in the engine's order.
     tool_calls: tuple[ToolCallDelta, ...] = ()
+    #: More events of the same network read follow this one: a front-end may hold it back
+    #: and send them together (a hint only; the chunk's content does not depend on it).
+    more: bool = field(default=False, compare=False)
 
 
 @dataclass(frozen=True)

@@ -23,9 +23,15 @@ import aiohttp
 from yarl import URL
 
 from lkn.config import EngineSpec, Settings
-from lkn.engines.lines import read_lines
+from lkn.engines.lines import read_lines, release_at_end
 from lkn.engines.probes import probe_positions, probe_request
-from lkn.engines.wire import error_for_status, error_message, parse_chunk, raise_for_event
+from lkn.engines.wire import (
+    error_for_status,
+    error_message,
+    parse_chunk,
+    raise_for_event,
+    sse_payloads,
+)
 from lkn.errors import EngineError, EngineTimeout, EngineUnavailable
 from lkn.values import Chunk, JSONObject, ProbeResult, Route
 
@@ -174,18 +180,21 @@ class HttpEngineClient:
         done = False
         try:
             with self._errors(rid, "mid-stream", abort=False):
-                async for line in read_lines(response.content):
-                    if not line.startswith(b"data:"):
-                        continue
-                    payload = line[5:].strip()
-                    if payload == _DONE:
-                        done = True
+                async for lines in read_lines(response.content):
+                    payloads = sse_payloads(lines)
+                    last = len(payloads) - 1
+                    for i, payload in enumerate(payloads):
+                        if payload == _DONE:
+                            done = True
+                            break
+                        chunk = parse_chunk(payload, self.name)
+                        chunk.more = i < last
+                        yield chunk
+                    if done:
                         break
-                    if payload:
-                        yield parse_chunk(payload, self.name)
         finally:
             if done:
-                response.release()
+                release_at_end(response)
             else:
                 response.close()
                 self.abort(rid)

@@ -1,15 +1,17 @@
-"""An engine's streamed response body, line by line (what server-sent events are read from)."""
+"""An engine's streamed response body, line by line (what server-sent events are read from),
+and giving its connection back once the body has ended."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import aiohttp
 
 
-async def read_lines(content: aiohttp.StreamReader) -> AsyncIterator[bytes]:
-    """Lines of a response body, read in whatever pieces the socket delivers (one await
-    per network read, not per line).
+async def read_lines(content: aiohttp.StreamReader) -> AsyncIterator[list[bytes]]:
+    """The lines of a response body, in the batches the socket delivers them (one await and
+    one batch per network read, not per line).
 
     If the connection breaks, the complete lines that had already arrived are still yielded
     before the error: aiohttp raises before handing out data it has buffered, which would
@@ -21,16 +23,29 @@ async def read_lines(content: aiohttp.StreamReader) -> AsyncIterator[bytes]:
             data = await content.readany()
         except aiohttp.ClientPayloadError:
             *lines, _ = (pending + _held_back(content)).split(b"\n")
-            for line in lines:
-                yield line
+            if lines:
+                yield lines
             raise
         if not data:
             if pending:
-                yield pending
+                yield [pending]
             return
         *lines, pending = (pending + data).split(b"\n")
-        for line in lines:
-            yield line
+        if lines:
+            yield lines
+
+
+def release_at_end(response: aiohttp.ClientResponse) -> None:
+    """Give a finished stream's connection back to the pool. The end of the body often comes
+    just after ``[DONE]``: released before it, the connection would be closed (and the next
+    request would open another), so it is released when the end comes, and closed if it has
+    not come within a second."""
+    content = response.content
+    if content.is_eof():
+        response.release()
+        return
+    content.on_eof(response.release)
+    asyncio.get_running_loop().call_later(1.0, response.close)
 
 
 def _held_back(content: aiohttp.StreamReader) -> bytes:

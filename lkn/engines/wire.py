@@ -10,6 +10,7 @@ HTTP error statuses (with SGLang's flat or OpenAI's nested error bodies), the in
 from __future__ import annotations
 
 import json
+import re
 from typing import cast
 
 from lkn.engines.probes import probe_positions as probe_positions
@@ -121,8 +122,61 @@ def parse_usage(value: JSONValue) -> Usage | None:
     return Usage(p, c, total if isinstance(total, int) else p + c)
 
 
+#: Pieces of ``_PLAIN``: a JSON string's body (captured), a JSON integer (captured or not),
+#: a string without escapes, and the null fields a plain delta may carry.
+_STR = r'"((?:[^"\\\x00-\x1f]|\\.)*)"'
+_NUM = r"(?:0|[1-9][0-9]*)"
+_INT = f"({_NUM})"
+_NAME = r'"[^"\\\x00-\x1f]*"'
+_NULL = r'"(?:role|reasoning_content|reasoning|tool_calls)":null|"role":"assistant"'
+#: The event most of a stream is made of, as SGLang writes it (compact JSON, keys in its
+#: order): one choice whose delta (chat) or text (completions) carries text only, no finish,
+#: no logprobs, usage absent, null or a plain running count. Such an event says nothing but
+#: its text (and usage), so it is read with this one match; any other event is parsed in full.
+_PLAIN = re.compile(
+    r'\{"id":' + _NAME + r',"object":"(?:chat\.completion\.chunk|text_completion)","created":'
+    + _NUM + r',"model":' + _NAME + r',"choices":\[\{"index":0,(?:"delta":\{(?:(?:' + _NULL
+    + r'),)*"content":' + _STR + r"(?:,(?:" + _NULL + r'))*\}|"text":' + _STR
+    + r'),"logprobs":null,"finish_reason":null(?:,"matched_stop":null)?\}\]'
+    + r'(?:,"usage":(?:null|\{"prompt_tokens":' + _INT + r',"total_tokens":' + _INT
+    + r',"completion_tokens":' + _INT + r'(?:,"reasoning_tokens":' + _NUM + r')?\}))?\}'
+)
+
+
+def _plain_chunk(raw: bytes) -> Chunk | None:
+    """The chunk of a plain text event (see ``_PLAIN``), or None for any other event."""
+    try:
+        match = _PLAIN.fullmatch(raw.decode())
+    except UnicodeDecodeError:
+        return None
+    if match is None:
+        return None
+    content, text, prompt, total, completion = match.groups()
+    delta = content if content is not None else text
+    if "\\" in delta:
+        try:
+            delta = json.loads(f'"{delta}"')
+        except ValueError:
+            return None
+    if prompt is None:
+        return Chunk(raw=raw, text=delta)
+    return Chunk(raw=raw, text=delta, usage=Usage(int(prompt), int(completion), int(total)))
+
+
+def sse_payloads(lines: list[bytes]) -> list[bytes]:
+    """The non-empty ``data:`` payloads among SSE lines (comments and other fields dropped)."""
+    return [payload for line in lines
+            if line.startswith(b"data:") and (payload := line[5:].strip())]
+
+
 def parse_chunk(raw: bytes, engine: str) -> Chunk:
     """Parse one SSE ``data:`` payload of an OpenAI-style stream (chat or completions)."""
+    plain = _plain_chunk(raw)
+    return plain if plain is not None else _parse_event(raw, engine)
+
+
+def _parse_event(raw: bytes, engine: str) -> Chunk:
+    """Any stream event, parsed in full."""
     try:
         event = json.loads(raw.decode())
     except ValueError:

@@ -106,8 +106,8 @@ async def _relay(events: EventStream, answer: Exchange, delivery: Delivery) -> N
             if delivery.note is not None:
                 note = delivery.note_event(chunk)
                 if note is not None:
-                    await events.send(note)
-            await events.send(delivery.payload(chunk))
+                    await events.send(note, more=True)
+            await events.send(delivery.payload(chunk), chunk.more)
         tail: tuple[bytes, ...] = (b"[DONE]",)
     except LknError as exc:
         answer.fail(exc)

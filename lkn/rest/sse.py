@@ -18,7 +18,12 @@ Usage::
         ...                               # slow work; comments flow meanwhile
         await events.open(more_headers)   # no-op if a keep-alive already started it
         await events.send(payload)        # one "data: <payload>" event
+        await events.send(payload, more=True)  # held, sent with the next one
         await events.finish(b"[DONE]")
+
+Events that arrived together from the engine (``Chunk.more``) are held and written together,
+one write for the lot, as a pass-through proxy would forward them; an event is never held
+past the moment the request's task waits: then it is written at once.
 """
 
 from __future__ import annotations
@@ -46,6 +51,10 @@ class EventStream:
         self._last = self._loop.time()
         self._opening: asyncio.Lock | None = None
         self._beat: asyncio.Task[None] | None = None
+        #: Events held back to be written with the next one, and the write of those the
+        #: request's task left held when it went to wait.
+        self._held: list[bytes] = []
+        self._flushing: asyncio.Task[None] | None = None
 
     @property
     def started(self) -> bool:
@@ -89,19 +98,50 @@ class EventStream:
                     self.response.headers.update(headers)
                 await self.response.prepare(self.request)
 
-    async def send(self, payload: bytes) -> None:
-        """One ``data:`` event."""
+    async def send(self, payload: bytes, more: bool = False) -> None:
+        """One ``data:`` event; with ``more``, held back to go out with the next one."""
+        held = self._held
+        held.append(b"data: " + payload + b"\n\n")
+        if more:
+            if len(held) == 1:  # written at the latest when this task waits
+                self._loop.call_soon(self._flush_soon)
+            return
+        await self._write(b"".join(held) if len(held) > 1 else held[0])
+
+    async def _write(self, data: bytes) -> None:
+        """Write ``data`` (all that was held, and more), after any write still under way."""
+        self._held = []
+        if self._flushing is not None:
+            flushing, self._flushing = self._flushing, None
+            await flushing
         if not self.response.prepared:
             await self.open()
-        await self.response.write(b"data: " + payload + b"\n\n")
+        await self.response.write(data)
         self._last = self._loop.time()
+
+    def _flush_soon(self) -> None:
+        """The request's task waits with events held: write them now (after the write of
+        those held before, if it is still under way)."""
+        if self._held:
+            data, self._held = b"".join(self._held), []
+            self._flushing = self._loop.create_task(self._flush(data, self._flushing))
+
+    async def _flush(self, data: bytes, after: asyncio.Task[None] | None) -> None:
+        try:
+            if after is not None:
+                await after
+            if not self.response.prepared:
+                await self.open()
+            await self.response.write(data)
+            self._last = self._loop.time()
+        except Exception as exc:  # the client is gone: the next real write finds out too
+            log.debug("held events not sent: %s", exc)
 
     async def finish(self, *payloads: bytes) -> None:
         """The last events, then the end of the response; keep-alives stop first."""
         await self._stop()
-        if not self.response.prepared:
-            await self.open()
-        await self.response.write(b"".join(b"data: " + p + b"\n\n" for p in payloads))
+        data = b"".join(self._held) + b"".join(b"data: " + p + b"\n\n" for p in payloads)
+        await self._write(data)
         await self.response.write_eof()
 
     async def _keep_alive(self) -> None:
