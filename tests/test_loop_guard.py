@@ -238,3 +238,27 @@ def test_the_loop_settings_are_read_from_the_environment() -> None:
     assert settings.loop == LoopSettings(window=512, repeats=6, min_chars=200,
                                          counting_repeats=0)
     assert settings.loop_guard is False
+
+
+def test_the_quick_necessary_check_never_changes_what_is_found(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``_may_repeat`` (a string search in C) only skips the prefix function where it could
+    not find a loop: with it and without it the guard finds the same loops."""
+    import random
+
+    from lkn import loopguard
+
+    rng = random.Random(11)
+    pieces = ["ab", "abc ", "a1 ", "x", "12 ", "the cat ", "|a|", "Paso 1: 7\n", "ab(c)"]
+    texts = []
+    for _ in range(1500):
+        units = ["".join(rng.choice(pieces) for _ in range(rng.randint(1, 3)))
+                 * rng.randint(1, 30) for _ in range(rng.randint(1, 6))]
+        texts.append("".join(units)[-1024:])
+    settings = [LoopSettings(), LoopSettings(min_chars=8, repeats=2),
+                LoopSettings(min_chars=41, counting_repeats=3)]
+    quick = [loopguard.find_loop(t, s) for t in texts for s in settings]
+    monkeypatch.setattr(loopguard, "_may_repeat", lambda tail, min_chars: True)
+    assert [loopguard.find_loop(t, s) for t in texts for s in settings] == quick
+    assert sum(loop is not None for loop in quick) > 500
