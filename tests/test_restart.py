@@ -155,3 +155,25 @@ def test_restart_bodies_per_placement() -> None:
     system = DecisionSettings(restart_placement="system")
     [(placed, seed)] = restart_bodies(chat, decision, seed_for(chat), system)  # type: ignore[arg-type]
     assert seed == seed_for(chat)(decision) and placed is None  # type: ignore[operator]
+
+
+def test_a_rebuilt_answer_reads_plain_chunks_without_parsing_them_again() -> None:
+    """Only the head, the finish, the last usage and reasoning are parsed again; the text of
+    the chunks between comes from the chunks themselves, and the answer is the same as from
+    the events (a chunk whose raw event says otherwise shows which was read)."""
+    from lkn.engines.wire import parse_chunk
+
+    def event(i: int, **delta: object) -> bytes:
+        return json.dumps({"id": "a1", "object": "chat.completion.chunk", "created": 7,
+                           "model": "m", "usage": {"prompt_tokens": 3, "completion_tokens": i,
+                                                   "total_tokens": 3 + i},
+                           "choices": [{"index": 0, "delta": delta, "logprobs": None,
+                                        "finish_reason": None}]}).encode()
+
+    chunks = [parse_chunk(event(0, role="assistant", content="Hel"), "e"),
+              parse_chunk(event(1, content="lo"), "e"), parse_chunk(event(2, content="!"), "e")]
+    request = GenerateRequest(Route.CHAT, {"model": "m"}, "rid")
+    raw, body = assemble(request, chunks, keep_logprobs=False)
+    assert body["choices"][0]["message"]["content"] == "Hello!"  # type: ignore[index]
+    assert body["usage"] == {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}
+    assert body["id"] == "a1" and json.loads(raw) == body

@@ -41,13 +41,11 @@ def token_texts(event: JSONObject) -> list[str]:
     return [str(t) for t in tokens] if isinstance(tokens, list) else []
 
 
-def _events(chunks: Sequence[Chunk]) -> list[JSONObject]:
-    events = []
-    for chunk in chunks:
-        event = json.loads(chunk.raw)
-        if isinstance(event, dict):
-            events.append(event)
-    return events
+def _plain(chunk: Chunk) -> bool:
+    """A piece of answer text and nothing else the rebuilt answer reads but a running usage
+    count (its text is the chunk's own, so its event need not be parsed again)."""
+    return bool(chunk.text) and not (chunk.finish_reason or chunk.reasoning or chunk.tool_call
+                                     or chunk.usage_only)
 
 
 class _Answer:
@@ -106,13 +104,23 @@ class _Answer:
 def assemble(
     request: GenerateRequest, chunks: Sequence[Chunk], keep_logprobs: bool
 ) -> tuple[bytes, JSONObject]:
-    """A non-streamed answer (raw and parsed) from the chunks of a streamed one."""
-    events = _events(chunks)
-    head = events[0] if events else {}
+    """A non-streamed answer (raw and parsed) from the chunks of a streamed one. Events are
+    parsed again only where they carry more than text (the head, a finish, usage, reasoning,
+    logprobs the client asked for); a plain chunk adds its text."""
     chat = request.route is Route.CHAT
     answer = _Answer(chat, keep_logprobs)
-    for event in events:
-        answer.add(event)
+    head: JSONObject | None = None
+    # The answer's usage is the last one the engine sent (a running count on every chunk).
+    last_usage = max((i for i, c in enumerate(chunks) if c.usage is not None), default=-1)
+    for index, chunk in enumerate(chunks):
+        if head is not None and index != last_usage and not keep_logprobs and _plain(chunk):
+            answer.text += chunk.text
+            continue
+        event = json.loads(chunk.raw)
+        if isinstance(event, dict):
+            head = event if head is None else head
+            answer.add(event)
+    head = head or {}
     body: JSONObject = {
         "id": head.get("id"), "object": "chat.completion" if chat else "text_completion",
         "created": head.get("created"), "model": head.get("model"),
