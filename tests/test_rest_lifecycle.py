@@ -15,6 +15,7 @@ from lkn.server import running
 from scripts.lib.sglang_double import Fault, SGLangDouble
 from tests.conftest import GatewayFactory, make_settings
 from tests.test_rest_gateway import CHAT, sse_events
+from tests.clock import FakeClock
 from tests.waiting import wait_for
 
 pytestmark = pytest.mark.fast
@@ -114,24 +115,26 @@ async def test_an_engine_that_tripped_once_serves_again_within_reset_plus_one_ch
     start_gateway: GatewayFactory, http: aiohttp.ClientSession
 ) -> None:
     async with SGLangDouble() as a, SGLangDouble() as b:
-        reset, interval = 1.0, 0.2
+        reset, interval = 30.0, 0.2
+        clock = FakeClock()
         gw = await start_gateway(make_settings(
             a.url, b.url, grpc_enabled=False, breaker_failures=2, breaker_reset=reset,
             health_interval=interval,
-        ))  # fmt: skip
+        ), clock)  # fmt: skip
         a.script(Fault.HTTP_500, Fault.HTTP_500)
         breaker = gw.gateway.pool.engines[0].breaker
         while breaker.state is not BreakerState.OPEN:
             async with http.post(gw.v1 + "/chat/completions", json=CHAT) as r:
                 assert r.status == 200  # retried on b
-        opened = asyncio.get_running_loop().time()
         before = served_by(a)
+        clock.advance(reset + 0.001)  # the reset is due: the next check or request is a's trial
+        opened = asyncio.get_running_loop().time()
         # b stays healthy and keeps taking traffic; a must come back anyway.
         while served_by(a) == before:
             async with http.post(gw.v1 + "/chat/completions", json=CHAT) as r:
                 assert r.status == 200
             elapsed = asyncio.get_running_loop().time() - opened
-            assert elapsed < reset + interval + 1.0, "the recovered engine never came back"
+            assert elapsed < interval + 5.0, "the recovered engine never came back"
         assert breaker.state is BreakerState.CLOSED
 
 
