@@ -131,6 +131,31 @@ async def test_a_vote_a_client_names_is_bounded_by_the_vote_cap(
     assert engine_bodies(double) == []
 
 
+async def test_a_vote_the_engine_refuses_is_shed_to_one_answer(
+    double: SGLangDouble, start_gateway: GatewayFactory,
+) -> None:
+    # llama.cpp's server takes n only up to its slot count: above it, a 400 before any answer.
+    gw = await start_gateway(make_settings(double.url, grpc_enabled=False, client=CARE_OPEN,
+                                           decision={"homeostat": HomeostatSettings(shed=False)}))
+    vote = {"X-LKN-Intervention": "consistency:3"}
+    double.script(Fault.HTTP_400)
+    status, headers, payload = await post(gw, CHAT, vote)
+    assert status == 200 and payload["choices"][0]["message"]["content"]
+    assert headers["X-LKN-Shed"] == "cheaper" and headers["X-LKN-Intervention"] == "prompt:suffix"
+    assert "engine refused n=3 (status 400)" in headers["X-LKN-Policy"]
+    refused, answered = engine_bodies(double)[-2:]
+    assert refused["n"] == 3 and answered.get("n") in (None, 1)
+    # Streamed alike: the one answer's events, then [DONE].
+    double.script(Fault.HTTP_400)
+    async with aiohttp.ClientSession() as http:
+        async with http.post(gw.v1 + "/chat/completions", json={**CHAT, "stream": True},
+                             headers=vote) as r:
+            assert r.status == 200 and r.headers["X-LKN-Shed"] == "cheaper"
+            events = (await r.text()).split("\n\n")
+    assert '"content"' in events[0] and events[-2] == "data: [DONE]"
+    assert engine_bodies(double)[-1].get("n") in (None, 1)
+
+
 # ---- admission by cost ----------------------------------------------------------------------
 
 

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from types import TracebackType
@@ -37,7 +38,7 @@ from types import TracebackType
 from lkn.breaker import Verdict
 from lkn.engines import EngineClient
 from lkn.engines.wire import parse_completion
-from lkn.errors import EngineError, EngineTimeout, LknError
+from lkn.errors import EngineError, EngineRejected, EngineTimeout, LknError
 from lkn.exchange import attempts
 from lkn.exchange.attempts import ObservedEngine, Try
 from lkn.exchange.core import Core
@@ -50,6 +51,8 @@ from lkn.outcome import CLIENT_GONE_ERRORS, Outcome, classify
 from lkn.pool import Lease
 from lkn.speculative import HeldGeneration, hold
 from lkn.values import PASSTHROUGH, Chunk, Completion, Decision, GenerateRequest, JSONObject, Usage
+
+log = logging.getLogger("lkn.request")
 
 
 class Exchange(Delivery):
@@ -161,8 +164,10 @@ class Exchange(Delivery):
         if chooser.votes(self.decision, self.request.body) and self._afford_vote():
             if held is not None:  # the vote is a request of its own (on the cached prefix)
                 await held.aclose()
-            await self._vote(self._try(client, None), lease)
-        elif self.shape is Shape.COMPLETE:
+                held = None
+            if await self._voted(self._try(client, None), lease):
+                return
+        if self.shape is Shape.COMPLETE:
             await self._complete(self._try(client, held), lease)
         else:
             self._pending, self._rest = await attempts.first_chunk(self._try(client, held))
@@ -204,6 +209,23 @@ class Exchange(Delivery):
             return True
         self.decision = chooser.without_vote(self.decision, f"no room for {k} answers")
         return False
+
+    async def _voted(self, t: Try, lease: Lease) -> bool:
+        """The vote, or False when the engine refused its ``n`` answers before any (a 4xx:
+        llama.cpp takes ``n`` up to its slot count): the vote is then shed to the
+        instruction, said in the policy and ``X-LKN-Shed``, and the answer is generated
+        once."""
+        try:
+            await self._vote(t, lease)
+        except EngineRejected as exc:
+            self.voted = False
+            k = self.core.decider.chooser.parse(self.decision.intervention).consistency
+            log.info("vote refused rid=%s engine=%s upstream_status=%s retry=one_answer",
+                     self.request_id, exc.engine, exc.upstream_status)
+            self.decision = self.core.decider.chooser.without_vote(
+                self.decision, f"engine refused n={k} (status {exc.upstream_status})")
+            return False
+        return True
 
     async def _vote(self, t: Try, lease: Lease) -> None:
         """consistency: K answers, the agreed one kept (streamed after the vote)."""
