@@ -75,6 +75,8 @@ class LiveEngine:
     start_timeout: float = 900.0
     #: The model name it reports on /v1/models (None: the script's default).
     served_name: str | None = None
+    #: More of start_engine.sh's settings (ENGINE_MODEL, ENGINE_LLAMACPP_THREADS ...).
+    extra_env: dict[str, str] = field(default_factory=dict)
 
     @property
     def url(self) -> str:
@@ -99,6 +101,7 @@ class LiveEngine:
             extra["ENGINE_PORT"] = str(self.port)
         if self.served_name is not None:
             extra["ENGINE_SERVED_MODEL_NAME"] = self.served_name
+        extra.update(self.extra_env)
         return script_env(self.log_dir, **extra)
 
     def start(self) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import subprocess
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -75,15 +76,17 @@ class LiveWebUI:
     env: dict[str, str]
 
 
-@pytest.fixture(scope="session")
-def webui(browser_gateway: LiveGateway, browser_logs: Path) -> Iterator[LiveWebUI]:
-    """Open WebUI from scripts/start_webui.sh (its defaults; a fresh data dir)."""
+@contextmanager
+def webui_on(gateway: LiveGateway, logs: Path,
+             model_params: dict[str, Any] = WEBUI_MODEL_PARAMS) -> Iterator[LiveWebUI]:  # fmt: skip
+    """Open WebUI from scripts/start_webui.sh in front of ``gateway`` (its defaults; a fresh
+    data dir; its own free port; log and PID file in ``logs``), stopped after the block."""
     env = script_env(
-        browser_logs,
+        logs,
         WEBUI_PORT=str(free_port()),
         LKN_HOST="127.0.0.1",
-        LKN_PORT=str(browser_gateway.port),
-        DEFAULT_MODEL_PARAMS=json.dumps(WEBUI_MODEL_PARAMS),
+        LKN_PORT=str(gateway.port),
+        DEFAULT_MODEL_PARAMS=json.dumps(model_params),
     )
     # First use builds its environment (a few minutes); later starts take ~20-40 s.
     url = run_script("start_webui.sh", env, timeout=1200).strip().splitlines()[-1]
@@ -91,6 +94,13 @@ def webui(browser_gateway: LiveGateway, browser_logs: Path) -> Iterator[LiveWebU
         yield LiveWebUI(url, env)
     finally:
         run_script("stop_webui.sh", env, timeout=60)
+
+
+@pytest.fixture(scope="session")
+def webui(browser_gateway: LiveGateway, browser_logs: Path) -> Iterator[LiveWebUI]:
+    """Open WebUI from scripts/start_webui.sh (its defaults; a fresh data dir)."""
+    with webui_on(browser_gateway, browser_logs) as started:
+        yield started
 
 
 # ---- the browser ------------------------------------------------------------------------

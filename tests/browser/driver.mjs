@@ -7,6 +7,8 @@
 //   message      what to type in the chat box (required)
 //   screenshot   PNG path, written at the end (also when the scenario fails)
 //   model        model id to pick in the model selector (optional: keep the default)
+//   list_models  open the model selector first and read the models it offers (default
+//                false); with `wait_models` (ids), until all of those are offered
 //   expect       "answer" (default) or "error": how the reply is expected to end
 //   show_usage   hover the reply's Info button and read its tooltip (default false)
 //   stop         click the Stop button as soon as the reply has begun (default false)
@@ -18,11 +20,12 @@
 //                unfolded (optional)
 //   timeout_ms   overall budget for the reply (default 180000)
 // Result: {ok, answer, error_text, usage_text, model_shown, partials, blocks, reply_text,
-// unfolded, elapsed_ms, steps} or {ok: false, failure, page_text, steps}; `blocks` are the
-// reply's foldable blocks as Open WebUI renders them (label, expanded, body text: what is
-// in the page, empty while folded), `reply_text` everything the reply shows, `answer` the
-// reply's text outside those blocks, `unfolded` the first block once opened (with `answer`
-// as the page then shows it). Diagnostics go to stderr.
+// unfolded, models_listed, elapsed_ms, steps} or {ok: false, failure, page_text, steps};
+// `blocks` are the reply's foldable blocks as Open WebUI renders them (label, expanded,
+// body text: what is in the page, empty while folded), `reply_text` everything the reply
+// shows, `answer` the reply's text outside those blocks, `unfolded` the first block once
+// opened (with `answer` as the page then shows it), `models_listed` the model ids the
+// selector offered (null without list_models). Diagnostics go to stderr.
 //
 // Chromium is Debian's (/usr/bin/chromium or $LKN_CHROMIUM) with the flags this machine
 // needs; no browser is ever downloaded. Selectors are those of Open WebUI 0.12.4.
@@ -105,6 +108,22 @@ async function pickModel(page, model) {
   if (shown !== model) throw new Error(`the model selector shows '${shown}', not '${model}'`);
 }
 
+// The model ids the selector offers (its options are labelled "Select <id> model").
+async function listModels(page, wanted) {
+  const deadline = Date.now() + 60000;
+  for (;;) {
+    await page.click('#model-selector-model-button');
+    await page.waitForSelector('button[role=option][aria-label^="Select "]', { timeout: 30000 });
+    const listed = await page.$$eval('button[role=option][aria-label^="Select "]', (options) =>
+      options.map((el) => el.getAttribute('aria-label').replace(/^Select (.*) model$/, '$1')));
+    await page.keyboard.press('Escape');
+    await page.waitForSelector('#model-search-input', { state: 'detached', timeout: 10000 })
+      .catch(() => {});
+    if (wanted.every((id) => listed.includes(id)) || Date.now() > deadline) return listed;
+    await page.waitForTimeout(1000);
+  }
+}
+
 async function run(page) {
   await page.goto(spec.url, { waitUntil: 'load', timeout: 60000 });
   await page.waitForSelector('#chat-input', { timeout: 60000 });
@@ -117,6 +136,11 @@ async function run(page) {
     step('closed the welcome dialog');
   } catch {
     // not shown: nothing to close
+  }
+  let modelsListed = null;
+  if (spec.list_models) {
+    modelsListed = await listModels(page, spec.wait_models ?? []);
+    step(`the model selector lists ${JSON.stringify(modelsListed)}`);
   }
   if (spec.model) {
     await pickModel(page, spec.model);
@@ -201,6 +225,7 @@ async function run(page) {
     blocks: state.blocks,
     reply_text: state.reply_text,
     unfolded,
+    models_listed: modelsListed,
   };
 }
 

@@ -12,7 +12,6 @@ guarantees, whatever the 135M model answers on this machine:
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,9 +20,9 @@ import pytest
 
 from lkn.config import Settings
 from lkn.loopguard import LoopSettings, find_loop
-from tests.browser.conftest import Browse, LiveWebUI, browser_on
+from tests.browser.conftest import Browse, LiveWebUI, browser_on, webui_on
 from tests.browser.observe import engine_request, wait_idle, wait_until
-from tests.livestack import LiveEngine, LiveGateway, free_port, run_script, script_env
+from tests.livestack import LiveEngine, LiveGateway
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(1500)]
 
@@ -40,14 +39,8 @@ def greedy_webui(browser_gateway: LiveGateway, browser_logs: Path) -> Iterator[L
     """A second Open WebUI, on its defaults but greedy: no max_tokens reaches the gateway."""
     logs = browser_logs / "chats"
     logs.mkdir(parents=True, exist_ok=True)
-    env = script_env(logs, WEBUI_PORT=str(free_port()), LKN_HOST="127.0.0.1",
-                     LKN_PORT=str(browser_gateway.port),
-                     DEFAULT_MODEL_PARAMS=json.dumps({"temperature": 0}))
-    url = run_script("start_webui.sh", env, timeout=1200).strip().splitlines()[-1]
-    try:
-        yield LiveWebUI(url, env)
-    finally:
-        run_script("stop_webui.sh", env, timeout=60)
+    with webui_on(browser_gateway, logs, model_params={"temperature": 0}) as started:
+        yield started
 
 
 @pytest.fixture(scope="module")
