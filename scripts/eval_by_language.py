@@ -15,6 +15,7 @@ import argparse
 import json
 from pathlib import Path
 
+from lkn.eval.arms import parse_arms
 from lkn.eval.stats import mcnemar, wilson
 
 
@@ -50,7 +51,7 @@ def main() -> None:
     seen = {r["item"] for p in args.held_out_from
             for r in json.loads(p.read_text(encoding="utf-8"))["records"]}
     merged = {k: v for k, v in merged.items() if k[0] not in seen}
-    arms = ([a.strip() for a in args.arms.split(",") if a.strip()] if args.arms
+    arms = ([a.name for a in parse_arms(args.arms)] if args.arms
             else list(dict.fromkeys(a for _, a in merged)))
     langs = sorted({r["lang"] for r in merged.values()})
     print("| arm | language | short n | accuracy [95% CI] | vs fluido@webui | vs fluido@greedy "
