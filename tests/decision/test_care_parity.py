@@ -173,4 +173,5 @@ async def test_the_shipped_default_gives_requests_the_penalised_greedy_sampling(
         assert sent[1]["repetition_penalty"] == sent[2]["repetition_penalty"] == 1.2
         assert care["setting"] == "auto"
         assert [p["model"] for p in care["policies"]] == [p.model for p in shipped]
-        assert care["policies"][0]["rules"][-1]["when"] == "all -> sampling:rp=1.2"
+        smollm2 = next(p for p in care["policies"] if p["model"] == model)
+        assert smollm2["rules"][-1]["when"] == "all -> sampling:rp=1.2"
