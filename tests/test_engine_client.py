@@ -83,3 +83,21 @@ async def test_a_repetition_penalty_reaches_llama_cpp_under_its_own_name(
         assert sent["repetition_penalty"] == 1.2 and sent.get("repeat_penalty") == expected
         assert "repeat_penalty" not in body, "the caller's body is not changed"
         await client.close()
+
+
+async def test_an_openai_engine_keeps_idle_connections_shorter_than_llama_cpp_does() -> None:
+    """llama.cpp closes an idle keep-alive connection after 5 s; reusing one it has closed
+    fails the request before any answer, so such engines keep theirs for 2 s."""
+    from lkn.config import EngineSpec, Settings
+    from lkn.engines.client import KEEPALIVE_OPENAI, HttpEngineClient
+
+    settings = Settings()
+    for kind, expected in (("openai", KEEPALIVE_OPENAI), ("sglang", 30.0)):
+        client = HttpEngineClient(EngineSpec("http://127.0.0.1:1", kind), settings)
+        try:
+            connector = client._session.connector
+            assert connector is not None
+            assert connector._keepalive_timeout == expected  # type: ignore[attr-defined]
+        finally:
+            await client.close()
+    assert KEEPALIVE_OPENAI < 5.0

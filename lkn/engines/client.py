@@ -41,6 +41,14 @@ _JSON_HEADERS = {"Content-Type": "application/json"}
 _DONE = b"[DONE]"
 
 
+#: Seconds an idle connection to the engine is kept for the next request. llama.cpp's server
+#: closes an idle keep-alive connection after 5 s: a connection kept longer was reused after
+#: the server had closed it, and the request failed before answering (3 in 2,535 answers of
+#: one evaluation), so OpenAI-compatible engines get one well under that.
+KEEPALIVE_SGLANG = 30.0
+KEEPALIVE_OPENAI = 2.0
+
+
 class HttpEngineClient:
     """Talks to one engine over HTTP (implements :class:`~lkn.engines.base.EngineClient`).
     Create inside a running loop; close with :meth:`close`."""
@@ -55,7 +63,7 @@ class HttpEngineClient:
         connector = aiohttp.TCPConnector(
             limit=settings.engine_connections,
             limit_per_host=settings.engine_connections,
-            keepalive_timeout=30.0,
+            keepalive_timeout=KEEPALIVE_SGLANG if spec.kind == "sglang" else KEEPALIVE_OPENAI,
             enable_cleanup_closed=False,
         )
         # An explicit per-request timeout of None would disable timeouts: always pass one.
