@@ -76,7 +76,7 @@ class Delivery:
                 if chunk is None:
                     continue  # resumed on another engine
             if self._deliver(chunk):
-                if self._guard is not None and self._looping(chunk):
+                if self._looping(chunk):
                     await self._end_loop(chunk)
                 return chunk
 
