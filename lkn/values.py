@@ -70,6 +70,14 @@ class ProbeResult:
 #: tag generation), and the mode or care a client chose itself.
 HOUSEKEEPING = "housekeeping"
 OVERRIDE = "override"
+#: Signals of the answer's form, not of risk: they never make a request ANALITICO, and a
+#: policy's "any signal" / "no signal" look past them (``lkn.decision.signals_form``).
+FORM_SIGNALS: tuple[str, ...] = ("open_ended",)
+
+
+def risk_signals(signals: tuple[str, ...]) -> tuple[str, ...]:
+    """``signals`` without the form signals."""
+    return tuple(s for s in signals if s not in FORM_SIGNALS)
 
 
 @dataclass(frozen=True)

@@ -10,8 +10,9 @@ Written by ``lkn eval --choose`` from measurements on the served model, loaded a
      "rejected": [...]}
 
 A rule matches a decision when one of its ``signals`` is among the decision's signals
-(``"*"``: any signal at all; ``"none"``: no signal; ``"all"``: every request) and, if it has
-an ``entropy`` range, the decision's score lies in it. The first matching rule wins; no match means no intervention.
+(``"*"``: any risk signal; ``"none"``: no risk signal; ``"all"``: every request; the form
+signal ``open_ended`` is named like a signal but is no risk) and, if it has an ``entropy``
+range, the decision's score lies in it. The first matching rule wins; no match means no intervention.
 ``rejected`` and ``evidence`` are kept for people (the probe and ``/ready`` show the why).
 """
 
@@ -24,6 +25,7 @@ from typing import Any
 
 from lkn.care import specs
 from lkn.care.specs import NONE, Intervention
+from lkn.values import risk_signals
 
 FORMAT = "lkn-policy/1"
 ANY = "*"
@@ -43,10 +45,11 @@ class Rule:
     why: str
 
     def matches(self, signals: tuple[str, ...], score: float | None) -> bool:
+        risk = risk_signals(signals)
         hit = (ALL in self.signals
                or any(s in signals for s in self.signals)
-               or (ANY in self.signals and bool(signals))
-               or (NO_SIGNAL in self.signals and not signals))
+               or (ANY in self.signals and bool(risk))
+               or (NO_SIGNAL in self.signals and not risk))
         if not hit:
             return False
         if self.entropy is None:
@@ -72,10 +75,13 @@ class Policy:
     @property
     def default(self) -> Intervention:
         """The model's default treatment: what the first rule for every request applies
-        (``all``, no entropy range), or none. A request given only this is not given care."""
-        for rule in self.rules:
+        (``all``, no entropy range), or none. A request given only this is not given care.
+        Where an earlier rule gives some requests nothing (compositions: ``open_ended ->
+        none``), it is not what every request gets: then it is care, and the default none."""
+        for index, rule in enumerate(self.rules):
             if ALL in rule.signals and rule.entropy is None:
-                return rule.intervention
+                bare = any(not r.intervention.active for r in self.rules[:index])
+                return NONE if bare else rule.intervention
         return NONE
 
     def choose(self, signals: tuple[str, ...], score: float | None) -> tuple[Intervention, str]:

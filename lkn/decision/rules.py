@@ -1,7 +1,8 @@
 """The ``rules`` strategy: cheap request-level signals, English and Spanish, no engine call.
 
 Rules read the *last user message* of a chat (text parts only; earlier turns are context the
-engine already handled) or the prompt of a completions request. Any signal -> ANALITICO.
+engine already handled) or the prompt of a completions request. Any risk signal ->
+ANALITICO; the form signal `open_ended` (a composition asked for) is reported, not risk.
 Token counts are estimated as ``ceil(characters / 4)`` (no tokenizer in the gateway).
 """
 
@@ -11,9 +12,9 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from lkn.decision import signals_code, signals_logic, signals_maths, signals_steps
+from lkn.decision import signals_code, signals_form, signals_logic, signals_maths, signals_steps
 from lkn.decision.scan import Scan
-from lkn.values import GenerateRequest, JSONValue, Mode, Route
+from lkn.values import FORM_SIGNALS, GenerateRequest, JSONValue, Mode, Route
 
 #: Very long prompts are cut to their head and tail before matching, to bound the cost.
 SCAN_LIMIT = 8000
@@ -45,14 +46,26 @@ SIGNALS: tuple[tuple[str, Callable[[Scan], bool]], ...] = (
     ("exact_target", signals_logic.exact_target),
     ("code_behaviour", signals_logic.code_behaviour),
 )
-#: Every signal the rules can report (``long_prompt`` comes from the token estimate).
-SIGNAL_NAMES: tuple[str, ...] = ("long_prompt", *(name for name, _ in SIGNALS))
+#: Every signal the rules can report (``long_prompt`` comes from the token estimate; the
+#: form signal ``open_ended`` is no risk).
+SIGNAL_NAMES: tuple[str, ...] = ("long_prompt", *(name for name, _ in SIGNALS), *FORM_SIGNALS)
+#: Signals of a question with a checkable answer: a request with one is not ``open_ended``
+#: ("explain step by step how much ..." asks for a number).
+CHECKABLE: frozenset[str] = frozenset((
+    "code_fence", "stack_trace", "code", "math", "math_words", "word_problem", "proof",
+    "counting_probability", "comparison", "deduction", "calendar", "number_property",
+    "conversion", "exact_target", "code_behaviour"))
 
 
 def signals_in(text: str) -> tuple[str, ...]:
-    """The text signals that fire on ``text``, read whole (``evaluate`` bounds it first)."""
+    """The text signals that fire on ``text``, read whole (``evaluate`` bounds it first):
+    the risk signals, then ``open_ended`` when the text asks for a composition and no
+    checkable signal fired."""
     scan = Scan.of(text)
-    return tuple(name for name, fires in SIGNALS if fires(scan))
+    fired = tuple(name for name, fires in SIGNALS if fires(scan))
+    if signals_form.open_ended(scan) and CHECKABLE.isdisjoint(fired):
+        return (*fired, "open_ended")
+    return fired
 
 
 @dataclass(frozen=True)
@@ -119,7 +132,7 @@ def evaluate(text: str, max_tokens_fluido: int, known_tokens: int | None = None)
         half = SCAN_LIMIT // 2
         text = text[:half] + "\n" + text[-half:]
     signals.extend(signals_in(text))
-    mode = Mode.ANALITICO if signals else Mode.FLUIDO
+    mode = Mode.ANALITICO if any(s not in FORM_SIGNALS for s in signals) else Mode.FLUIDO
     return RuleVerdict(mode, tuple(signals), tokens)
 
 

@@ -1,12 +1,18 @@
 """``lkn eval --choose``: a policy from measurements, one rule per group of requests.
 
-The groups are every rule signal seen in the set, then "any signal", "no signal" and "all
-requests" (every request the policy sees). In each, every candidate is compared, paired item
+The groups are, first, the requests for a composition (``open_ended``: stories, lists,
+explanations, how-tos; :mod:`lkn.decision.signals_form`), kept apart from all the others;
+then every rule signal seen among the rest, "any signal", "no signal" and "all requests"
+(every other request the policy sees). When the compositions keep no intervention and
+another group keeps one, the policy's first rule gives them none, so that a rule chosen
+without them never reaches them. In each group, every candidate is compared, paired item
 by item, with FLUIDO in the same client shape (``greedy``: the client asks for temperature 0;
 ``webui``: no sampling field, as Open WebUI sends), on the items measured in both arms. An
 intervention is kept for a group only when it wins more items than it loses *and* the exact
 McNemar test gives p < alpha; the best such one (most net wins, then fewest tokens) becomes
-the rule. Each group is tested at alpha on its own, without a multiple-comparison
+the rule. A candidate measured on only part of a group's items (a screening arm, dropped
+after the screen) is not eligible there: the items that picked it in the screen cannot
+confirm it. Each group is tested at alpha on its own, without a multiple-comparison
 correction. Accuracy is judged on the short (checkable) items only. On the group's open chat
 prompts, an intervention that loops on more of them than FLUIDO in the same shape
 (:mod:`lkn.eval.degeneration`) is rejected, however many short answers it wins: a user
@@ -23,24 +29,55 @@ from typing import Any
 
 from lkn.care.specs import NONE, parse
 from lkn.care.policy import ALL, ANY, NO_SIGNAL
+from lkn.values import FORM_SIGNALS
 from lkn.eval.arms import same_shape_baseline
 from lkn.eval.runner import Record
 from lkn.eval.stats import mcnemar, wilson
 
+OPEN_ENDED = FORM_SIGNALS[0]
+
 _CARES_WITHOUT_INTERVENTION = ("fluido", "gateway", "analitico")
 
 
-def _group_items(records: Sequence[Record]) -> dict[str, list[str]]:
-    """Items per rule signal, plus ``*`` (any signal), ``none`` (no signal) and ``all``."""
+def _group_items(records: Sequence[Record], apart: bool) -> dict[str, list[str]]:
+    """Items per rule signal, plus ``*`` (any signal), ``none`` (no signal) and ``all``.
+
+    A composition asked for (``open_ended``) is a group of its own, apart from the others:
+    its rule comes first, so every other group holds the requests that are not one.
+    """
     groups: dict[str, list[str]] = {}
     seen: set[str] = set()
     for r in records:
         if r.item in seen:
             continue
         seen.add(r.item)
-        for key in [*r.signals, ANY, ALL] if r.signals else [NO_SIGNAL, ALL]:
+        signals = r.signals if apart else [s for s in r.signals if s != OPEN_ENDED]
+        if OPEN_ENDED in signals:
+            keys = [OPEN_ENDED]
+        else:
+            keys = [*signals, ANY, ALL] if signals else [NO_SIGNAL, ALL]
+        for key in keys:
             groups.setdefault(key, []).append(r.item)
     return groups
+
+
+def _order(signal: str) -> tuple[bool, bool, bool, bool, str]:
+    """Compositions first, then specific signals, any signal, none, all (the gateway takes
+    the first rule that matches)."""
+    return (signal != OPEN_ENDED, signal == ALL, signal == NO_SIGNAL, signal == ANY, signal)
+
+
+def _kept_apart(rules: list[dict[str, Any]], groups: dict[str, list[str]]) -> None:
+    """Compositions get no intervention when their own group kept none and a later rule
+    would otherwise reach them: the other groups were measured without them."""
+    if OPEN_ENDED not in groups or not rules or rules[0]["signals"] == [OPEN_ENDED]:
+        return
+    rules.insert(0, {
+        "signals": [OPEN_ENDED], "intervention": NONE.name,
+        "why": (f"{len(groups[OPEN_ENDED])} requests for a composition (open_ended) were "
+                f"measured apart from the others and no intervention beat FLUIDO on them; "
+                f"the rules after this one were chosen without them"),
+    })
 
 
 def as_measured(records: Sequence[Record]) -> list[Record]:
@@ -96,20 +133,22 @@ def _loops(by_key: dict[tuple[str, str], Record], ids: list[str], arm: str,
             "to_budget": sum(bool(by_key[(i, arm)].to_budget) for i in chats)}
 
 
-def choose_policy(records: Sequence[Record], *, model: str, alpha: float,
-                  source: str) -> dict[str, Any]:  # fmt: skip
-    """The policy file's content for these measurements."""
+def choose_policy(records: Sequence[Record], *, model: str, alpha: float, source: str,
+                  apart: bool = True) -> dict[str, Any]:  # fmt: skip
+    """The policy file's content for these measurements (``apart``: compositions are a
+    group of their own; without it, a policy chosen before the form signal is reproduced)."""
     by_key = {(r.item, r.arm): r for r in records}
     arms = list(dict.fromkeys(r.arm for r in records))
     candidates = [a for a in arms if a.partition("@")[0] not in _CARES_WITHOUT_INTERVENTION]
-    groups = _group_items(records)
+    groups = _group_items(records, apart)
     rules: list[dict[str, Any]] = []
     rejected: list[dict[str, Any]] = []
-    # Specific signals first, then any signal, none, all: the gateway takes the first match.
-    for signal in sorted(groups, key=lambda s: (s == ALL, s == NO_SIGNAL, s == ANY, s)):
+    for signal in sorted(groups, key=_order):
         rule = _rule_for(signal, groups[signal], candidates, by_key, alpha, rejected)
         if rule is not None:
             rules.append(rule)
+    if apart:
+        _kept_apart(rules, groups)
     return {
         "format": "lkn-policy/1",
         "name": f"{model}-measured",
@@ -120,6 +159,7 @@ def choose_policy(records: Sequence[Record], *, model: str, alpha: float,
                      "items": len({r.item for r in records if not r.open}),
                      "open_chat_prompts": len({r.item for r in records if r.open}),
                      "arms": arms},
+        **({"apart": [OPEN_ENDED]} if apart else {}),
         "rules": rules,
         "rejected": rejected,
         "notes": (f"Each group (rule signal, any signal, no signal, all requests) is tested at "
@@ -172,6 +212,7 @@ def _candidate_evidence(by_key: dict[tuple[str, str], Record], group: list[str],
     if not ids:
         return None
     evidence = _evidence(by_key, ids, arm, base)
+    evidence["of"] = sum(1 for i in group if (i, base) in by_key and not by_key[(i, base)].open)
     loops = _loops(by_key, both, arm, base)
     if loops is not None:
         evidence["open_chat"] = loops
@@ -181,6 +222,9 @@ def _candidate_evidence(by_key: dict[tuple[str, str], Record], group: list[str],
 def _why_rejected(evidence: dict[str, Any], alpha: float) -> str | None:
     """Why a candidate with this evidence is not kept (None: it is)."""
     score = f"+{evidence['wins']}/-{evidence['losses']}, p={evidence['p_value']:.3g}"
+    if evidence["n"] < evidence.get("of", 0):
+        return (f"measured on {evidence['n']} of the group's {evidence['of']} items: a "
+                f"screen, whose items chose it, is no evidence for it ({score})")
     if not (evidence["wins"] > evidence["losses"] and evidence["p_value"] < alpha):
         return f"not better than FLUIDO at p < {alpha:g} ({score})"
     loops = evidence.get("open_chat")

@@ -23,7 +23,7 @@ from lkn.eval.report import (
     signal_table,
     table,
 )
-from lkn.eval.runner import Record, run
+from lkn.eval.runner import Record, item_signals_of, run
 
 DEFAULT_ARMS = "fluido@greedy,gateway@greedy,fluido@webui,gateway@webui"
 
@@ -61,10 +61,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default=None, help="model name (default: the gateway's first)")
     parser.add_argument("--out", type=Path, default=Path("artifacts"), help="output directory")
     parser.add_argument("--seed", type=int, default=0, help="arm order shuffling seed")
+    _choose_arguments(parser)
+
+
+def _choose_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of ``--choose``."""
     parser.add_argument("--choose", action="store_true",
                         help="measure the interventions and write a policy file")
     parser.add_argument("--policy-out", type=Path, default=None,
                         help="where --choose writes the policy (default: OUT/policy.json)")
+    parser.add_argument("--saved-signals", action="store_true",
+                        help="--choose --from: group by the signals saved with each run and "
+                             "keep compositions with the others (as policies chosen before "
+                             "the form signal were)")
     parser.add_argument("--alpha", type=float, default=0.05,
                         help="--choose: significance an intervention must reach against FLUIDO")
 
@@ -81,7 +90,8 @@ def _get_json(url: str, api_key: str | None) -> Any:
         return json.loads(response.read())
 
 
-def _saved(paths: list[Path]) -> tuple[list[Record], list[Record], list[str], str]:
+def _saved(paths: list[Path], current: bool = True
+           ) -> tuple[list[Record], list[Record], list[str], str]:  # fmt: skip
     """Saved runs pooled: the records for the report, all records, the report's arms, model.
 
     A run's gateway arm is named after the intervention it got (:func:`as_measured`).
@@ -92,6 +102,7 @@ def _saved(paths: list[Path]) -> tuple[list[Record], list[Record], list[str], st
     """
     from lkn.eval.choose import as_measured
 
+    prompts = _bundled_prompts() if current else {}
     merged: dict[tuple[str, str], Record] = {}
     union: list[str] = []
     common: list[str] | None = None
@@ -99,7 +110,7 @@ def _saved(paths: list[Path]) -> tuple[list[Record], list[Record], list[str], st
     for path in paths:
         data = json.loads(path.read_text(encoding="utf-8"))
         model = data.get("model", model)
-        run = as_measured([Record(**raw) for raw in data["records"]])
+        run = as_measured([_resignalled(Record(**raw), prompts) for raw in data["records"]])
         arms = list(dict.fromkeys(r.arm for r in run))
         union += [a for a in arms if a not in union]
         common = arms if common is None else [a for a in common if a in arms]
@@ -112,6 +123,21 @@ def _saved(paths: list[Path]) -> tuple[list[Record], list[Record], list[str], st
             break
     report = [r for r in merged.values() if r.item in keep and r.arm in names]
     return report, list(merged.values()), names, model
+
+
+def _bundled_prompts() -> dict[str, str]:
+    """Item id -> prompt, for every set bundled with the harness."""
+    return {item.id: item.prompt for path in sorted(ITEMS_FILE.parent.glob("*.jsonl"))
+            for item in load_items(path)}
+
+
+def _resignalled(record: Record, prompts: dict[str, str]) -> Record:
+    """A saved record with the signals today's rules see in its item (a policy is chosen
+    for the rules that will apply it); an item no bundled set holds keeps its saved ones."""
+    prompt = prompts.get(record.item)
+    if prompt is not None:
+        record.signals = item_signals_of(prompt)
+    return record
 
 
 def _items_of(paths: list[Path]) -> set[str]:
@@ -180,7 +206,8 @@ def _write_policy(args: argparse.Namespace, measured: list[Record], model: str,
 
     policy_path = args.policy_out or args.out / "policy.json"
     source = " + ".join(p.name for p in args.from_runs) if args.from_runs else json_name
-    policy = choose_policy(measured, model=model, alpha=args.alpha, source=source)
+    policy = choose_policy(measured, model=model, alpha=args.alpha, source=source,
+                           apart=not args.saved_signals)
     policy_path.parent.mkdir(parents=True, exist_ok=True)
     policy_path.write_text(json.dumps(policy, ensure_ascii=False, indent=1) + "\n",
                            encoding="utf-8")
@@ -226,7 +253,7 @@ def main(args: argparse.Namespace, host: str, port: int, api_key: str | None) ->
 def _report_saved(args: argparse.Namespace, stamp: str) -> int:
     """``--from``: the report (and ``--choose``) from saved runs, no request sent."""
     try:
-        records, measured, names, model = _saved(args.from_runs)
+        records, measured, names, model = _saved(args.from_runs, not args.saved_signals)
         if args.held_out_from:
             seen = _items_of(args.held_out_from)
             records = [r for r in records if r.item not in seen]

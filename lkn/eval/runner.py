@@ -54,7 +54,12 @@ class Record:
 
 def item_signals(item: Item, max_tokens_fluido: int = 150) -> list[str]:
     """The rule signals the gateway's rules see in this item (the policy's keys)."""
-    return list(rules.evaluate(item.prompt, max_tokens_fluido).signals)
+    return item_signals_of(item.prompt, max_tokens_fluido)
+
+
+def item_signals_of(prompt: str, max_tokens_fluido: int = 150) -> list[str]:
+    """The rule signals the gateway's rules see in an item's prompt."""
+    return list(rules.evaluate(prompt, max_tokens_fluido).signals)
 
 
 class Progress:

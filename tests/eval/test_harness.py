@@ -99,8 +99,11 @@ async def test_the_shipped_policy_is_reproduced_from_the_saved_runs(tmp_path: Pa
             for name in shipped["measured"]["source"].split(" + ")]
     assert len(runs) == 3 and all(run.is_file() for run in runs)
     out_policy = tmp_path / "policy.json"
+    # Chosen before the form signal: its runs' own signals, compositions among the rest.
+    assert "apart" not in shipped
     code, out, err = await _lkn(*[a for run in runs for a in ("--from", str(run))], "--choose",
-                                "--out", str(tmp_path), "--policy-out", str(out_policy))
+                                "--saved-signals", "--out", str(tmp_path),
+                                "--policy-out", str(out_policy))
     assert code == 0, err
     made = json.loads(out_policy.read_text())
     assert made["rules"] == shipped["rules"] and made["rejected"] == shipped["rejected"]

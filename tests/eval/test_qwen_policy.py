@@ -42,8 +42,12 @@ async def test_the_qwen_policy_is_reproduced_from_its_saved_runs(tmp_path: Path)
     assert made["rules"] == shipped["rules"] and made["rejected"] == shipped["rejected"]
     assert made["measured"]["items"] == shipped["measured"]["items"]
     assert made["measured"]["open_chat_prompts"] == shipped["measured"]["open_chat_prompts"]
-    # No intervention passed the corrected significance: Qwen's requests get none, not the
-    # gateway's LKN_INTERVENTION (the verification instruction costs this model ~20 points).
-    assert shipped["significance"] == 0.001 and not shipped["rules"]
+    # Compositions (stories, lists, explanations) are kept apart and get nothing; the other
+    # requests get greedy decoding with DRY, never the verification instruction.
     policy = load_policy(POLICY)  # and the gateway loads it
-    assert not policy.rules and policy.choose(("math",), None)[0].name == "none"
+    assert policy.rules[0].signals == ("open_ended",)
+    assert policy.choose(("open_ended",), None)[0].name == "none"
+    for signals in ((), ("math",), ("word_problem", "reasoning_cue")):
+        chosen = policy.choose(signals, None)[0]
+        assert chosen.sampling and chosen.prompt is None, signals
+    assert policy.default.name == "none"  # so the care it gives is ANALITICO
