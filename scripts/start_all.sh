@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Bring up the whole stack from the repository root, installing what is missing:
-#   1. the engine   (scripts/start_engine.sh: SGLang on a GPU if there is one, else on the CPU)
+#   1. the engine   (scripts/start_engine.sh: SGLang on a GPU if there is one, else Qwen2.5-Coder-0.5B on llama.cpp)
 #   2. the gateway  (scripts/start_gateway.sh: REST on LKN_PORT, gRPC on LKN_GRPC_PORT)
 #   3. Open WebUI   (scripts/start_webui.sh; set LKN_WITH_WEBUI=0 to skip it)
 #   4. the smoke test (tests/smoke_test.sh; LKN_SMOKE=0 to skip it)

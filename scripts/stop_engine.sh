@@ -4,7 +4,7 @@
 #   bash scripts/stop_engine.sh [sglang|llamacpp|all]
 #
 # Default kind: $ENGINE_KIND (from the environment or config/.env), else llamacpp for an
-# ENGINE_MODEL of scripts/engine/gguf_models.py (qwen2.5-coder-0.5b ...), else sglang.
+# ENGINE_MODEL of scripts/engine/gguf_models.py (qwen2.5-coder-0.5b ...), else all of them
 #   sglang   -> logs/engine.pid           llamacpp -> logs/engine-llamacpp.pid
 # Sends TERM to the engine's whole process group (it was started with setsid), waits
 # until every process of the group is gone, sends KILL after ENGINE_STOP_TIMEOUT
@@ -21,7 +21,7 @@ if [ -z "${1:-}${ENGINE_KIND:-}" ] && [ -n "${ENGINE_MODEL:-}" ] \
     && grep -qxF -- "$ENGINE_MODEL" <<< "$("$LKN_PYTHON" scripts/engine/gguf_models.py keys)"; then
   ENGINE_KIND=llamacpp   # as start_engine.sh: the GGUF models are served by llama.cpp
 fi
-kind="${1:-${ENGINE_KIND:-sglang}}"
+kind="${1:-${ENGINE_KIND:-all}}"   # nothing named: whichever of them runs
 grace="${ENGINE_STOP_TIMEOUT:-30}"
 
 case "$kind" in

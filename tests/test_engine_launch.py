@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shlex
+import shutil
 import socket
 import subprocess
 from pathlib import Path
@@ -94,6 +95,21 @@ def test_engine_python_replaces_the_cached_environment(tmp_path: Path) -> None:
     assert "ENGINE_PYTHON=python3" in result.stdout and "would install" not in result.stdout
     assert shlex.split(field(result.stdout, "command"))[:3] == [
         "python3", "-m", "sglang.launch_server"]
+
+
+@pytest.mark.skipif(shutil.which("nvidia-smi") is not None, reason="the default without a GPU")
+def test_without_a_gpu_the_default_is_qwen_on_llamacpp(tmp_path: Path) -> None:
+    # Chosen by measurement (docs/models.md): more right answers and faster for one user.
+    result = check(tmp_path, LKN_ENV_FILE=os.devnull)
+    assert result.returncode == 0, result.stderr
+    assert field(result.stdout, "kind") == "llamacpp"
+    assert field(result.stdout, "served model") == "Qwen2.5-Coder-0.5B-Instruct"
+    assert "qwen2.5-coder-0.5b" in field(result.stdout, "model")
+    assert "no GPU: serving Qwen2.5-Coder-0.5B-Instruct" in result.stderr
+    # Asking for the CPU (SGLang's device) still gets SmolLM2 on SGLang.
+    sglang = check(tmp_path, LKN_ENV_FILE=os.devnull, ENGINE_DEVICE="cpu")
+    assert field(sglang.stdout, "kind") == "sglang"
+    assert field(sglang.stdout, "served model") == "SmolLM2-135M-Instruct"
 
 
 def test_cpu_command_line(tmp_path: Path) -> None:

@@ -353,6 +353,6 @@ async def test_metrics_and_log_line_carry_the_decision(
     assert len(lines) == 2
     assert lines[0].startswith(f"decision rid={first['X-Request-Id']} engine=engine-1 ")
     assert "mode=ANALITICO strategy=hybrid score=1.0000" in lines[0]
-    assert "signals=high_entropy" in lines[0]
+    assert "signals=open_ended,high_entropy" in lines[0]  # a composition asked for, no risk
     assert f"rid={second['X-Request-Id']}" in lines[1] and "signals=math" in lines[1]
     assert all("Rosalind" not in line and "3x" not in line for line in lines)
