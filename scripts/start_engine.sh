@@ -105,7 +105,10 @@ has_gpu() {
 # Nothing chosen and no GPU: the CPU default, decided by measurement (docs/models.md):
 # Qwen2.5-Coder-0.5B-Instruct on llama.cpp answers more short questions right than SmolLM2
 # on SGLang (46.6% against 18.3%) and streams faster to one user (29-35 against 10 tokens/s).
-if [ -z "${ENGINE_MODEL:-}${ENGINE_KIND:-}" ] && [ "${ENGINE_DEVICE:-auto}" = auto ] && ! has_gpu; then
+# An ENGINE_MODEL that is no GGUF key names the GPU's model (config/.env.example's default).
+if [ -z "${ENGINE_KIND:-}" ] && [ "${ENGINE_DEVICE:-auto}" = auto ] \
+    && ! grep -qxF -- "${ENGINE_MODEL:-}" <<< "$("$LKN_PYTHON" scripts/engine/gguf_models.py keys)" \
+    && ! has_gpu; then
   ENGINE_MODEL=qwen2.5-coder-0.5b
   lkn_say "no GPU: serving Qwen2.5-Coder-0.5B-Instruct on llama.cpp (ENGINE_DEVICE=cpu: SmolLM2 on SGLang)"
 fi

@@ -1,4 +1,5 @@
-"""The form of the answer asked for: a composition (``open_ended``) or a short answer.
+"""The form of the answer asked for: a composition or small talk (``open_ended``), or a
+short answer.
 
 A composition is a text the user will read as prose: a story, a poem, a letter, a list of
 ideas or tips, the explanation of a topic, the steps of a practical task, a description,
@@ -114,6 +115,23 @@ _LIST_FIRST = re.compile(r"\n[^\S\n]*(?:please,? )?list\b|\n[^\S\n]*¿?(?:why|po
                          r"|¿por qu[eé]\b")
 
 
+#: Small talk: a greeting or thanks, with no question but "how are you?".
+_GREETING = re.compile(r"¡?(?:hi|hello|hey|good (?:morning|afternoon|evening|night)|thanks|thank"
+                       r" you|cheers|hola|buen[oa]s(?: d[ií]as| tardes| noches)?|gracias)\b")
+_HOW_ARE_YOU = re.compile(r"(?:how are you(?: doing)?|how'?s it going|¿?qu[eé] tal(?: est[aá]s)?"
+                          r"|¿?c[oó]mo (?:est[aá]s|te va|va todo))[^\S\n]*\??")
+_ASKED = re.compile(r"[?¿]")
+_SMALL_TALK_CHARS = 80
+
+
+def _small_talk(low: str) -> bool:
+    text = low.strip()
+    if len(text) > _SMALL_TALK_CHARS or _GREETING.match(text) is None:
+        return False
+    return _ASKED.search(_HOW_ARE_YOU.sub("", text)) is None
+
+
 def open_ended(scan: Scan) -> bool:
-    """The request asks for a composition (the rules drop it beside a checkable signal)."""
-    return any_match((_COMPOSITION, _LIST_FIRST), scan.low)
+    """The request asks for a composition, or is small talk (a conversation has no single
+    right answer either); the rules drop it beside a checkable signal."""
+    return any_match((_COMPOSITION, _LIST_FIRST), scan.low) or _small_talk(scan.low)

@@ -60,6 +60,8 @@ def test_compositions_are_told_from_questions(name: str, precision: float,
     "¿Cómo preparo una tortilla de patatas?",
     "Explain how tides work.",
     "A limerick about a cat, please",
+    "Hi! How are you?",          # small talk has no single right answer either
+    "Hola, ¿qué tal?",
 ])
 def test_a_composition_is_open_ended_and_no_risk(text: str) -> None:
     verdict = rules.evaluate(text, 150)
@@ -75,6 +77,12 @@ def test_a_composition_is_open_ended_and_no_risk(text: str) -> None:
 def test_a_checkable_question_is_not_open_ended_however_it_asks(text: str) -> None:
     verdict = rules.evaluate(text, 150)
     assert "open_ended" not in verdict.signals and verdict.mode is Mode.ANALITICO
+
+
+@pytest.mark.parametrize("text", ["Hello, what is the capital of France?",
+                                  "Buenos días, ¿cuál es la capital de Perú?"])
+def test_a_greeting_before_a_question_is_a_question(text: str) -> None:
+    assert "open_ended" not in rules.evaluate(text, 150).signals
 
 
 def test_any_and_no_signal_look_past_the_form() -> None:
