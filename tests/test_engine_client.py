@@ -101,3 +101,74 @@ async def test_an_openai_engine_keeps_idle_connections_shorter_than_llama_cpp_do
         finally:
             await client.close()
     assert KEEPALIVE_OPENAI < 5.0
+
+
+class _ClosingServer:
+    """An OpenAI-compatible engine on a real socket that answers the first request of each
+    connection and drops the connection at the next one, as a server does with a kept
+    connection it has closed on its side (``always``: it drops every request)."""
+
+    ANSWER = (b'{"id":"c1","object":"chat.completion","created":1,"model":"m","choices":'
+              b'[{"index":0,"message":{"role":"assistant","content":"hi"},'
+              b'"finish_reason":"stop"}],"usage":{"prompt_tokens":2,"completion_tokens":1,'
+              b'"total_tokens":3}}')
+
+    def __init__(self, always: bool = False) -> None:
+        self.always = always
+        self.connections = 0
+        self.requests = 0
+
+    async def __aenter__(self) -> str:
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        port = self.server.sockets[0].getsockname()[1]
+        return f"http://127.0.0.1:{port}"
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.server.close()
+        await self.server.wait_closed()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        served = 0
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = [int(line.split(b":")[1]) for line in head.split(b"\r\n")
+                          if line.lower().startswith(b"content-length:")]
+                await reader.readexactly(length[0] if length else 0)
+                self.requests += 1
+                if served or self.always:
+                    return  # closed without an answer
+                served += 1
+                writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                             b"Content-Length: %d\r\n\r\n" % len(self.ANSWER) + self.ANSWER)
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+
+async def test_a_request_on_a_connection_the_engine_closed_is_sent_again_once() -> None:
+    from lkn.config import EngineSpec, Settings
+
+    body = {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 4}
+    closing = _ClosingServer()
+    async with closing as url:
+        client = EngineClient(EngineSpec(url, "openai"), Settings())
+        try:
+            for n in range(3):  # each reuse of the kept connection is dropped, then resent
+                result = await client.complete(Route.CHAT, dict(body), f"rid-{n}")
+                assert result is not None
+        finally:
+            await client.close()
+        assert closing.requests == 5 and closing.connections == 3
+    always = _ClosingServer(always=True)
+    async with always as url:
+        client = EngineClient(EngineSpec(url, "openai"), Settings())
+        try:
+            with pytest.raises(EngineError, match="before answering"):
+                await client.complete(Route.CHAT, dict(body), "rid-x")
+        finally:
+            await client.close()
+        assert always.requests == 2  # sent again once, not more
