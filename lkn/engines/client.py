@@ -24,6 +24,7 @@ from yarl import URL
 
 from lkn.config import EngineSpec, Settings
 from lkn.engines.lines import read_lines, release_at_end
+from lkn.engines import resend
 from lkn.engines.probes import probe_positions, probe_request
 from lkn.engines.wire import (
     error_for_status,
@@ -74,6 +75,7 @@ class HttpEngineClient:
         )
         self._session = aiohttp.ClientSession(
             connector=connector,
+            trace_configs=[resend.REUSE_TRACE],
             timeout=self._default_timeout,
             auto_decompress=False,
             skip_auto_headers=("User-Agent",),
@@ -88,6 +90,8 @@ class HttpEngineClient:
         #: The engine's served model name, learnt from ``/v1/models``.
         self.model_id: str | None = None
         self.max_model_len: int | None = None
+        #: Requests sent again on a new connection after a kept one was dropped (``_send``).
+        self.resends = 0
 
     def _url(self, path: str) -> URL:
         url = self._urls.get(path)
@@ -147,24 +151,14 @@ class HttpEngineClient:
         return response
 
     async def _send(self, path: str, data: bytes, deadline: float | None) -> aiohttp.ClientResponse:
-        """POST ``data``; sent once more on a new connection when the pooled one it went out
-        on had been closed by the engine: the request failed before any answer, at once
-        (llama.cpp's server closes idle connections after 5 s, and kept ones on its own
-        terms: 3 such failures in 2,535 answers of one evaluation, 2 in 730 of another with
-        the gateway's keep-alive at 2 s). A refused connection is not sent again."""
-        for attempt in (1, 2):
-            try:
-                return await self._session.post(self._url(path), data=data,
-                                                 headers=_JSON_HEADERS,
-                                                 timeout=self._timeout(deadline))
-            except aiohttp.ClientConnectorError:
-                raise
-            except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as exc:
-                if attempt == 2:
-                    raise
-                log.info("engine connection closed before the request was read, sent again "
-                         "engine=%s error=%s", self.name, type(exc).__name__)
-        raise AssertionError("unreachable")
+        """POST ``data`` (:func:`.resend.post`: once more if a kept connection was dropped)."""
+        response, resent = await resend.post(self._session, self._url(path), data,
+                                             _JSON_HEADERS, self._timeout(deadline))
+        if resent:
+            self.resends += 1
+            log.info("engine connection closed before the request was read, sent again "
+                     "engine=%s", self.name)
+        return response
 
     async def complete(
         self,

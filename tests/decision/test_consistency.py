@@ -143,7 +143,10 @@ async def test_an_engine_failing_mid_vote_is_a_clean_error(
     gw = await start_gateway(make_settings(double.url, client=CARE_OPEN))
     double.script(fault)
     status, raw, _ = await post(gw.url, {**BODY, "stream": stream})
-    if status == 200:  # a keep-alive had started the stream: an error event, then the end
+    if gw.gateway.pool.engines[0].client.resends:
+        # A kept connection dropped before any answer is sent again once on a new one.
+        assert fault is Fault.DROP_BEFORE and status == 200 and b'"error"' not in raw
+    elif status == 200:  # a keep-alive had started the stream: an error event, then the end
         assert b'"error"' in raw and raw.rstrip().endswith(b"data: [DONE]")
     else:
         assert 500 <= status < 600 and "error" in json.loads(raw)
