@@ -33,8 +33,10 @@ QWEN = "Qwen2.5-Coder-0.5B-Instruct"
 def _env(logs: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("ENGINE_", "LKN_", "WEBUI_"))}
+    empty = logs / "empty.env"  # no config/.env: the defaults
+    empty.write_text("")
     env.update(
-        LKN_LOG_DIR=str(logs), LKN_ENV_FILE=os.devnull,
+        LKN_LOG_DIR=str(logs), LKN_ENV_FILE=str(empty),
         LKN_PORT=str(free_port()), LKN_GRPC_PORT=str(free_port()),
         WEBUI_PORT=str(free_port()), ENGINE_LLAMACPP_PORT=str(free_port()),
         ENGINE_LLAMACPP_THREADS="1", ENGINE_START_TIMEOUT="900",
