@@ -19,11 +19,12 @@ Usage::
         await events.open(more_headers)   # no-op if a keep-alive already started it
         await events.send(payload)        # one "data: <payload>" event
         await events.send(payload, more=True)  # held, sent with the next one
+        events.hold(payload); await events.flush()  # held, then all held in one write
         await events.finish(b"[DONE]")
 
-Events that arrived together from the engine (``Chunk.more``) are held and written together,
-one write for the lot, as a pass-through proxy would forward them; an event is never held
-past the moment the request's task waits: then it is written at once.
+Events that arrived together from the engine (one network read) are held and written
+together, one write for the lot, as a pass-through proxy would forward them; an event is
+never held past the moment the request's task waits: then it is written at once.
 """
 
 from __future__ import annotations
@@ -105,6 +106,22 @@ class EventStream:
         if more:
             if len(held) == 1:  # written at the latest when this task waits
                 self._loop.call_soon(self._flush_soon)
+            return
+        await self._write(b"".join(held) if len(held) > 1 else held[0])
+
+    def hold(self, payload: bytes) -> None:
+        """One ``data:`` event, held back to go out with the next write (:meth:`flush`,
+        :meth:`send` or :meth:`finish`), which the caller makes before it waits."""
+        self._held.append(b"data: " + payload + b"\n\n")
+
+    async def flush(self, more: bool = False) -> None:
+        """Write the events held; with ``more`` (more of the engine's read follow), leave
+        them held to go out with the next ones, at the latest when this task waits."""
+        held = self._held
+        if not held:
+            return
+        if more:
+            self._loop.call_soon(self._flush_soon)
             return
         await self._write(b"".join(held) if len(held) > 1 else held[0])
 
