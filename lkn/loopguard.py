@@ -11,7 +11,10 @@ when the tail of the answer is one period repeated back to back:
   piece). A necessary condition comes first, in C (``str.find``): the last
   ``min_chars // 2`` characters must occur once more in the window; on text that does not
   repeat itself that is the whole check (1.3 µs per 4-character token, against 18.5 µs
-  for the prefix function at every check);
+  for the prefix function at every check); where it passes, string searches and
+  comparisons in C find what the prefix function would (``_searched``: 10 against 44 µs on
+  a 256-character tail that counts), and the prefix function is left the rare tails they
+  do not settle in a few tries;
 * a suffix of ``L`` characters with period ``p`` is a loop when ``L >= min_chars`` and it
   holds ``repeats`` exact copies of its period, or only two when the period is long (at
   least ``min_chars / 2`` characters): a sentence or a paragraph said twice back to back,
@@ -91,9 +94,71 @@ def _may_repeat(tail: str, min_chars: int) -> bool:
     return tail.find(key, 0, len(tail) - 1) != -1
 
 
-def _periodic(tail: str, min_chars: int, copies_for: Callable[[int], int]) -> Loop | None:
+#: Occurrences of the tail's last characters :func:`_searched` looks at before it leaves
+#: the answer to the prefix function.
+_SEARCHED = 32
+
+
+def _has_period(tail: str, period: int, length: int) -> bool:
+    """Whether the last ``length`` characters of ``tail`` have ``period``."""
+    n = len(tail)
+    return tail[n - length:n - period] == tail[n - length + period:]
+
+
+def _extent(tail: str, period: int, known: int) -> int:
+    """The longest suffix of ``tail`` with ``period``, one of ``known`` characters having
+    it (a binary search of string comparisons in C)."""
+    low, high = known, len(tail)
+    while low < high:
+        middle = (low + high + 1) // 2
+        if _has_period(tail, period, middle):
+            low = middle
+        else:
+            high = middle - 1
+    return low
+
+
+def _searched(tail: str, min_chars: int,
+              copies_for: Callable[[int], int]) -> tuple[bool, Loop | None]:  # fmt: skip
+    """What the prefix function finds, found with string searches: (True, the loop or
+    None), or (False, None) when ``_SEARCHED`` tries did not settle it. For ``copies_for`` of 2 to 4 copies (or the same for every period).
+
+    A loop's period ``p`` is a distance at which the last ``h = min_chars // 2`` characters
+    occur again (see :func:`_may_repeat`); for each such distance in increasing order,
+    ``ext(p)`` is the longest suffix with period ``p``. A suffix's smallest period is the
+    first of those distances whose ``ext`` reaches it (2 to 4 copies: a smaller true period
+    would divide it and be one of them), so the longest loop is the ``ext`` of the last
+    distance that sets a new longest ``ext`` and has its copies. After such a distance
+    ``d``, none up to ``ext(d) - d`` can set a longer one (one would make a smaller period
+    of that suffix, or differ from it where ``d`` does)."""
+    n, h = len(tail), min_chars // 2
+    key = tail[n - h:]
+    best, found, end = 0, None, n - 1
+    for _ in range(_SEARCHED):
+        start = tail.rfind(key, 0, end)
+        period = n - h - start
+        if start < 0 or 2 * period > n:
+            return True, found
+        end = start + h - 1
+        if best >= period + h and not _has_period(tail, period, best + 1):
+            continue
+        best = _extent(tail, period, max(period + h, best + 1))
+        if best >= min_chars and best >= copies_for(period) * period:
+            found = Loop(period, best)
+        if best >= n:
+            return True, found
+        end = min(end, n - (best - period) - 1)
+    return False, None
+
+
+def _periodic(tail: str, min_chars: int, copies_for: Callable[[int], int],
+              searched: bool) -> Loop | None:  # fmt: skip
     if not _may_repeat(tail, min_chars):
         return None
+    if searched:
+        settled, loop = _searched(tail, min_chars, copies_for)
+        if settled:
+            return loop
     periods = smallest_periods(tail[::-1])
     for length in range(len(tail), min_chars - 1, -1):
         period = periods[length - 1]
@@ -105,12 +170,15 @@ def _periodic(tail: str, min_chars: int, copies_for: Callable[[int], int]) -> Lo
 def find_loop(tail: str, settings: LoopSettings) -> Loop | None:
     """The longest loop ending at the end of ``tail``, or None."""
     # A long period (half the minimum span or more) is a loop once it is said twice.
+    searched = settings.min_chars >= 2
     exact = _periodic(tail, settings.min_chars,
-                      lambda p: 2 if 2 * p >= settings.min_chars else settings.repeats)
+                      lambda p: 2 if 2 * p >= settings.min_chars else settings.repeats,
+                      searched and 2 <= settings.repeats <= 4)
     if exact is not None or not settings.counting_repeats or not _DIGITS.search(tail):
         return exact
     counted = _DIGITS.sub("0", tail)  # linear time; lengths are those of the digit-free text
-    loop = _periodic(counted, settings.min_chars, lambda p: max(2, settings.counting_repeats))
+    loop = _periodic(counted, settings.min_chars, lambda p: max(2, settings.counting_repeats),
+                     searched)
     return None if loop is None or _structured(counted[-loop.period:]) else loop
 
 

@@ -136,12 +136,19 @@ async def test_events_that_came_together_go_out_in_one_write() -> None:
     assert writes == [b"data: 0\n\ndata: 1\n\ndata: 2\n\n", b"data: held\n\ndata: [DONE]\n\n"]
 
 
-async def test_a_held_event_is_sent_as_soon_as_the_task_waits() -> None:
+@pytest.mark.parametrize("batched", [False, True])
+async def test_a_held_event_is_sent_as_soon_as_the_task_waits(batched: bool) -> None:
+    """Held events (``send`` with ``more``, or a read's events held and flushed with
+    ``more``) wait only until the request's task does."""
     release = asyncio.Event()
 
     async def handler(request: web.Request) -> web.StreamResponse:
         async with EventStream(request, 0, {"Content-Type": "text/event-stream"}) as events:
-            await events.send(b"first", more=True)
+            if batched:
+                events.hold(b"first")
+                await events.flush(more=True)
+            else:
+                await events.send(b"first", more=True)
             await release.wait()  # the engine is slow: "first" must not wait for it
             await events.send(b"second", more=True)
             await events.finish(b"[DONE]")

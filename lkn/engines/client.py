@@ -15,7 +15,7 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncGenerator, Callable, Iterator
 from contextlib import contextmanager
 from types import TracebackType
 
@@ -23,6 +23,7 @@ import aiohttp
 from yarl import URL
 
 from lkn.config import EngineSpec, Settings
+from lkn.engines.batches import ChunkStream
 from lkn.engines.lines import read_lines, release_at_end
 from lkn.engines import resend
 from lkn.engines.probes import probe_positions, probe_request
@@ -187,27 +188,32 @@ class HttpEngineClient:
         raise_for_event(parsed, self.name)
         return raw, parsed
 
-    async def stream(
+    def stream(
         self, route: Route, body: JSONObject, rid: str, deadline: float | None = None
-    ) -> AsyncIterator[Chunk]:
+    ) -> ChunkStream:
         """Stream chunks until ``[DONE]``; a stream that ends without it is an error. However
         the stream is left before ``[DONE]`` (closed early, cancelled, a malformed event, a
-        broken connection), the engine is told to drop ``rid``."""
+        broken connection), the engine is told to drop ``rid``. The chunks of one network
+        read come as one batch (:class:`~lkn.engines.batches.ChunkStream`)."""
+        return ChunkStream(self._batches(route, body, rid, deadline))
+
+    async def _batches(
+        self, route: Route, body: JSONObject, rid: str, deadline: float | None
+    ) -> AsyncGenerator[list[Chunk], None]:
         response = await self._post(route.value, body, rid, deadline)
         done = False
         try:
             with self._errors(rid, "mid-stream", abort=False):
                 async for lines in read_lines(response.content):
-                    payloads = sse_payloads(lines)
-                    last = len(payloads) - 1
-                    for i, payload in enumerate(payloads):
-                        if payload == _DONE:
-                            done = True
-                            break
-                        chunk = parse_chunk(payload, self.name)
-                        chunk.more = i < last
-                        yield chunk
-                    if done:
+                    chunks, ended, error = self._chunks(sse_payloads(lines))
+                    if chunks:
+                        yield chunks
+                    # What came after them counts once they have been taken, as it would
+                    # one event at a time: a malformed event, or the end marker.
+                    if error is not None:
+                        raise error
+                    if ended:
+                        done = True
                         break
         finally:
             if done:
@@ -219,6 +225,22 @@ class HttpEngineClient:
             raise EngineError(
                 f"engine {self.name} ended the stream without [DONE]", engine=self.name
             )
+
+    def _chunks(self, payloads: list[bytes]) -> tuple[list[Chunk], bool, Exception | None]:
+        """The chunks of one read's payloads up to ``[DONE]`` (and whether it came), or up
+        to the first that cannot be read (and its error)."""
+        chunks: list[Chunk] = []
+        last = len(payloads) - 1
+        for i, payload in enumerate(payloads):
+            if payload == _DONE:
+                return chunks, True, None
+            try:
+                chunk = parse_chunk(payload, self.name)
+            except Exception as exc:  # raised once the chunks before it were taken
+                return chunks, False, exc
+            chunk.more = i < last
+            chunks.append(chunk)
+        return chunks, False, None
 
     @contextmanager
     def _errors(self, rid: str, when: str, abort: bool = True) -> Iterator[None]:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from lkn.decision import consistency, vote_stream
 from lkn.engines import EngineClient
 from lkn.engines.base import DelegatingEngine
+from lkn.engines.batches import batch_of
 from lkn.engines.wire import parse_completion
 from lkn.errors import DeadlineExceeded, EngineError, LknError
 from lkn.exchange.events import close, replay
@@ -129,12 +130,17 @@ async def _collect(chunks: AsyncIterator[Chunk], guard: LoopGuard,
                    answered: Callable[[], None]) -> tuple[list[Chunk], bool]:  # fmt: skip
     collected: list[Chunk] = []
     try:
-        async for chunk in chunks:
-            if not collected:
-                answered()
-            collected.append(chunk)
-            if chunk.text and chunk.finish_reason is None and guard.feed(chunk.text):
-                return collected, True
+        while True:
+            try:
+                batch = await batch_of(chunks)  # the events of one engine read
+            except StopAsyncIteration:
+                break
+            for chunk in batch:
+                if not collected:
+                    answered()
+                collected.append(chunk)
+                if chunk.text and chunk.finish_reason is None and guard.feed(chunk.text):
+                    return collected, True
     except LknError:
         if not any(c.finish_reason is not None for c in collected):
             raise  # cut before its finish: an engine failure, tried again elsewhere

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 
+from lkn.engines.batches import ChunkStream, batch_of
 from lkn.errors import EngineError, LknError
 from lkn.exchange.core import Core
 from lkn.exchange.events import close, cut_at_shutdown, loop_tail, replay
@@ -72,24 +73,56 @@ class Delivery:
             if chunk is not None:
                 self._pending = None
             else:
-                chunk = await self._next_from_engine()
-                if chunk is None:
+                chunks = await self._next_from_engine(False)
+                if chunks is None:
                     continue  # resumed on another engine
+                chunk = chunks[0]
             if self._deliver(chunk):
                 if self._looping(chunk):
                     await self._end_loop(chunk)
                 return chunk
 
-    async def _next_from_engine(self) -> Chunk | None:
-        """The engine's next chunk; None when the stream was resumed elsewhere. Raises
-        StopAsyncIteration at its end, or the error that ended it (recorded)."""
+    async def next_batch(self) -> list[Chunk]:
+        """The next chunks for the client (at least one): what one wait brings, the events
+        of one network read where the engine's stream gives them so. Each is noted and
+        watched as :meth:`__anext__` does one at a time (after one the loop guard ends the
+        answer with, none of the engine's follow). Raises StopAsyncIteration at the end."""
+        while True:
+            chunk = self._pending
+            if chunk is not None:
+                self._pending = None
+                rest = self._rest  # with the rest of its read, unless a shutdown cut it
+                chunks = ([chunk, *rest.ready()]
+                          if isinstance(rest, ChunkStream) and not self._interrupted
+                          else [chunk])  # fmt: skip
+            else:
+                got = await self._next_from_engine(True)
+                if got is None:
+                    continue  # resumed on another engine
+                chunks = got
+            out: list[Chunk] = []
+            for chunk in chunks:
+                if self._deliver(chunk):
+                    out.append(chunk)
+                    if self._looping(chunk):
+                        await self._end_loop(chunk)
+                        break
+            if out:
+                return out
+
+    async def _next_from_engine(self, batch: bool) -> list[Chunk] | None:
+        """The engine's next chunk (with ``batch``, all that one wait brings); None when the
+        stream was resumed elsewhere. Raises StopAsyncIteration at its end, or the error
+        that ended it (recorded)."""
         if self._finished or self._rest is None:
             raise StopAsyncIteration
         if self._interrupted:
             raise self._stop(cut_at_shutdown())
         self._waiting = asyncio.current_task()
         try:
-            return await self._rest.__anext__()
+            if batch:
+                return await batch_of(self._rest)
+            return [await self._rest.__anext__()]
         except StopAsyncIteration:
             await self._ended()
             return None

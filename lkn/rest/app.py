@@ -102,12 +102,18 @@ async def _relay(events: EventStream, answer: Exchange, delivery: Delivery) -> N
     """Chunks to SSE events. Once the headers are out, every failure ends the stream with
     one error event and then ``[DONE]``, never a cut or a second status line."""
     try:
-        async for chunk in answer:
-            if delivery.note is not None:
-                note = delivery.note_event(chunk)
-                if note is not None:
-                    await events.send(note, more=True)
-            await events.send(delivery.payload(chunk), chunk.more)
+        while True:
+            try:
+                chunks = await answer.next_batch()  # the events of one engine read
+            except StopAsyncIteration:
+                break
+            for chunk in chunks:
+                if delivery.note is not None:
+                    note = delivery.note_event(chunk)
+                    if note is not None:
+                        events.hold(note)
+                events.hold(delivery.payload(chunk))
+            await events.flush(chunks[-1].more)
         tail: tuple[bytes, ...] = (b"[DONE]",)
     except LknError as exc:
         answer.fail(exc)

@@ -52,6 +52,10 @@ def _finite_float(text: str) -> float:
     return value
 
 
+#: One decoder for every body (``json.loads`` with hooks builds one per call).
+_DECODER = json.JSONDecoder(parse_constant=_refuse_constant, parse_float=_finite_float)
+
+
 def check_media_type(request: web.Request) -> None:
     if "Content-Type" not in request.headers:
         return
@@ -99,8 +103,9 @@ def parse_json(raw: bytes) -> JSONValue:
         raise BadRequest(f"the request body is not valid UTF-8 (byte {exc.start})",
                          code="invalid_encoding") from None
     try:
-        body: JSONValue = json.loads(text, parse_constant=_refuse_constant,
-                                     parse_float=_finite_float)
+        if text.startswith("\ufeff"):  # as json.loads says it
+            raise json.JSONDecodeError("Unexpected UTF-8 BOM (decode using utf-8-sig)", text, 0)
+        body: JSONValue = _DECODER.decode(text)
     except RecursionError:
         raise BadRequest(f"the request body is nested deeper than {MAX_DEPTH} levels",
                          code="invalid_json") from None

@@ -19,11 +19,12 @@ Usage::
         await events.open(more_headers)   # no-op if a keep-alive already started it
         await events.send(payload)        # one "data: <payload>" event
         await events.send(payload, more=True)  # held, sent with the next one
+        events.hold(payload); await events.flush()  # held, then all held in one write
         await events.finish(b"[DONE]")
 
-Events that arrived together from the engine (``Chunk.more``) are held and written together,
-one write for the lot, as a pass-through proxy would forward them; an event is never held
-past the moment the request's task waits: then it is written at once.
+Events that arrived together from the engine (one network read) are held and written
+together, one write for the lot, as a pass-through proxy would forward them; an event is
+never held past the moment the request's task waits: then it is written at once.
 """
 
 from __future__ import annotations
@@ -50,6 +51,9 @@ class EventStream:
         self._loop = asyncio.get_running_loop()
         self._last = self._loop.time()
         self._opening: asyncio.Lock | None = None
+        #: The next look at the silence (a timer, not a task per stream), and a keep-alive
+        #: being written.
+        self._timer: asyncio.TimerHandle | None = None
         self._beat: asyncio.Task[None] | None = None
         #: Events held back to be written with the next one, and the write of those the
         #: request's task left held when it went to wait.
@@ -63,7 +67,7 @@ class EventStream:
 
     async def __aenter__(self) -> EventStream:
         if self.interval > 0:
-            self._beat = asyncio.create_task(self._keep_alive())
+            self._timer = self._loop.call_at(self._last + self.interval, self._silence)
         return self
 
     async def __aexit__(
@@ -75,6 +79,9 @@ class EventStream:
         await self._stop()
 
     async def _stop(self) -> None:
+        timer, self._timer = self._timer, None
+        if timer is not None:
+            timer.cancel()
         beat, self._beat = self._beat, None
         if beat is not None and not beat.done():
             beat.cancel()
@@ -105,6 +112,22 @@ class EventStream:
         if more:
             if len(held) == 1:  # written at the latest when this task waits
                 self._loop.call_soon(self._flush_soon)
+            return
+        await self._write(b"".join(held) if len(held) > 1 else held[0])
+
+    def hold(self, payload: bytes) -> None:
+        """One ``data:`` event, held back to go out with the next write (:meth:`flush`,
+        :meth:`send` or :meth:`finish`), which the caller makes before it waits."""
+        self._held.append(b"data: " + payload + b"\n\n")
+
+    async def flush(self, more: bool = False) -> None:
+        """Write the events held; with ``more`` (more of the engine's read follow), leave
+        them held to go out with the next ones, at the latest when this task waits."""
+        held = self._held
+        if not held:
+            return
+        if more:
+            self._loop.call_soon(self._flush_soon)
             return
         await self._write(b"".join(held) if len(held) > 1 else held[0])
 
@@ -144,18 +167,26 @@ class EventStream:
         await self._write(data)
         await self.response.write_eof()
 
+    def _silence(self) -> None:
+        """Nothing was sent for ``interval`` seconds: a keep-alive comment (else look again
+        when the interval since the last write has passed)."""
+        due = self._last + self.interval
+        if due > self._loop.time():
+            self._timer = self._loop.call_at(due, self._silence)
+            return
+        self._timer = None
+        self._beat = self._loop.create_task(self._keep_alive())
+
     async def _keep_alive(self) -> None:
-        interval = self.interval
         try:
-            while True:
-                wait = self._last + interval - self._loop.time()
-                if wait > 0:
-                    await asyncio.sleep(wait)
-                    continue
-                await self.open()
-                await self.response.write(KEEPALIVE)
-                self._last = self._loop.time()
+            await self.open()
+            await self.response.write(KEEPALIVE)
+            self._last = self._loop.time()
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # the client is gone: the next real write finds out too
             log.debug("keep-alive stopped: %s", exc)
+            return
+        if self._beat is asyncio.current_task():  # not stopped meanwhile
+            self._beat = None
+            self._timer = self._loop.call_at(self._last + self.interval, self._silence)
