@@ -43,10 +43,9 @@ _JSON_HEADERS = {"Content-Type": "application/json"}
 _DONE = b"[DONE]"
 
 
-#: Seconds an idle connection to the engine is kept for the next request. llama.cpp's server
-#: closes an idle keep-alive connection after 5 s: a connection kept longer was reused after
-#: the server had closed it, and the request failed before answering (3 in 2,535 answers of
-#: one evaluation), so OpenAI-compatible engines get one well under that.
+#: Seconds an idle connection to the engine is kept for the next request: llama.cpp's server
+#: closes idle ones after 5 s, so OpenAI-compatible engines get one well under that
+#: (:mod:`.resend` covers the rest).
 KEEPALIVE_SGLANG = 30.0
 KEEPALIVE_OPENAI = 2.0
 
@@ -157,8 +156,7 @@ class HttpEngineClient:
                                              _JSON_HEADERS, self._timeout(deadline))
         if resent:
             self.resends += 1
-            log.info("engine connection closed before the request was read, sent again "
-                     "engine=%s", self.name)
+            log.info("engine dropped a kept connection, request sent again engine=%s", self.name)
         return response
 
     async def complete(
