@@ -72,7 +72,8 @@ HOUSEKEEPING = "housekeeping"
 OVERRIDE = "override"
 #: Signals of the answer's form, not of risk: they never make a request ANALITICO, and a
 #: policy's "any signal" / "no signal" look past them (``lkn.decision.signals_form``).
-FORM_SIGNALS: tuple[str, ...] = ("open_ended",)
+OPEN_ENDED = "open_ended"
+FORM_SIGNALS: tuple[str, ...] = (OPEN_ENDED,)
 
 
 def risk_signals(signals: tuple[str, ...]) -> tuple[str, ...]:

@@ -14,7 +14,9 @@ from dataclasses import dataclass
 
 from lkn.decision import signals_code, signals_form, signals_logic, signals_maths, signals_steps
 from lkn.decision.scan import Scan
-from lkn.values import FORM_SIGNALS, GenerateRequest, JSONValue, Mode, Route
+from lkn.values import (
+    FORM_SIGNALS, OPEN_ENDED, GenerateRequest, JSONValue, Mode, Route, risk_signals,
+)
 
 #: Very long prompts are cut to their head and tail before matching, to bound the cost.
 SCAN_LIMIT = 8000
@@ -64,7 +66,7 @@ def signals_in(text: str) -> tuple[str, ...]:
     scan = Scan.of(text)
     fired = tuple(name for name, fires in SIGNALS if fires(scan))
     if signals_form.open_ended(scan) and CHECKABLE.isdisjoint(fired):
-        return (*fired, "open_ended")
+        return (*fired, OPEN_ENDED)
     return fired
 
 
@@ -132,7 +134,7 @@ def evaluate(text: str, max_tokens_fluido: int, known_tokens: int | None = None)
         half = SCAN_LIMIT // 2
         text = text[:half] + "\n" + text[-half:]
     signals.extend(signals_in(text))
-    mode = Mode.ANALITICO if any(s not in FORM_SIGNALS for s in signals) else Mode.FLUIDO
+    mode = Mode.ANALITICO if risk_signals(tuple(signals)) else Mode.FLUIDO
     return RuleVerdict(mode, tuple(signals), tokens)
 
 

@@ -111,7 +111,7 @@ _COMPOSITION = words(
 )
 #: "List ..." as the request's first word (not "the list 3, 9, 4"), and a question that
 #: opens with "why", whose answer is an explanation.
-_LIST_FIRST = re.compile(r"\n[^\S\n]*(?:please,? )?list\b|\n[^\S\n]*¿?(?:why|por qu[eé])\b"
+_OPENINGS = re.compile(r"\n[^\S\n]*(?:please,? )?list\b|\n[^\S\n]*¿?(?:why|por qu[eé])\b"
                          r"|¿por qu[eé]\b")
 
 
@@ -134,4 +134,4 @@ def _small_talk(low: str) -> bool:
 def open_ended(scan: Scan) -> bool:
     """The request asks for a composition, or is small talk (a conversation has no single
     right answer either); the rules drop it beside a checkable signal."""
-    return any_match((_COMPOSITION, _LIST_FIRST), scan.low) or _small_talk(scan.low)
+    return any_match((_COMPOSITION, _OPENINGS), scan.low) or _small_talk(scan.low)

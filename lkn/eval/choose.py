@@ -29,12 +29,11 @@ from typing import Any
 
 from lkn.care.specs import NONE, parse
 from lkn.care.policy import ALL, ANY, NO_SIGNAL
-from lkn.values import FORM_SIGNALS
+from lkn.values import OPEN_ENDED
 from lkn.eval.arms import same_shape_baseline
 from lkn.eval.runner import Record
 from lkn.eval.stats import mcnemar, wilson
 
-OPEN_ENDED = FORM_SIGNALS[0]
 
 _CARES_WITHOUT_INTERVENTION = ("fluido", "gateway", "analitico")
 
