@@ -56,6 +56,10 @@ class LoopSettings:
     check_every: int = 32
     #: Copies of a period that differ only in their digits (0: not looked for).
     counting_repeats: int = 16
+    #: A non-streamed answer with a longer budget (``max_tokens``) is read as a stream, so
+    #: that the guard can stop the engine; one with this budget or less is asked for whole
+    #: and checked once it is in (``LKN_LOOP_STREAM_ABOVE``; 0: always read as a stream).
+    stream_above: int = 256
 
 
 @dataclass(frozen=True)
@@ -217,4 +221,15 @@ class LoopGuard:
         return self.loop
 
 
-__all__ = ["Loop", "LoopGuard", "LoopSettings", "find_loop", "smallest_periods"]
+def loop_end(guard: LoopGuard, text: str) -> int | None:
+    """Where the guard, fed ``text`` as it would be streamed, ends it: the length of the
+    text it keeps (up to the piece in which it saw the loop), or None for no loop. The pieces
+    are ``check_every`` characters long, so each feed is one check, as live."""
+    step = guard.settings.check_every
+    for end in range(step, len(text) + step, step):
+        if guard.feed(text[end - step:end]) is not None:
+            return min(end, len(text))
+    return None
+
+
+__all__ = ["Loop", "LoopGuard", "LoopSettings", "find_loop", "loop_end", "smallest_periods"]

@@ -11,7 +11,7 @@ import aiohttp
 import pytest
 
 from lkn.config import load_settings
-from lkn.loopguard import LoopGuard, LoopSettings
+from lkn.loopguard import LoopGuard, LoopSettings, loop_end
 from scripts.lib.sglang_double import SGLangDouble
 from tests.conftest import GatewayFactory, make_settings
 from tests.waiting import wait_for
@@ -133,7 +133,8 @@ async def test_a_looping_stream_is_cut_aborted_and_ends_with_length(
 async def test_a_looping_non_streamed_answer_is_cut_aborted_and_ends_with_length(
     start_gateway: GatewayFactory, http: aiohttp.ClientSession, path: str
 ) -> None:
-    """A non-streamed answer is read from the engine as a stream, so the guard ends it too."""
+    """A non-streamed answer with a long budget (here the default, 1024 tokens) is read from
+    the engine as a stream, so the guard ends it there too."""
     async with SGLangDouble(reply=LOOP, token_delay=0.002) as engine:
         gw = await start_gateway(make_settings(engine.url, grpc_enabled=False))
         body: dict[str, Any] = (
@@ -166,11 +167,49 @@ async def test_a_non_streamed_answer_with_tools_is_asked_for_as_it_came(
         body = {**CHAT, "stream": False, "max_tokens": 4, "tools": tools}
         async with http.post(gw.v1 + "/chat/completions", json=body) as r:
             assert r.status == 200
-        plain = {**CHAT, "stream": False, "max_tokens": 4}
+        plain = {**CHAT, "stream": False, "max_tokens": 300}
         async with http.post(gw.v1 + "/chat/completions", json=plain) as r:
             assert r.status == 200
         sent = [rec.body for rec in engine.requests_to("/v1/chat/completions")]
         assert [b.get("stream") for b in sent] == [False, True]  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("path", ["/chat/completions", "/completions"])
+async def test_a_short_non_streamed_answer_is_asked_whole_and_its_loop_cut_once_in(
+    start_gateway: GatewayFactory, http: aiohttp.ClientSession, path: str
+) -> None:
+    """With a budget of LKN_LOOP_STREAM_ABOVE (256) tokens or less, the engine is asked for
+    the whole answer (a loop costs it at most that budget); the guard then reads the answer
+    as it would have streamed and cuts it at the same place, with finish ``length``."""
+    async with SGLangDouble(reply=LOOP) as engine:
+        gw = await start_gateway(make_settings(engine.url, grpc_enabled=False))
+        body: dict[str, Any] = (
+            {**CHAT, "stream": False} if path == "/chat/completions"
+            else {"model": "smollm2", "prompt": "count the apples", "stream": False})
+        async with http.post(gw.v1 + path, json={**body, "max_tokens": 256}) as r:
+            assert r.status == 200
+            answer = await r.json()
+        sent = engine.requests_to("/v1" + path)[-1].body
+        assert isinstance(sent, dict) and not sent.get("stream") and "stream_options" not in sent
+        choice = answer["choices"][0]
+        text = choice["message"]["content"] if "message" in choice else choice["text"]
+        assert choice["finish_reason"] == "length" and choice.get("matched_stop") is None
+        whole = " ".join(LOOP.split()[:256])  # what the double generated within the budget
+        assert text == whole[:loop_end(LoopGuard(LoopSettings()), whole)]
+        assert len(text.split()) < 256 // 4
+        # The usage is what the engine generated, the cut part included.
+        assert answer["usage"]["completion_tokens"] == 256
+        async with http.get(gw.url + "/metrics") as m:
+            assert 'lkn_loops_stopped_total{model="smollm2"} 1.0' in await m.text()
+        # One past the bound, and always with LKN_LOOP_STREAM_ABOVE=0: read as a stream.
+        async with http.post(gw.v1 + path, json={**body, "max_tokens": 257}) as r:
+            assert r.status == 200
+        assert engine.requests_to("/v1" + path)[-1].body.get("stream") is True  # type: ignore[union-attr]
+        streamed = await start_gateway(make_settings(
+            engine.url, grpc_enabled=False, loop=LoopSettings(stream_above=0)))
+        async with http.post(streamed.v1 + path, json={**body, "max_tokens": 8}) as r:
+            assert r.status == 200
+        assert engine.requests_to("/v1" + path)[-1].body.get("stream") is True  # type: ignore[union-attr]
 
 
 async def test_without_the_guard_the_loop_runs_to_its_end(

@@ -239,6 +239,8 @@ def _loop(r: Reader) -> LoopSettings:
         min_chars=r.integer("LKN_LOOP_MIN_CHARS", D.loop.min_chars, minimum=8, maximum=65536),
         counting_repeats=r.integer("LKN_LOOP_COUNTING_REPEATS", D.loop.counting_repeats,
                                    minimum=0, maximum=1024),
+        stream_above=r.integer("LKN_LOOP_STREAM_ABOVE", D.loop.stream_above, minimum=0,
+                               maximum=1 << 20),
     )
 
 

@@ -1,5 +1,5 @@
 """One try on one engine, up to the first byte, for each shape of answer: a stream, a whole
-answer (read as a stream under the loop guard, or plain), a vote, and a held generation's
+answer (under the loop guard read as a stream, or checked once it is in; or plain), a vote, and a held generation's
 restart (:mod:`lkn.speculative`). Each raises only before anything reached the client, so
 the pool may try the next engine; an engine error past the request's deadline is reported
 as the deadline (:func:`deadline_error`)."""
@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from typing import cast
 
 from lkn.decision import consistency, vote_stream
 from lkn.engines import EngineClient
@@ -17,7 +18,7 @@ from lkn.engines.batches import batch_of
 from lkn.engines.wire import parse_completion
 from lkn.errors import DeadlineExceeded, EngineError, LknError
 from lkn.exchange.events import close, replay
-from lkn.loopguard import LoopGuard
+from lkn.loopguard import LoopGuard, loop_end
 from lkn.engines.rebuild import assemble
 from lkn.speculative import HeldGeneration
 from lkn.values import Chunk, Decision, GenerateRequest, JSONObject, ProbeResult, Route
@@ -124,6 +125,25 @@ async def guarded(t: Try, guard: LoopGuard, answered: Callable[[], None]
             choices[0].update(finish_reason="length", matched_stop=None)
         raw = json.dumps(parsed, ensure_ascii=False).encode()
     return raw, parsed, looped
+
+
+async def checked(t: Try, guard: LoopGuard, answered: Callable[[], None]
+                  ) -> tuple[bytes, JSONObject, bool]:  # fmt: skip
+    """A short non-streamed answer asked for whole, then checked by the loop guard as if it
+    had streamed: a loop is cut where the guard would have cut it (finish ``length``)."""
+    raw, parsed = await whole(t, answered)
+    choices = parsed.get("choices")
+    first = choices[0] if isinstance(choices, list) and len(choices) == 1 else None
+    chat = t.request.route is Route.CHAT
+    part = first.get("message") if chat and isinstance(first, dict) else first
+    key = "content" if chat else "text"
+    text = part.get(key) if isinstance(part, dict) else None
+    end = loop_end(guard, text) if isinstance(text, str) else None
+    if end is None or not isinstance(first, dict) or not isinstance(part, dict):
+        return raw, parsed, False
+    part[key] = cast(str, text)[:end]
+    first.update(finish_reason="length", matched_stop=None)
+    return json.dumps(parsed, ensure_ascii=False).encode(), parsed, True
 
 
 async def _collect(chunks: AsyncIterator[Chunk], guard: LoopGuard,

@@ -45,7 +45,9 @@ from lkn.exchange.core import Core
 from lkn.exchange.delivery import Delivery
 from lkn.exchange.events import close, cut_at_shutdown, loop_tail, replay
 from lkn.exchange.resume import Resume, ResumeContext
-from lkn.exchange.shape import Shape, guardable, with_default_budget, with_stream_options
+from lkn.exchange.shape import (
+    Shape, guardable, read_as_stream, with_default_budget, with_stream_options,
+)
 from lkn.loopguard import LoopGuard
 from lkn.outcome import CLIENT_GONE_ERRORS, Outcome, classify
 from lkn.pool import Lease
@@ -81,6 +83,9 @@ class Exchange(Delivery):
                       lambda: ResumeContext.of(core, request)) if shape is Shape.STREAM else None,
             LoopGuard(settings.loop) if settings.loop_guard and guardable(request, shape)
             else None)
+        #: Whether the guard reads the engine's answer as a stream (a streamed one always).
+        self._guard_live = self._guard is not None and (
+            shape is Shape.STREAM or read_as_stream(request, settings.loop.stream_above))
 
     @property
     def route(self) -> str:
@@ -179,17 +184,19 @@ class Exchange(Delivery):
                    self._deadline_passed)
 
     async def _complete(self, t: Try, lease: Lease) -> None:
-        """A non-streamed answer: under the loop guard (read as a stream) or plain."""
+        """A non-streamed answer: under the loop guard (read as a stream, or checked once
+        it is in) or plain."""
         def answered() -> None:
             self.core.pool.confirm(lease)
 
-        if self._guard is not None:
-            raw, parsed, looped = await attempts.guarded(t, self._guard, answered)
+        if self._guard is None:
+            raw, parsed = await attempts.whole(t, answered)
+        else:
+            read = attempts.guarded if self._guard_live else attempts.checked
+            raw, parsed, looped = await read(t, self._guard, answered)
             if looped:
                 self.loop_stopped = True
                 self.core.report.loop_stopped(self.core.models.engine_model(self.request))
-        else:
-            raw, parsed = await attempts.whole(t, answered)
         self._note_placement(t.held)
         self._set_completion(raw, parsed, t.client.name)
 
@@ -259,7 +266,7 @@ class Exchange(Delivery):
     def engine_body(self, decision: Decision) -> JSONObject:
         """What the engine gets; the engine client adds the rid and its model name."""
         body = self.core.decider.apply(decision, self.request.body)
-        return with_stream_options(body, self.request, self._guard is not None, self.frontend)
+        return with_stream_options(body, self.request, self._guard_live, self.frontend)
 
     def _deadline_passed(self) -> bool:
         return self._deadline is not None and self.core.clock() >= self._deadline - 0.001

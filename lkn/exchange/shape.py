@@ -35,6 +35,20 @@ def guardable(request: GenerateRequest, shape: Shape) -> bool:
                                          or body.get("echo"))
 
 
+def read_as_stream(request: GenerateRequest, stream_above: int) -> bool:
+    """Whether a non-streamed answer the loop guard watches is read from the engine as a
+    stream, so that the guard can stop the engine at a loop: when its budget is above
+    ``stream_above`` (``LKN_LOOP_STREAM_ABOVE``) or unbounded, or when it asked for logprobs
+    (the rebuilt answer carries those of the text it keeps). A shorter answer is asked for
+    whole and checked once it is in: a loop then costs the engine at most that budget."""
+    body = request.body
+    budget = body.get("max_tokens")
+    budget = body.get("max_completion_tokens") if budget is None else budget
+    if not isinstance(budget, int) or not stream_above or body.get("logprobs"):
+        return True
+    return budget > stream_above
+
+
 def with_stream_options(body: JSONObject, request: GenerateRequest, guarded: bool,
                         frontend: str) -> JSONObject:  # fmt: skip
     """The engine body's ``stream_options``: usage always (the gateway counts it); with the
