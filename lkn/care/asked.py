@@ -25,13 +25,14 @@ def cheaper(chosen: Intervention) -> Intervention:
     if not chosen.active:
         return chosen
     prompt = "suffix" if chosen.prompt is not None or chosen.consistency else None
-    return replace(chosen, prompt=prompt, consistency=0)
+    return replace(chosen, prompt=prompt, consistency=0, adaptive=False)
 
 
 def shed_to(chosen: Intervention, shed: str | None) -> Intervention:
     """What ``chosen`` becomes at the homeostat's ``shed`` level (None: unchanged)."""
     if shed == "fluido":
-        return replace(chosen, prompt=None, consistency=0) if chosen.sampling else NONE
+        return (replace(chosen, prompt=None, consistency=0, adaptive=False) if chosen.sampling
+                else NONE)
     if shed == "cheaper":
         return cheaper(chosen)
     return chosen

@@ -11,6 +11,8 @@ An intervention is written as components joined by ``+`` (order does not matter)
   (``dry_multiplier``, llama.cpp's penalty on repeated sequences), e.g. ``sampling:rp=1.2``
   (greedy with a repetition penalty) or ``sampling:t=0.3,min_p=0.1``.
 - ``consistency`` / ``consistency:K``: K answers in one engine request, the agreed one wins.
+  ``consistency:K:adaptive`` (or ``consistency:adaptive``): two answers first, and the other
+  K - 2 only when those two disagree (adaptive self-consistency: stop once answers agree).
 - ``none``: nothing.
 
 How each one changes an engine body is :mod:`lkn.care.bodies`.
@@ -61,6 +63,8 @@ class Intervention:
     consistency: int = 0
     #: ``sampling:KEY=VALUE,...``: the keys of :data:`SAMPLING_KEYS` and their values.
     sampling_params: tuple[tuple[str, float], ...] = ()
+    #: The vote asks for two answers first and for the rest only when they disagree.
+    adaptive: bool = False
 
     @property
     def name(self) -> str:
@@ -72,7 +76,8 @@ class Intervention:
         if self.prompt is not None:
             parts.append(f"prompt:{self.prompt}")
         if self.consistency:
-            parts.append(f"consistency:{self.consistency}")
+            parts.append(f"consistency:{self.consistency}" + (":adaptive" if self.adaptive
+                                                               else ""))
         return "+".join(parts) or "none"
 
     @property
@@ -88,7 +93,7 @@ def parse(text: str, placement: str = "system", k: int = 5) -> Intervention:
     prompt: str | None = None
     sampling = False
     params: tuple[tuple[str, float], ...] = ()
-    consistency = 0
+    consistency, adaptive = 0, False
     parts = [p.strip().lower() for p in text.split("+")]
     if not text.strip() or any(not p for p in parts):
         raise ValueError(f"intervention {text!r} is empty or has an empty part")
@@ -105,16 +110,27 @@ def parse(text: str, placement: str = "system", k: int = 5) -> Intervention:
             sampling = True
             params = _sampling_params(part, arg) if arg else ()
         elif head == "consistency" and not consistency:
-            try:
-                consistency = int(arg) if arg else k
-            except ValueError:
-                raise ValueError(f"intervention part {part!r}: k must be an integer") from None
-            if not 2 <= consistency <= 16:
-                raise ValueError(f"intervention part {part!r}: k must be between 2 and 16")
+            consistency, adaptive = _vote(part, arg, k)
         else:
             raise ValueError(
                 f"unknown or repeated intervention part {part!r} "
                 "(known: none, prompt[:system|:suffix], sampling[:KEY=VALUE,...], "
-                "consistency[:K])"
+                "consistency[:K][:adaptive])"
             )
-    return Intervention(prompt, sampling, consistency, params)
+    return Intervention(prompt, sampling, consistency, params, adaptive)
+
+
+def _vote(part: str, arg: str, k: int) -> tuple[int, bool]:
+    """``consistency[:K][:adaptive]`` -> (K, adaptive)."""
+    count, _, mode = arg.partition(":")
+    if count == "adaptive" and not mode:
+        count, mode = "", "adaptive"
+    if mode not in ("", "adaptive"):
+        raise ValueError(f"intervention part {part!r}: expected consistency[:K][:adaptive]")
+    try:
+        consistency = int(count) if count else k
+    except ValueError:
+        raise ValueError(f"intervention part {part!r}: k must be an integer") from None
+    if not 2 <= consistency <= 16:
+        raise ValueError(f"intervention part {part!r}: k must be between 2 and 16")
+    return consistency, mode == "adaptive"

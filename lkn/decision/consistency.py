@@ -1,4 +1,5 @@
-"""The consistency vote: K answers from one ``n=K`` engine request, the agreed one returned.
+"""The consistency vote: K answers from one ``n=K`` engine request, the agreed one returned
+(adaptive, :mod:`.adaptive`: two answers first, the rest only when those two disagree).
 
 Each answer's *final answer* is read as the grader reads it (:mod:`.answers`: the last
 number stated after a marker such as "=" or "the answer is", else the last number, else its

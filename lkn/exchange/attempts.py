@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import cast
 
+from lkn.decision import adaptive as adaptive_vote
 from lkn.decision import consistency, vote_stream
 from lkn.engines import EngineClient
 from lkn.engines.base import DelegatingEngine
@@ -177,22 +178,38 @@ class Vote:
     note: str
 
 
-async def vote(t: Try, body: JSONObject, answered: Callable[[], None]) -> Vote:
-    """K answers in one non-streamed engine request (``body``: the care applied), the agreed
-    one kept."""
+async def vote(t: Try, body: JSONObject, answered: Callable[[], None],
+               adaptive: bool = False) -> Vote:  # fmt: skip
+    """K answers in one non-streamed engine request (``body``: the care applied, ``n=K``),
+    the agreed one kept. ``adaptive``: two answers first, the other K - 2 only when those
+    two disagree (one more request, on the prefix the engine has cached)."""
     request = t.request
     body = {k: v for k, v in body.items() if k not in ("stream", "stream_options")}
-    try:
-        _, parsed = await t.client.complete(request.route, body, request.request_id,
-                                            t.deadline, answered=answered)
-    except EngineError as exc:
-        raise t.deadline_error(exc) from None
+    k = body.get("n")
+    first: int | None = adaptive_vote.FIRST
+    first = first if adaptive and isinstance(k, int) and k > adaptive_vote.FIRST else None
+    parsed = await _answers(t, body if first is None else {**body, "n": first}, answered)
+    how = ""
+    if first is not None:
+        how = f" (adaptive: stopped at {first} of {k})"
+        if not adaptive_vote.agreed(parsed, request.route, first):
+            more = await _answers(t, {**body, "n": cast(int, k) - first}, answered)
+            parsed, how = adaptive_vote.merged(parsed, more), " (adaptive)"
     answer, result = consistency.decide(parsed, request.route, t.client.name,
                                         bool(request.body.get("logprobs")))
     # The vote's budget per answer (LKN_CONSISTENCY_MAX_TOKENS) is said, never silent.
     budget = body.get("max_tokens")
     lowered = f", max_tokens {budget}" if budget != request.body.get("max_tokens") else ""
-    return Vote(answer, f"vote {result.agreeing}/{result.usable}{lowered}")
+    return Vote(answer, f"vote {result.agreeing}/{result.usable}{how}{lowered}")
+
+
+async def _answers(t: Try, body: JSONObject, answered: Callable[[], None]) -> JSONObject:
+    try:
+        _, parsed = await t.client.complete(t.request.route, body, t.request.request_id,
+                                            t.deadline, answered=answered)
+    except EngineError as exc:
+        raise t.deadline_error(exc) from None
+    return parsed
 
 
 def vote_chunks(answer: JSONObject, route: Route) -> tuple[Chunk, AsyncIterator[Chunk]]:

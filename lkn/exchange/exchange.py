@@ -237,8 +237,10 @@ class Exchange(Delivery):
     async def _vote(self, t: Try, lease: Lease) -> None:
         """consistency: K answers, the agreed one kept (streamed after the vote)."""
         self.voted = True
-        body = self.core.decider.apply(self.decision, self.request.body)
-        result = await attempts.vote(t, body, lambda: self.core.pool.confirm(lease))
+        decider = self.core.decider
+        body = decider.apply(self.decision, self.request.body)
+        adaptive = decider.chooser.parse(self.decision.intervention).adaptive
+        result = await attempts.vote(t, body, lambda: self.core.pool.confirm(lease), adaptive)
         self._add_policy_note(result.note)
         if self.shape is Shape.COMPLETE:
             raw = json.dumps(result.answer, ensure_ascii=False).encode()

@@ -291,7 +291,26 @@ class _ChatRenderer(_OpenAIRenderer):
             )  # fmt: skip
         return out
 
+    #: ``n`` > 1 on a non-streamed chat answer: the texts of its other choices (SGLang answers
+    #: one choice per sample, ``index`` 0..n-1, usage counting all of them).
+    other_texts: Sequence[str] = ()
+
     def body(self, done: int, reason: str) -> bytes:
+        raw = self._body(done, reason)
+        if not self.other_texts:
+            return raw
+        answer = json.loads(raw)
+        first = answer["choices"][0]
+        for index, text in enumerate(self.other_texts, 1):
+            message = {**first["message"], "content": text}
+            answer["choices"].append({**first, "index": index, "message": message, "logprobs": (
+                {"content": [{"token": text, "bytes": list(text.encode()), "logprob": -0.5,
+                              "top_logprobs": []}]} if first["logprobs"] else None)})
+            answer["usage"]["completion_tokens"] += len(text.split())
+            answer["usage"]["total_tokens"] += len(text.split())
+        return _dumps(answer)
+
+    def _body(self, done: int, reason: str) -> bytes:
         tokens = self.plan.tokens[:done]
         text = "".join(t.text for t in tokens)
         message: dict[str, Any] = {"role": "assistant", "content": text, "reasoning_content": None}
@@ -469,6 +488,9 @@ class SGLangDouble:
         self.refuse_with: int | None = None
         #: Chat answers start with this reasoning text (None: none), sent under reasoning_key.
         self.reasoning: str | None = None
+        #: Non-streamed chat answers with ``n`` > 1: the texts of choices 1..n-1, taken in
+        #: order from this queue (empty: every choice says what the first says).
+        self.choice_texts: list[str] = []
         self.reasoning_key = "reasoning_content"
         #: Tokens per streamed chunk (SGLang's ``--stream-interval``; 1 is its default).
         self.stream_interval = 1
@@ -835,6 +857,10 @@ class SGLangDouble:
             prompt_tokens=sum(len(_words(m.get("content"))) for m in messages) + 5,
         )  # fmt: skip
         renderer.reasoning, renderer.reasoning_key = self.reasoning, self.reasoning_key
+        n = body.get("n")
+        if isinstance(n, int) and n > 1 and not body.get("stream"):
+            renderer.other_texts = [self.choice_texts.pop(0) if self.choice_texts else
+                                    "".join(t.text for t in plan.tokens) for _ in range(n - 1)]
         renderer.continuous_usage = isinstance(options, dict) and bool(options.get("continuous_usage_stats"))
         return await self._run(request, rid, plan, renderer, bool(body.get("stream")))
 

@@ -100,10 +100,11 @@ def test_the_client_gets_one_choice_and_events_for_it() -> None:
     assert chunks[2].usage_only and result.agreeing == 2
 
 
-async def post(url: str, body: dict[str, Any]) -> tuple[int, bytes, dict[str, str]]:
+async def post(url: str, body: dict[str, Any], care: str = "consistency:3"
+               ) -> tuple[int, bytes, dict[str, str]]:  # fmt: skip
     async with aiohttp.ClientSession() as http:
         async with http.post(url + "/v1/chat/completions", json=body,
-                             headers={"X-LKN-Intervention": "consistency:3"}) as r:
+                             headers={"X-LKN-Intervention": care}) as r:
             return r.status, await r.read(), dict(r.headers)
 
 
@@ -120,7 +121,7 @@ async def test_one_engine_request_with_n_k_then_the_vote(
     assert (sent["n"], sent["logprobs"], sent.get("stream", False)) == (3, True, False)
     out = json.loads(raw)
     assert len(out["choices"]) == 1 and out["choices"][0]["logprobs"] is None
-    assert "vote 1/1" in headers["X-LKN-Policy"]  # the double answers one choice for any n
+    assert "vote 3/3" in headers["X-LKN-Policy"]  # the double's n choices all say the same
     assert "max_tokens" not in headers["X-LKN-Policy"]  # the client's 6 was kept
     status, raw, headers = await post(gw.url, {**BODY, "max_tokens": 5000})
     assert status == 200 and headers["X-LKN-Policy"].endswith("max_tokens 256")  # said
@@ -133,6 +134,48 @@ async def test_one_engine_request_with_n_k_then_the_vote(
                    for l in lines[:-1] if json.loads(l[6:])["choices"])  # fmt: skip
     assert text == out["choices"][0]["message"]["content"]
     assert not double.requests_to("/v1/chat/completions")[-1].body.get("stream")
+
+
+async def test_the_adaptive_vote_stops_when_its_first_two_answers_agree(
+    start_gateway: GatewayFactory,
+) -> None:
+    """consistency:5:adaptive asks for two answers; the other three only when those two
+    disagree, in a second request; the vote is then over all five, usage added up."""
+    async with SGLangDouble(reply="The answer is 7.") as engine:
+        gw = await start_gateway(make_settings(engine.url, client=CARE_OPEN))
+        care = "consistency:5:adaptive"
+        status, raw, headers = await post(gw.url, BODY, care)
+        assert status == 200, raw
+        assert [r.body["n"] for r in engine.requests_to("/v1/chat/completions")] == [2]
+        assert "vote 2/2 (adaptive: stopped at 2 of 5)" in headers["X-LKN-Policy"]
+        assert headers["X-LKN-Intervention"] == care
+        one = json.loads(raw)
+        assert one["usage"]["completion_tokens"] == 2 * len("The answer is 7.".split())
+
+        # The second answer disagrees: three more are asked for, and 9 wins 3 to 2.
+        engine.choice_texts = ["The answer is 9.", "It is 9.", "So 9."]
+        status, raw, headers = await post(gw.url, BODY, care)
+        assert status == 200, raw
+        assert [r.body["n"] for r in engine.requests_to("/v1/chat/completions")] == [2, 2, 3]
+        assert "vote 3/5 (adaptive)" in headers["X-LKN-Policy"]
+        out = json.loads(raw)
+        assert len(out["choices"]) == 1 and final_answer(
+            out["choices"][0]["message"]["content"]) == "9"
+        assert out["usage"]["completion_tokens"] == (4 + 4) + (4 + 3 + 2)  # both requests
+        # Streamed, the same vote, then the agreed answer as events.
+        status, raw, headers = await post(gw.url, {**BODY, "stream": True}, care)
+        assert status == 200 and "vote 2/2 (adaptive" in headers["X-LKN-Policy"]
+        assert raw.rstrip().endswith(b"data: [DONE]")
+
+
+def test_the_adaptive_vote_is_a_spec_of_its_own() -> None:
+    from lkn.care.specs import parse
+
+    assert parse("consistency:adaptive", k=5).name == "consistency:5:adaptive"
+    assert parse("consistency:3:adaptive").adaptive and not parse("consistency:3").adaptive
+    for bad in ("consistency:3:x", "consistency:adaptive:3", "consistency:1:adaptive"):
+        with pytest.raises(ValueError):
+            parse(bad)
 
 
 @pytest.mark.parametrize("fault", [Fault.HTTP_500, Fault.DROP_BEFORE])
