@@ -104,7 +104,7 @@ class Decider:
         if not strategy.wants_probe(verdict):
             if strategy.probes:  # a scored strategy's rate counts it too
                 self.homeostat.record_unscored(verdict.mode, shed)
-            return replace(by_rules, shed="cheaper" if shed else None)
+            return replace(by_rules, shed="cheaper") if shed else by_rules
         if shed is Shed.CHEAPER:
             return replace(by_rules, shed="cheaper", fallback="shed: probe skipped")
         outcome = await run_probe(request, engine, self.settings, deadline)

@@ -1,8 +1,8 @@
 """One try on one engine, up to the first byte, for each shape of answer: a stream, a whole
-answer (under the loop guard read as a stream, or checked once it is in; or plain), a vote, and a held generation's
-restart (:mod:`lkn.speculative`). Each raises only before anything reached the client, so
-the pool may try the next engine; an engine error past the request's deadline is reported
-as the deadline (:func:`deadline_error`)."""
+answer (under the loop guard read as a stream or checked once in, or plain), a vote, and a
+held generation's restart (:mod:`lkn.speculative`). Each raises only before anything
+reached the client, so the pool may try the next engine; an engine error past the request's
+deadline is reported as the deadline (:func:`deadline_error`)."""
 
 from __future__ import annotations
 
