@@ -120,12 +120,15 @@ async def guarded(t: Try, guard: LoopGuard, answered: Callable[[], None]
         raise t.deadline_error(exc) from None
     request = t.request
     raw, parsed = assemble(request, collected, keep_logprobs=bool(request.body.get("logprobs")))
-    if looped:
-        choices = parsed.get("choices")
-        if isinstance(choices, list) and choices and isinstance(choices[0], dict):
-            choices[0].update(finish_reason="length", matched_stop=None)
-        raw = json.dumps(parsed, ensure_ascii=False).encode()
-    return raw, parsed, looped
+    return (_ended_by_guard(parsed) if looped else raw), parsed, looped
+
+
+def _ended_by_guard(parsed: JSONObject) -> bytes:
+    """``parsed`` (changed in place) as an answer the loop guard ended: finish ``length``."""
+    choices = parsed.get("choices")
+    if isinstance(choices, list) and choices and isinstance(choices[0], dict):
+        choices[0].update(finish_reason="length", matched_stop=None)
+    return json.dumps(parsed, ensure_ascii=False).encode()
 
 
 async def checked(t: Try, guard: LoopGuard, answered: Callable[[], None]
@@ -140,11 +143,10 @@ async def checked(t: Try, guard: LoopGuard, answered: Callable[[], None]
     key = "content" if chat else "text"
     text = part.get(key) if isinstance(part, dict) else None
     end = loop_end(guard, text) if isinstance(text, str) else None
-    if end is None or not isinstance(first, dict) or not isinstance(part, dict):
+    if end is None or not isinstance(part, dict):
         return raw, parsed, False
     part[key] = cast(str, text)[:end]
-    first.update(finish_reason="length", matched_stop=None)
-    return json.dumps(parsed, ensure_ascii=False).encode(), parsed, True
+    return _ended_by_guard(parsed), parsed, True
 
 
 async def _collect(chunks: AsyncIterator[Chunk], guard: LoopGuard,
@@ -185,12 +187,11 @@ async def vote(t: Try, body: JSONObject, answered: Callable[[], None],
     two disagree (one more request, on the prefix the engine has cached)."""
     request = t.request
     body = {k: v for k, v in body.items() if k not in ("stream", "stream_options")}
-    k = body.get("n")
-    first: int | None = adaptive_vote.FIRST
-    first = first if adaptive and isinstance(k, int) and k > adaptive_vote.FIRST else None
-    parsed = await _answers(t, body if first is None else {**body, "n": first}, answered)
+    k, first = body.get("n"), adaptive_vote.FIRST
+    rounds = adaptive and isinstance(k, int) and k > first
+    parsed = await _answers(t, {**body, "n": first} if rounds else body, answered)
     how = ""
-    if first is not None:
+    if rounds:
         how = f" (adaptive: stopped at {first} of {k})"
         if not adaptive_vote.agreed(parsed, request.route, first):
             more = await _answers(t, {**body, "n": cast(int, k) - first}, answered)

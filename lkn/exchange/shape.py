@@ -6,7 +6,7 @@ from __future__ import annotations
 import enum
 from dataclasses import replace
 
-from lkn.values import GenerateRequest, JSONObject
+from lkn.values import GenerateRequest, JSONObject, JSONValue
 
 
 class Shape(enum.Enum):
@@ -15,11 +15,17 @@ class Shape(enum.Enum):
     DECISION = "decision"
 
 
+def budget_of(body: JSONObject) -> JSONValue:
+    """The token budget a body sets (``max_tokens``, else ``max_completion_tokens``)."""
+    budget = body.get("max_tokens")
+    return body.get("max_completion_tokens") if budget is None else budget
+
+
 def with_default_budget(request: GenerateRequest, budget: int) -> GenerateRequest:
     """No budget from the client: ``LKN_DEFAULT_MAX_TOKENS``, on every path to the engine
     (the held generation, its restart, the vote and the plain request alike)."""
     body = request.body
-    if budget and body.get("max_tokens") is None and body.get("max_completion_tokens") is None:
+    if budget and budget_of(body) is None:
         return replace(request, body={**body, "max_tokens": budget})
     return request
 
@@ -42,8 +48,7 @@ def read_as_stream(request: GenerateRequest, stream_above: int) -> bool:
     (the rebuilt answer carries those of the text it keeps). A shorter answer is asked for
     whole and checked once it is in: a loop then costs the engine at most that budget."""
     body = request.body
-    budget = body.get("max_tokens")
-    budget = body.get("max_completion_tokens") if budget is None else budget
+    budget = budget_of(body)
     if not isinstance(budget, int) or not stream_above or body.get("logprobs"):
         return True
     return budget > stream_above

@@ -107,13 +107,10 @@ class EventStream:
 
     async def send(self, payload: bytes, more: bool = False) -> None:
         """One ``data:`` event; with ``more``, held back to go out with the next one."""
-        held = self._held
-        held.append(b"data: " + payload + b"\n\n")
-        if more:
-            if len(held) == 1:  # written at the latest when this task waits
-                self._loop.call_soon(self._flush_soon)
+        self.hold(payload)
+        if more and len(self._held) > 1:  # already due with the ones held before it
             return
-        await self._write(b"".join(held) if len(held) > 1 else held[0])
+        await self.flush(more)
 
     def hold(self, payload: bytes) -> None:
         """One ``data:`` event, held back to go out with the next write (:meth:`flush`,

@@ -296,10 +296,7 @@ class _ChatRenderer(_OpenAIRenderer):
     other_texts: Sequence[str] = ()
 
     def body(self, done: int, reason: str) -> bytes:
-        raw = self._body(done, reason)
-        if not self.other_texts:
-            return raw
-        answer = json.loads(raw)
+        answer = self._body(done, reason)
         first = answer["choices"][0]
         for index, text in enumerate(self.other_texts, 1):
             message = {**first["message"], "content": text}
@@ -310,7 +307,7 @@ class _ChatRenderer(_OpenAIRenderer):
             answer["usage"]["total_tokens"] += len(text.split())
         return _dumps(answer)
 
-    def _body(self, done: int, reason: str) -> bytes:
+    def _body(self, done: int, reason: str) -> dict[str, Any]:
         tokens = self.plan.tokens[:done]
         text = "".join(t.text for t in tokens)
         message: dict[str, Any] = {"role": "assistant", "content": text, "reasoning_content": None}
@@ -322,13 +319,13 @@ class _ChatRenderer(_OpenAIRenderer):
         logprobs = None
         if self.top_k is not None:
             logprobs = {"content": [self._logprob(t, self.top_k) for t in tokens]}
-        return _dumps({
+        return {
             "id": self.rid, "object": "chat.completion", "created": self.created, "model": self.model,
             "choices": [{"index": 0, "message": message, "logprobs": logprobs, "finish_reason": reason,
                          "matched_stop": self._matched(reason)}],
             "usage": self._usage(done, True),
             "metadata": {"weight_version": "default"},
-        })  # fmt: skip
+        }  # fmt: skip
 
 
 class _CompletionRenderer(_OpenAIRenderer):
