@@ -5,17 +5,20 @@ quote or a control character), so a value a client chose (a request id, a model 
 neither forge a line nor a key; a line never spans two lines.
 
 The gateway writes one line per request, so a line is kept cheap: records carry no thread,
-process or caller details (no line prints them), and the timestamp's seconds are formatted
-once per second.
+process or caller details (no line prints them), the timestamp's seconds are formatted once
+per second, and the lines written during one turn of the event loop go out in one write
+(:class:`LineHandler`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
 import sys
 import time
+from typing import TextIO
 
 #: A value with any other character is quoted.
 _UNPLAIN = re.compile(r"[^A-Za-z0-9\-_.,:/@+*%()\[\]<>!?#~^&|;'$]")
@@ -69,12 +72,73 @@ class LogfmtFormatter(logging.Formatter):
     def _message(record: logging.LogRecord) -> str:
         args = record.args
         if isinstance(args, tuple) and args:
-            safe = tuple(escape(a) if isinstance(a, str) else a for a in args)
+            texts = [a for a in args if isinstance(a, str)]
+            # Most lines hold only plain values: one search over them all says so.
+            plain = all(texts) and _UNPLAIN.search("".join(texts)) is None
+            safe = args if plain else tuple(escape(a) if isinstance(a, str) else a
+                                            for a in args)
             try:
                 return str(record.msg) % safe
             except (TypeError, ValueError):
                 pass
         return record.getMessage()
+
+
+class LineHandler(logging.StreamHandler[TextIO]):
+    """Writes the lines of one turn of the event loop together, at the end of that turn.
+
+    On the event loop's thread a line waits for the loop's next turn (a request's line is out
+    within a millisecond of its end, and a burst of requests costs one write, not one each);
+    a warning or worse, a line from another thread or from outside a loop, and the
+    :data:`PENDING_LIMIT`-th waiting line flush at once, and so does logging's shutdown.
+    """
+
+    #: Waiting lines that flush at once.
+    PENDING_LIMIT = 256
+
+    def __init__(self, stream: TextIO) -> None:
+        super().__init__(stream)
+        self._pending: list[str] = []
+        self._scheduled = False
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self._pending.append(self.format(record) + self.terminator)
+        except Exception:  # noqa: BLE001 - logging's own contract: report, never raise
+            self.handleError(record)
+            return
+        if record.levelno >= logging.WARNING or len(self._pending) >= self.PENDING_LIMIT:
+            self.flush()
+            return
+        if self._scheduled:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # no loop in this thread: write it now
+            self.flush()
+            return
+        self._scheduled = True
+        loop.call_soon(self._flush_turn)
+
+    def _flush_turn(self) -> None:
+        self.acquire()
+        try:
+            self._scheduled = False
+            self.flush()
+        finally:
+            self.release()
+
+    def flush(self) -> None:
+        self.acquire()
+        try:
+            if self._pending:
+                text, self._pending = "".join(self._pending), []
+                self.stream.write(text)
+            self.stream.flush()
+        except Exception:  # noqa: BLE001 - a broken stderr must not break requests
+            pass
+        finally:
+            self.release()
 
 
 def configure(level: str) -> None:
@@ -84,7 +148,7 @@ def configure(level: str) -> None:
     logging.logThreads = False
     logging.logProcesses = False
     logging.logMultiprocessing = False
-    handler = logging.StreamHandler(sys.stderr)
+    handler = LineHandler(sys.stderr)
     handler.setFormatter(LogfmtFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]

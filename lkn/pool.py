@@ -37,6 +37,7 @@ from lkn.engines import EngineClient, HttpEngineClient
 from lkn.errors import EngineError, ModelNotFound, NoEngineAvailable
 from lkn.metrics import Metrics
 from lkn.placement import NO_PREFIX, PlacementRecord, Prefix
+from lkn.values import JSONObject
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +104,11 @@ class EnginePool:
         self.health.record_check(engine, passed)
 
     # ---- routing and selection ------------------------------------------------------
+
+    def prefix(self, body: JSONObject) -> Prefix:
+        """The request's prefix for cache-aware placement; none where there is nothing to
+        choose between (a pool of one engine)."""
+        return self.placement.prefix(body) if len(self.engines) > 1 else NO_PREFIX
 
     def candidates(self, model: str | None) -> list[Engine]:
         """The engines serving ``model`` (None: any). Raises :class:`ModelNotFound` when no

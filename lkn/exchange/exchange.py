@@ -140,7 +140,7 @@ class Exchange(Delivery):
         self._waiting = asyncio.current_task()
         try:
             self.lease, _ = await pool.run(
-                self._attempt, self._deadline, model, pool.placement.prefix(self.request.body)
+                self._attempt, self._deadline, model, pool.prefix(self.request.body)
             )
         except asyncio.CancelledError:
             if self._cut_by_shutdown():
