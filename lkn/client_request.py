@@ -13,6 +13,17 @@ from lkn.values import GenerateRequest, JSONObject, JSONValue, Route
 _ROLES = frozenset({"system", "developer", "user", "assistant", "tool", "function"})
 OVERRIDES = frozenset({"fluido", "analitico", "auto"})
 _INT32_MAX = 2**31 - 1
+#: Sampling numbers: key, range, and whether the minimum itself is excluded. The last two are
+#: SGLang's sampling extensions (also the gRPC SamplingParams), in the engine's own ranges.
+_SAMPLING_NUMBERS: tuple[tuple[str, float, float, bool], ...] = (
+    ("temperature", 0.0, 2.0, False), ("top_p", 0.0, 1.0, False),
+    ("presence_penalty", -2.0, 2.0, False), ("frequency_penalty", -2.0, 2.0, False),
+    ("min_p", 0.0, 1.0, False), ("repetition_penalty", 0.0, 2.0, True),
+)
+#: Sampling integers: key and range.
+_SAMPLING_INTS: tuple[tuple[str, int, int], ...] = (
+    ("top_k", -1, _INT32_MAX), ("seed", -(2**63), 2**63 - 1),
+)
 
 
 def _is_int(value: JSONValue) -> bool:
@@ -96,17 +107,14 @@ def _check_common(body: JSONObject, limits: ClientLimits,
             )
         include_usage = flag
     _check_budget(body, limits, default_max_tokens)
-    _check_number(body, "temperature", 0.0, 2.0)
-    _check_number(body, "top_p", 0.0, 1.0)
-    _check_number(body, "presence_penalty", -2.0, 2.0)
-    _check_number(body, "frequency_penalty", -2.0, 2.0)
-    # SGLang's sampling extensions (also the gRPC SamplingParams): the engine's own ranges.
-    _check_number(body, "min_p", 0.0, 1.0)
-    _check_number(body, "repetition_penalty", 0.0, 2.0, above_minimum=True)
-    _check_int(body, "top_k", -1, _INT32_MAX)
+    for key, minimum, maximum, above in _SAMPLING_NUMBERS:
+        if key in body:  # most requests set few of them
+            _check_number(body, key, minimum, maximum, above)
+    for key, low, high in _SAMPLING_INTS:
+        if key in body:
+            _check_int(body, key, low, high)
     if body.get("top_k") == 0:
         raise BadRequest("'top_k' must be -1 (off) or at least 1", param="top_k")
-    _check_int(body, "seed", -(2**63), 2**63 - 1)
     stop = body.get("stop")
     if stop is not None and not isinstance(stop, str):
         if not (isinstance(stop, list) and all(isinstance(s, str) for s in stop)):
