@@ -61,7 +61,7 @@ class HttpEngineClient:
         self.url = spec.url
         self.supports_abort = spec.kind == "sglang"
         self._settings = settings
-        connector = aiohttp.TCPConnector(
+        connector = resend.ReuseConnector(
             limit=settings.engine_connections,
             limit_per_host=settings.engine_connections,
             keepalive_timeout=KEEPALIVE_SGLANG if spec.kind == "sglang" else KEEPALIVE_OPENAI,
@@ -75,7 +75,6 @@ class HttpEngineClient:
         )
         self._session = aiohttp.ClientSession(
             connector=connector,
-            trace_configs=[resend.REUSE_TRACE],
             timeout=self._default_timeout,
             auto_decompress=False,
             skip_auto_headers=("User-Agent",),
