@@ -113,10 +113,15 @@ def test_unknown_answer_type_is_an_error() -> None:
         grade("x", {"type": "regex"})
 
 
-def test_the_bundled_set_grades_its_own_answers() -> None:
-    """Every item's expected answer, written plainly, is graded right (aliases consistent)."""
-    items = load_items()
-    assert len(items) >= 400
+_DATA = Path(__file__).resolve().parents[2] / "lkn" / "eval" / "data"
+
+
+@pytest.mark.parametrize("name", ["items.jsonl", "fresh.jsonl", "fresh2.jsonl"])
+def test_each_short_set_grades_its_own_answers(name: str) -> None:
+    """Every item's expected answer, written plainly, is graded right (aliases consistent),
+    in the bundled set and in each held-out set written after it."""
+    items = load_items(_DATA / name)
+    assert len(items) >= (400 if name == "items.jsonl" else 120)
     assert {i.lang for i in items} == {"en", "es"}
     assert {"arithmetic", "word_problems", "unit_conversion", "counting_probability",
             "facts_capitals", "code_reading", "logic", "chat"} <= {i.category for i in items}
