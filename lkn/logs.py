@@ -99,7 +99,9 @@ class LineHandler(logging.StreamHandler[TextIO]):
     def __init__(self, stream: TextIO) -> None:
         super().__init__(stream)
         self._pending: list[str] = []
-        self._scheduled = False
+        #: The loop a flush is due on (a loop that stopped first leaves it unrun: the next
+        #: line on another loop schedules its own).
+        self._flush_on: asyncio.AbstractEventLoop | None = None
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
@@ -110,20 +112,19 @@ class LineHandler(logging.StreamHandler[TextIO]):
         if record.levelno >= logging.WARNING or len(self._pending) >= self.PENDING_LIMIT:
             self.flush()
             return
-        if self._scheduled:
-            return
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:  # no loop in this thread: write it now
             self.flush()
             return
-        self._scheduled = True
-        loop.call_soon(self._flush_turn)
+        if self._flush_on is not loop:
+            self._flush_on = loop
+            loop.call_soon(self._flush_turn)
 
     def _flush_turn(self) -> None:
         self.acquire()
         try:
-            self._scheduled = False
+            self._flush_on = None
             self.flush()
         finally:
             self.release()

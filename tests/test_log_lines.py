@@ -101,3 +101,24 @@ def test_a_record_that_cannot_be_formatted_is_reported_not_raised(
     monkeypatch.setattr(handler, "handleError", reported.append)
     logger.info("%d", "not a number")  # the formatter falls back, getMessage raises
     assert len(reported) == 1 and stream.getvalue() == ""
+
+
+def test_a_loop_that_stops_before_its_flush_does_not_hold_the_next_loops_lines() -> None:
+    stream = CountingStream()
+    logger, _ = _logger(stream)
+
+    loop = asyncio.new_event_loop()
+    loop.call_soon(logger.info, "first loop")  # its flush is due on the next turn ...
+    loop.call_soon(loop.stop)  # ... which this loop never runs
+    loop.run_forever()
+    loop.close()
+    assert stream.getvalue() == ""
+
+    async def log_and_yield() -> None:
+        logger.info("second loop")
+        await asyncio.sleep(0)
+
+    asyncio.run(log_and_yield())
+    lines = stream.getvalue().splitlines()  # the second loop's turn wrote both
+    assert len(lines) == 2 and lines[0].endswith(" first loop")
+    assert lines[1].endswith(" second loop")
